@@ -1,0 +1,1 @@
+"""cli: the `raftcoord` command line."""

@@ -1,0 +1,22 @@
+"""The `raftcoord` command group. Each sub-command lives in its own module."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="raftcoord")
+def main() -> None:
+    """raftcoord: a Raft-based cluster coordinator.
+
+    Run `raftcoord COMMAND --help` for the options of each command.
+    """
+
+
+def _register() -> None:
+    # Sub-commands register here; each module exposes one click command.
+    pass
+
+
+_register()

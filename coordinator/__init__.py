@@ -1,0 +1,1 @@
+"""coordinator: a replicated partition-assignment state machine built on `raft`."""

@@ -1,0 +1,48 @@
+"""raft: an embeddable, deterministic Raft consensus library.
+
+The core (`RawNode`) is sans-IO: feed it ticks, messages and proposals; take `Ready`
+batches out; persist, send and apply them; then `advance`. See the README section
+"Embedding the raft library" for a complete driver loop.
+"""
+
+from .config import Config
+from .errors import (
+    CodecError,
+    CompactedError,
+    ConfigError,
+    CorruptionError,
+    DropReason,
+    ProposalDropped,
+    RaftError,
+    SnapshotOutOfDateError,
+    StorageError,
+    UnavailableError,
+)
+from .storage import MemoryStorage, Storage, WritableStorage
+from .types import (
+    NONE,
+    AppendEntries,
+    AppendResponse,
+    ConfChange,
+    ConfChangeType,
+    ConfState,
+    Entry,
+    EntryType,
+    HardState,
+    Heartbeat,
+    HeartbeatResponse,
+    InstallSnapshot,
+    Message,
+    NodeId,
+    ReadIndexRequest,
+    ReadIndexResponse,
+    ReadState,
+    Role,
+    Snapshot,
+    SnapshotMetadata,
+    SnapshotResponse,
+    SoftState,
+    TimeoutNow,
+    VoteRequest,
+    VoteResponse,
+)
