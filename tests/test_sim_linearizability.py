@@ -1,0 +1,208 @@
+"""Unit tests of the linearizability checker on hand-written and generated histories."""
+
+from __future__ import annotations
+
+import random
+
+from simulations.history import History, OpKind, Outcome
+from simulations.linearizability import check_history, check_key
+
+
+def _op(h: History, client, kind, start, end, outcome=Outcome.OK, key="k", value=None,
+        expected=None, result=None):
+    op = h.invoke(client, kind, key, start, value=value, expected=expected)
+    if outcome is not None:
+        h.complete(op, outcome, end, result)
+    return op
+
+
+def test_sequential_history_is_linearizable():
+    h = History()
+    _op(h, 1, OpKind.PUT, 0, 1, value="a")
+    _op(h, 1, OpKind.GET, 2, 3, result="a")
+    _op(h, 1, OpKind.CAS, 4, 5, expected="a", value="b", result=True)
+    _op(h, 1, OpKind.CAS, 6, 7, expected="a", value="c", result=False)
+    _op(h, 1, OpKind.GET, 8, 9, result="b")
+    assert check_history(h).linearizable is True
+
+
+def test_read_of_never_written_value_is_not_linearizable():
+    h = History()
+    _op(h, 1, OpKind.PUT, 0, 1, value="a")
+    _op(h, 2, OpKind.GET, 2, 3, result="zzz")
+    result = check_history(h)
+    assert result.linearizable is False
+    assert "NOT linearizable" in result.explain()
+
+
+def test_stale_read_after_completed_write_is_not_linearizable():
+    h = History()
+    _op(h, 1, OpKind.PUT, 0, 1, value="a")
+    _op(h, 1, OpKind.PUT, 2, 3, value="b")
+    _op(h, 2, OpKind.GET, 4, 5, result="a")
+    assert check_history(h).linearizable is False
+
+
+def test_concurrent_write_may_be_seen_or_not():
+    h = History()
+    _op(h, 1, OpKind.PUT, 0, 1, value="a")
+    _op(h, 1, OpKind.PUT, 2, 10, value="b")
+    _op(h, 2, OpKind.GET, 3, 4, result="a")
+    _op(h, 3, OpKind.GET, 5, 6, result="b")
+    assert check_history(h).linearizable is True
+    # ...but once seen, the old value may not come back.
+    _op(h, 2, OpKind.GET, 7, 8, result="a")
+    assert check_history(h).linearizable is False
+
+
+def test_reads_of_absent_key():
+    h = History()
+    _op(h, 1, OpKind.GET, 0, 1, result=None)
+    _op(h, 1, OpKind.CAS, 2, 3, expected=None, value="x", result=True)
+    _op(h, 1, OpKind.GET, 4, 5, result="x")
+    assert check_history(h).linearizable is True
+
+
+def test_unknown_write_may_take_effect_late():
+    h = History()
+    _op(h, 1, OpKind.PUT, 0, 1, value="a")
+    _op(h, 2, OpKind.PUT, 2, 3, value="b", outcome=Outcome.UNKNOWN)
+    _op(h, 3, OpKind.GET, 10, 11, result="a")
+    _op(h, 3, OpKind.GET, 20, 21, result="b")  # took effect between 11 and 20
+    assert check_history(h).linearizable is True
+
+
+def test_unknown_write_may_never_happen():
+    h = History()
+    _op(h, 1, OpKind.PUT, 0, 1, value="a")
+    _op(h, 2, OpKind.PUT, 2, 3, value="b", outcome=Outcome.UNKNOWN)
+    _op(h, 3, OpKind.GET, 10, 11, result="a")
+    assert check_history(h).linearizable is True
+
+
+def test_unknown_write_cannot_take_effect_before_its_invocation():
+    h = History()
+    _op(h, 1, OpKind.PUT, 0, 1, value="a")
+    _op(h, 3, OpKind.GET, 2, 3, result="b")
+    _op(h, 2, OpKind.PUT, 5, 6, value="b", outcome=Outcome.UNKNOWN)
+    assert check_history(h).linearizable is False
+
+
+def test_unknown_write_happens_at_most_once():
+    h = History()
+    _op(h, 1, OpKind.PUT, 0, 1, value="a")
+    _op(h, 2, OpKind.PUT, 2, 3, value="b", outcome=Outcome.UNKNOWN)
+    _op(h, 3, OpKind.GET, 4, 5, result="b")
+    _op(h, 1, OpKind.PUT, 6, 7, value="c")
+    _op(h, 3, OpKind.GET, 8, 9, result="b")
+    assert check_history(h).linearizable is False
+
+
+def test_open_operations_count_as_unknown():
+    h = History()
+    _op(h, 1, OpKind.PUT, 0, 1, value="a")
+    _op(h, 2, OpKind.PUT, 2, None, value="b", outcome=None)
+    _op(h, 3, OpKind.GET, 5, 6, result="b")
+    assert check_history(h).linearizable is True
+
+
+def test_failed_operations_never_take_effect():
+    h = History()
+    _op(h, 1, OpKind.PUT, 0, 1, value="a")
+    _op(h, 2, OpKind.PUT, 2, 3, value="b", outcome=Outcome.FAIL)
+    _op(h, 3, OpKind.GET, 5, 6, result="b")
+    assert check_history(h).linearizable is False
+
+
+def test_unknown_cas_takes_effect_only_if_compare_holds():
+    h = History()
+    _op(h, 1, OpKind.PUT, 0, 1, value="a")
+    _op(h, 2, OpKind.CAS, 2, 3, expected="zzz", value="b", outcome=Outcome.UNKNOWN)
+    _op(h, 3, OpKind.GET, 5, 6, result="b")
+    assert check_history(h).linearizable is False
+
+
+def test_keys_are_checked_independently():
+    h = History()
+    _op(h, 1, OpKind.PUT, 0, 1, key="x", value="a")
+    _op(h, 1, OpKind.PUT, 0, 1, key="y", value="b")
+    _op(h, 2, OpKind.GET, 2, 3, key="x", result="a")
+    _op(h, 2, OpKind.GET, 2, 3, key="y", result="a")
+    result = check_history(h)
+    assert result.linearizable is False
+    assert [k.key for k in result.failures] == ["y"]
+
+
+def generate_history(seed: int, n_ops: int, keys: int = 4, clients: int = 8,
+                     unknown_rate: float = 0.02) -> History:
+    """A linearizable history: each op takes effect at a point inside its interval."""
+    rng = random.Random(seed)
+    events = []  # (linearization time, start, end, client, kind, key, value, expected, unknown)
+    client_free = [0.0] * clients
+    for i in range(n_ops):
+        c = rng.randrange(clients)
+        start = client_free[c] + rng.expovariate(10.0)
+        end = start + rng.expovariate(5.0) + 0.001
+        client_free[c] = end
+        point = rng.uniform(start, end)
+        kind = rng.choice([OpKind.PUT, OpKind.GET, OpKind.GET, OpKind.CAS])
+        events.append([point, start, end, c, kind, f"k{rng.randrange(keys)}", f"v{i}", None,
+                       rng.random() < unknown_rate])
+    state: dict[str, str | None] = {}
+    for ev in sorted(events):
+        _, _, _, _, kind, key, value, _, _ = ev
+        if kind is OpKind.PUT:
+            ev.append(None)
+            state[key] = value
+        elif kind is OpKind.GET:
+            ev.append(state.get(key))
+        else:
+            expected = state.get(key) if rng.random() < 0.6 else f"v{rng.randrange(n_ops)}"
+            ev[7] = expected
+            swapped = state.get(key) == expected
+            if swapped:
+                state[key] = value
+            ev.append(swapped)
+    h = History()
+    for ev in sorted(events, key=lambda e: e[1]):
+        _, start, end, c, kind, key, value, expected, unknown, result = ev
+        op = h.invoke(c, kind, key, start, value=value if kind is not OpKind.GET else None,
+                      expected=expected)
+        if unknown:
+            # Unknown ops really happened here; a lost one would simply be absent.
+            h.complete(op, Outcome.UNKNOWN, end + 5.0)
+        else:
+            h.complete(op, Outcome.OK, end, result)
+    return h
+
+
+def test_generated_linearizable_histories_pass():
+    for seed in range(20):
+        h = generate_history(seed, 300)
+        assert check_history(h).linearizable is True, seed
+
+
+def test_corrupted_generated_history_fails():
+    caught = 0
+    for seed in range(20):
+        h = generate_history(seed, 300, unknown_rate=0.0)
+        gets = [op for op in h if op.kind is OpKind.GET and op.result is not None]
+        victim = random.Random(seed).choice(gets)
+        victim.result = "never-written"
+        caught += check_history(h).linearizable is False
+    assert caught == 20
+
+
+def test_ten_thousand_operations():
+    # Behaviour only; the timing lives in benchmarks/bench_sim.py.
+    h = generate_history(7, 10_000, keys=8, clients=10)
+    result = check_history(h)
+    assert result.linearizable is True
+    assert sum(k.operations for k in result.keys) > 9_000
+
+
+def test_budget_exhaustion_is_inconclusive():
+    h = generate_history(3, 200, keys=1)
+    h.ops[-1].result = "never-written" if h.ops[-1].kind is OpKind.GET else h.ops[-1].result
+    ops = [op for op in h if op.key == "k0"]
+    assert check_key("k0", ops, budget=3).linearizable is None
