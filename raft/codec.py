@@ -1,0 +1,866 @@
+"""The versioned CBOR wire format of the raft library.
+
+Layout
+======
+
+Every top-level record is one definite-length CBOR array::
+
+    [FORMAT_VERSION, kind, field, field, ...]
+
+`kind` says which class follows (see `MessageKind` and `RecordKind`; the numbers are
+part of the format and are never reused). Fields appear in the order of the
+attributes of the class in `raft.types`. Only four CBOR data types are used:
+unsigned integers, byte strings, booleans and arrays. Nested values are bare arrays,
+without version or kind:
+
+* `Entry`            -> ``[term, index, type, data]``
+* `ConfState`        -> ``[[voter, ...], [learner, ...]]``, ids strictly ascending
+* `SnapshotMetadata` -> ``[index, term, conf_state]``
+
+Messages carry ``term, sender, to`` first, then their own fields; for example an
+`AppendEntries` is ``[1, 3, term, sender, to, prev_index, prev_term, [entry, ...],
+commit]``.
+
+Decoding contract
+=================
+
+Decoding is the filter between untrusted bytes (a peer, a disk) and the core. Every
+``decode_*`` function either returns a valid value of the `raft.types` class or
+raises `raft.errors.CodecError` -- never any other exception, for any input bytes:
+
+* inputs longer than ``max_bytes`` are rejected before any parsing;
+* the CBOR decoder never allocates more than a small multiple of the input size: a
+  huge declared length inside a short input fails at end of input (cbor2 reads
+  strings in bounded chunks and does not pre-size arrays; `tests/test_codec.py`
+  checks this, so a cbor2 upgrade that breaks it is caught);
+* nesting deeper than the format needs, indefinite lengths, CBOR tags (including
+  the ones cbor2 would interpret, such as bignums or shared references), floats,
+  maps, text strings, negative integers, null/undefined and trailing bytes are
+  rejected;
+* every field is type-checked exactly (a CBOR boolean is not accepted as an
+  integer, nor an integer as a boolean), enum values must be known, node ids in
+  ``to``/``sender`` (and in configurations and conf changes) must be >= 1, while
+  vote/leader style fields may be 0 ("none");
+* cross-field rules hold: the entries of an `AppendEntries` have consecutive
+  indexes starting at ``prev_index + 1`` and non-decreasing terms between
+  ``prev_term`` and the message term; the data of a CONF_CHANGE entry is itself a
+  valid encoded `ConfChange` (so a committed change can always be applied).
+
+Passing something that is not bytes-like at all is a caller bug and raises
+`TypeError`, in keeping with the local/remote split of `raft.errors`.
+
+Encoding is the local side: a value whose fields cannot be represented (negative or
+>= 2**64 integers, non-bytes data, non-bool flags, zero node ids where forbidden)
+raises `TypeError` or `ValueError` instead of producing bytes that peers reject.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+from typing import Any, Callable, NoReturn
+
+import cbor2
+
+from .errors import CodecError
+from .types import (
+    AppendEntries,
+    AppendResponse,
+    ConfChange,
+    ConfChangeType,
+    ConfState,
+    Entry,
+    EntryType,
+    HardState,
+    Heartbeat,
+    HeartbeatResponse,
+    InstallSnapshot,
+    Message,
+    ReadIndexRequest,
+    ReadIndexResponse,
+    SnapshotMetadata,
+    SnapshotResponse,
+    TimeoutNow,
+    VoteRequest,
+    VoteResponse,
+)
+
+__all__ = [
+    "FORMAT_VERSION",
+    "DEFAULT_MAX_BYTES",
+    "MessageKind",
+    "RecordKind",
+    "encode_message",
+    "decode_message",
+    "encode_entry",
+    "decode_entry",
+    "encode_conf_change",
+    "decode_conf_change",
+    "encode_conf_state",
+    "decode_conf_state",
+    "encode_hard_state",
+    "decode_hard_state",
+    "encode_snapshot_metadata",
+    "decode_snapshot_metadata",
+]
+
+FORMAT_VERSION: int = 1
+"""The version written as the first element of every record; others are rejected."""
+
+DEFAULT_MAX_BYTES: int = 64 * 1024 * 1024
+"""Default upper bound on the size of an encoded message accepted by `decode_message`."""
+
+MAX_UINT: int = 2**64 - 1
+"""The largest integer the format carries (larger ones would need a CBOR bignum tag)."""
+
+
+class MessageKind(enum.IntEnum):
+    """Kind tags of messages on the wire. Part of the format: never renumber."""
+
+    VOTE_REQUEST = 1
+    VOTE_RESPONSE = 2
+    APPEND_ENTRIES = 3
+    APPEND_RESPONSE = 4
+    HEARTBEAT = 5
+    HEARTBEAT_RESPONSE = 6
+    INSTALL_SNAPSHOT = 7
+    SNAPSHOT_RESPONSE = 8
+    TIMEOUT_NOW = 9
+    READ_INDEX_REQUEST = 10
+    READ_INDEX_RESPONSE = 11
+
+
+class RecordKind(enum.IntEnum):
+    """Kind tags of the standalone (storage) records, disjoint from `MessageKind`.
+
+    Distinct tags mean a record decoded with the wrong function fails cleanly
+    instead of being misread as something else.
+    """
+
+    ENTRY = 64
+    CONF_CHANGE = 65
+    CONF_STATE = 66
+    HARD_STATE = 67
+    SNAPSHOT_METADATA = 68
+
+
+# --------------------------------------------------------------------------------
+# CBOR decoding with safe options.
+# --------------------------------------------------------------------------------
+
+# The deepest value of the format is InstallSnapshot -> metadata -> conf state ->
+# voter list; anything deeper is garbage, and a small bound keeps depth bombs cheap.
+_MAX_DEPTH = 4
+
+# Tags cbor2 interprets itself (datetimes, bignums, decimals, shared and string
+# references, regexes, MIME, sets, ...). tag_hook is only consulted for *unknown*
+# tags, so these are overridden one by one to fail before cbor2 builds anything.
+# The list was taken from cbor2 6.x; `test_codec.py` sweeps tag numbers to make sure
+# no interpreted tag slips through after an upgrade.
+_CBOR2_INTERPRETED_TAGS = (
+    0, 1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 256, 258, 260, 261,
+    1004, 43000, 55799,
+)  # fmt: skip
+
+
+class _TagRejected(Exception):
+    """Raised inside cbor2 callbacks; cbor2 wraps it, and we wrap that in CodecError."""
+
+
+def _reject_tag(*_args: Any) -> NoReturn:
+    raise _TagRejected("CBOR tags are not part of the raft wire format")
+
+
+_SEMANTIC_DECODERS: dict[int, Callable[..., Any]] = {
+    tag: _reject_tag for tag in _CBOR2_INTERPRETED_TAGS
+}
+
+
+def _parse_cbor(data: Any, max_bytes: int, what: str) -> list[Any]:
+    """Parse `data` as exactly one CBOR array, without trusting anything in it.
+
+    Returns:
+        The top-level array as a list; nested values are still unchecked.
+
+    Raises:
+        CodecError: the input is too long, is not one well-formed CBOR array, uses a
+            forbidden feature (tags, indefinite lengths, excessive depth) or has
+            trailing bytes.
+        TypeError: `data` is not bytes-like.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"can only decode bytes-like data, not {type(data).__name__}")
+    size = data.nbytes if isinstance(data, memoryview) else len(data)
+    if size > max_bytes:
+        raise CodecError(f"{what}: {size} bytes exceeds the limit of {max_bytes}")
+    if not isinstance(data, bytes):
+        # Copy only after the size check; a memoryview of another item format would
+        # otherwise index as something other than bytes.
+        data = bytes(data)
+    # Every record is a short array (< 24 elements), so its first byte is 0x80..0x97:
+    # one comparison rejects most garbage before cbor2 sees it.
+    if size == 0 or not 0x80 <= data[0] <= 0x97:
+        raise CodecError(f"{what}: not a CBOR array of a known record")
+    stream = io.BytesIO(data)
+    try:
+        decoder = cbor2.CBORDecoder(
+            stream,
+            max_depth=_MAX_DEPTH,
+            allow_indefinite=False,
+            semantic_decoders=_SEMANTIC_DECODERS,
+            tag_hook=_reject_tag,
+        )
+        value = decoder.decode()
+    # The contract is "CodecError and nothing else": cbor2 documents
+    # CBORDecodeError but its decoders can also leak ValueError, OverflowError,
+    # RecursionError or MemoryError on hostile input, so everything is translated.
+    except Exception as exc:
+        raise CodecError(f"{what}: malformed CBOR: {exc}") from exc
+    if stream.tell() != size:
+        raise CodecError(f"{what}: {size - stream.tell()} trailing bytes after the record")
+    if type(value) is not list:  # pragma: no cover - excluded by the first-byte check
+        raise CodecError(f"{what}: not a CBOR array")
+    return value
+
+
+# --------------------------------------------------------------------------------
+# Field checkers for decoding. Each returns the checked Python value or raises
+# CodecError; `where` names the field for the error message.
+# --------------------------------------------------------------------------------
+
+
+def _fail(where: str, expected: str, value: Any) -> NoReturn:
+    raise CodecError(f"{where}: expected {expected}, got {_describe(value)}")
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    if len(text) > 40:
+        text = text[:37] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def _uint(value: Any, where: str) -> int:
+    # `type(...) is int` on purpose: bool is an int subclass and must not pass.
+    if type(value) is not int or value < 0:
+        _fail(where, "an unsigned integer", value)
+    return value
+
+
+def _node_id(value: Any, where: str) -> int:
+    if type(value) is not int or value <= 0:
+        _fail(where, "a node id >= 1", value)
+    return value
+
+
+def _bool(value: Any, where: str) -> bool:
+    if type(value) is not bool:
+        _fail(where, "a boolean", value)
+    return value
+
+
+def _bytes(value: Any, where: str) -> bytes:
+    if type(value) is not bytes:
+        _fail(where, "a byte string", value)
+    return value
+
+
+def _array(value: Any, length: int, where: str) -> list[Any]:
+    if type(value) is not list or len(value) != length:
+        _fail(where, f"an array of {length} elements", value)
+    return value
+
+
+_ENTRY_TYPES = {int(t): t for t in EntryType}
+_CONF_CHANGE_TYPES = {int(t): t for t in ConfChangeType}
+
+
+def _entry_type(value: Any, where: str) -> EntryType:
+    if type(value) is not int or value not in _ENTRY_TYPES:
+        _fail(where, f"an entry type {sorted(_ENTRY_TYPES)}", value)
+    return _ENTRY_TYPES[value]
+
+
+def _node_set(value: Any, where: str) -> frozenset[int]:
+    if type(value) is not list:
+        _fail(where, "an array of node ids", value)
+    previous = 0
+    for node in value:
+        _node_id(node, where)
+        # Strictly ascending keeps the encoding unique and rejects duplicates.
+        if node <= previous:
+            raise CodecError(f"{where}: node ids must be strictly ascending")
+        previous = node
+    return frozenset(value)
+
+
+def _conf_state(value: Any, where: str) -> ConfState:
+    voters, learners = _array(value, 2, where)
+    state_voters = _node_set(voters, f"{where}.voters")
+    state_learners = _node_set(learners, f"{where}.learners")
+    if state_voters & state_learners:
+        raise CodecError(f"{where}: a node is both voter and learner")
+    return ConfState(voters=state_voters, learners=state_learners)
+
+
+def _snapshot_metadata(value: Any, where: str) -> SnapshotMetadata:
+    index, term, conf_state = _array(value, 3, where)
+    return SnapshotMetadata(
+        index=_uint(index, f"{where}.index"),
+        term=_uint(term, f"{where}.term"),
+        conf_state=_conf_state(conf_state, f"{where}.conf_state"),
+    )
+
+
+def _entry_fields(term: Any, index: Any, type_: Any, data: Any, where: str) -> Entry:
+    entry_type = _entry_type(type_, f"{where}.type")
+    entry = Entry(
+        term=_uint(term, f"{where}.term"),
+        index=_uint(index, f"{where}.index"),
+        type=entry_type,
+        data=_bytes(data, f"{where}.data"),
+    )
+    if entry_type is EntryType.CONF_CHANGE:
+        # Validated here, at the boundary, so that a committed CONF_CHANGE entry can
+        # never fail to decode when the core applies it.
+        change = _parse_record(data, f"{where}.data")
+        _conf_change_fields(
+            *_expect_header(change, RecordKind.CONF_CHANGE, 3, f"{where}.data"),
+            f"{where}.data",
+        )
+    return entry
+
+
+def _entries(value: Any, term: int, prev_index: int, prev_term: int) -> tuple[Entry, ...]:
+    if type(value) is not list:
+        _fail("AppendEntries.entries", "an array of entries", value)
+    entries: list[Entry] = []
+    append = entries.append
+    expected_index = prev_index + 1
+    # Terms in a Raft log never decrease and start at 1, and a leader only sends
+    # entries of its own term or older.
+    min_term = max(prev_term, 1)
+    normal = EntryType.NORMAL
+    for raw in value:
+        # The hot loop of the decoder: a well-formed NORMAL entry is checked inline
+        # without building error strings. Everything else takes the slow path,
+        # which re-checks field by field and says what is wrong.
+        if type(raw) is list and len(raw) == 4:
+            entry_term, entry_index, entry_type, entry_data = raw
+            if (
+                type(entry_term) is int
+                and type(entry_index) is int
+                and type(entry_type) is int
+                and type(entry_data) is bytes
+                and entry_type == 0
+                and entry_index == expected_index
+                and min_term <= entry_term <= term
+            ):
+                append(Entry(entry_term, entry_index, normal, entry_data))
+                expected_index += 1
+                min_term = entry_term
+                continue
+        where = f"AppendEntries.entries[{len(entries)}]"
+        entry = _entry_fields(*_array(raw, 4, where), where)
+        if entry.index != expected_index:
+            raise CodecError(f"{where}: index {entry.index}, expected {expected_index}")
+        if not min_term <= entry.term <= term:
+            raise CodecError(f"{where}: term {entry.term} outside [{min_term}, {term}]")
+        append(entry)
+        expected_index += 1
+        min_term = entry.term
+    return tuple(entries)
+
+
+# --------------------------------------------------------------------------------
+# Encoding. The format uses four CBOR types, so it is written directly as bytes:
+# this is about twice as fast as building lists for cbor2.dumps (measured with
+# cbor2 6.2), and the output is byte-for-byte what cbor2 would produce for the
+# same lists (`test_codec.py` checks it). Each writer also checks what CBOR
+# would otherwise carry in a form the decoder rejects (negative ints, bignums,
+# text strings, ints as bools).
+# --------------------------------------------------------------------------------
+
+_SMALL_UINTS = tuple(bytes((n,)) for n in range(24))
+_VERSION_BYTES = _SMALL_UINTS[FORMAT_VERSION]
+_TRUE = b"\xf5"
+_FALSE = b"\xf4"
+
+
+def _head(major: int, length: int) -> bytes:
+    """The initial bytes of a CBOR item: major type plus the shortest length form."""
+    if length < 24:
+        return bytes((major | length,))
+    if length < 0x100:
+        return bytes((major | 24, length))
+    if length < 0x10000:
+        return bytes((major | 25,)) + length.to_bytes(2, "big")
+    if length < 0x100000000:
+        return bytes((major | 26,)) + length.to_bytes(4, "big")
+    return bytes((major | 27,)) + length.to_bytes(8, "big")
+
+
+def _put_uint(value: Any, where: str) -> bytes:
+    if type(value) is int and 0 <= value < 24:
+        return _SMALL_UINTS[value]
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{where}: expected an int, got {type(value).__name__}")
+    if not 0 <= value <= MAX_UINT:
+        raise ValueError(f"{where}: {value} is outside [0, 2**64 - 1]")
+    return _head(0x00, int(value))
+
+
+def _put_node_id(value: Any, where: str) -> bytes:
+    if value == 0 and not isinstance(value, bool):
+        raise ValueError(f"{where}: node id must be >= 1")
+    return _put_uint(value, where)
+
+
+def _put_bool(value: Any, where: str) -> bytes:
+    if value is True:
+        return _TRUE
+    if value is False:
+        return _FALSE
+    raise TypeError(f"{where}: expected a bool, got {type(value).__name__}")
+
+
+def _put_bytes(value: Any, where: str) -> bytes:
+    if type(value) is not bytes:
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise TypeError(f"{where}: expected bytes, got {type(value).__name__}")
+        value = bytes(value)
+    return _head(0x40, len(value)) + value
+
+
+def _put_node_ids(nodes: frozenset[int], where: str) -> bytes:
+    # Sorted so that equal configurations always encode to equal bytes (and the
+    # decoder can insist on strictly ascending ids).
+    ordered = sorted(nodes)
+    return _head(0x80, len(ordered)) + b"".join(_put_node_id(n, where) for n in ordered)
+
+
+def _put_conf_state(state: ConfState, where: str) -> bytes:
+    return b"".join(
+        (
+            b"\x82",
+            _put_node_ids(state.voters, f"{where}.voters"),
+            _put_node_ids(state.learners, f"{where}.learners"),
+        )
+    )
+
+
+def _put_snapshot_metadata(metadata: SnapshotMetadata, where: str) -> bytes:
+    return b"".join(
+        (
+            b"\x83",
+            _put_uint(metadata.index, f"{where}.index"),
+            _put_uint(metadata.term, f"{where}.term"),
+            _put_conf_state(metadata.conf_state, f"{where}.conf_state"),
+        )
+    )
+
+
+def _put_entry_type(entry_type: Any, where: str) -> bytes:
+    if type(entry_type) is EntryType:
+        return _SMALL_UINTS[entry_type]
+    if isinstance(entry_type, bool) or entry_type not in _ENTRY_TYPES:
+        raise ValueError(f"{where}: unknown entry type {entry_type!r}")
+    return _SMALL_UINTS[entry_type]
+
+
+def _put_entry(entry: Entry, where: str) -> bytes:
+    """``[term, index, type, data]`` without version or kind."""
+    return b"".join(
+        (
+            b"\x84",
+            _put_uint(entry.term, f"{where}.term"),
+            _put_uint(entry.index, f"{where}.index"),
+            _put_entry_type(entry.type, f"{where}.type"),
+            _put_bytes(entry.data, f"{where}.data"),
+        )
+    )
+
+
+def _put_entries(entries: Any, where: str) -> bytes:
+    parts = [_head(0x80, len(entries))]
+    append = parts.append
+    for position, entry in enumerate(entries):
+        term, index, data = entry.term, entry.index, entry.data
+        # The hot loop of the encoder. Well-formed entries take this branch, which
+        # builds no error-message strings; anything odd goes through the checking
+        # writers, which raise with a precise field name.
+        if (
+            type(term) is int
+            and type(index) is int
+            and type(data) is bytes
+            and type(entry.type) is EntryType
+            and 0 <= term <= MAX_UINT
+            and 0 <= index <= MAX_UINT
+        ):
+            append(b"\x84")
+            append(_SMALL_UINTS[term] if term < 24 else _head(0x00, term))
+            append(_SMALL_UINTS[index] if index < 24 else _head(0x00, index))
+            append(_SMALL_UINTS[entry.type])
+            append(_head(0x40, len(data)))
+            append(data)
+        else:
+            append(_put_entry(entry, f"{where}[{position}]"))
+    return b"".join(parts)
+
+
+# --------------------------------------------------------------------------------
+# Message table: one row per kind, fields in wire order after term, sender, to.
+# --------------------------------------------------------------------------------
+
+_Decoder = Callable[[Any, str], Any]
+_Encoder = Callable[[Any, str], Any]
+
+_UINT = (_put_uint, _uint)
+_NODE = (_put_node_id, _node_id)
+_BOOL = (_put_bool, _bool)
+_BYTES = (_put_bytes, _bytes)
+_METADATA = (_put_snapshot_metadata, _snapshot_metadata)
+# AppendEntries.entries is decoded by `_entries` (it needs the other fields).
+_ENTRIES: tuple[_Encoder, _Decoder | None] = (_put_entries, None)
+
+_HEADER = (("term", _UINT), ("sender", _NODE), ("to", _NODE))
+
+_MESSAGE_FIELDS: dict[type, tuple[MessageKind, tuple[tuple[str, tuple[Any, Any]], ...]]] = {
+    VoteRequest: (
+        MessageKind.VOTE_REQUEST,
+        _HEADER
+        + (
+            ("last_log_index", _UINT),
+            ("last_log_term", _UINT),
+            ("pre_vote", _BOOL),
+            ("transfer", _BOOL),
+        ),
+    ),
+    VoteResponse: (
+        MessageKind.VOTE_RESPONSE,
+        _HEADER + (("granted", _BOOL), ("pre_vote", _BOOL)),
+    ),
+    AppendEntries: (
+        MessageKind.APPEND_ENTRIES,
+        _HEADER
+        + (
+            ("prev_index", _UINT),
+            ("prev_term", _UINT),
+            ("entries", _ENTRIES),
+            ("commit", _UINT),
+        ),
+    ),
+    AppendResponse: (
+        MessageKind.APPEND_RESPONSE,
+        _HEADER
+        + (
+            ("success", _BOOL),
+            ("index", _UINT),
+            ("hint_index", _UINT),
+            ("hint_term", _UINT),
+        ),
+    ),
+    Heartbeat: (MessageKind.HEARTBEAT, _HEADER + (("commit", _UINT), ("context", _BYTES))),
+    HeartbeatResponse: (MessageKind.HEARTBEAT_RESPONSE, _HEADER + (("context", _BYTES),)),
+    InstallSnapshot: (
+        MessageKind.INSTALL_SNAPSHOT,
+        _HEADER
+        + (
+            ("metadata", _METADATA),
+            ("offset", _UINT),
+            ("data", _BYTES),
+            ("done", _BOOL),
+        ),
+    ),
+    SnapshotResponse: (
+        MessageKind.SNAPSHOT_RESPONSE,
+        _HEADER + (("snapshot_index", _UINT), ("next_offset", _UINT)),
+    ),
+    TimeoutNow: (MessageKind.TIMEOUT_NOW, _HEADER),
+    ReadIndexRequest: (MessageKind.READ_INDEX_REQUEST, _HEADER + (("context", _BYTES),)),
+    ReadIndexResponse: (
+        MessageKind.READ_INDEX_RESPONSE,
+        _HEADER + (("index", _UINT), ("context", _BYTES)),
+    ),
+}
+
+_MESSAGE_CLASSES: dict[int, type] = {
+    int(kind): cls for cls, (kind, _fields) in _MESSAGE_FIELDS.items()
+}
+
+
+def encode_message(msg: Message) -> bytes:
+    """Encode a message for the wire.
+
+    Args:
+        msg: an instance of one of the classes in `raft.types.MESSAGE_TYPES`.
+
+    Returns:
+        ``[FORMAT_VERSION, kind, term, sender, to, fields...]`` as CBOR.
+
+    Raises:
+        TypeError: `msg` is not a message, or a field has a type the format cannot
+            carry (e.g. a non-bool flag or non-bytes data).
+        ValueError: a field is out of range (negative, >= 2**64, a zero node id).
+    """
+    row = _MESSAGE_FIELDS.get(type(msg))
+    if row is None:
+        raise TypeError(f"not a raft message: {type(msg).__name__}")
+    kind, fields = row
+    name = type(msg).__name__
+    parts = [_head(0x80, 2 + len(fields)), _VERSION_BYTES, _SMALL_UINTS[kind]]
+    for field, (put, _check) in fields:
+        parts.append(put(getattr(msg, field), f"{name}.{field}"))
+    return b"".join(parts)
+
+
+def decode_message(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Message:
+    """Decode a message received from a peer.
+
+    Args:
+        data: the encoded message (bytes, bytearray or memoryview).
+        max_bytes: inputs longer than this are rejected before parsing.
+
+    Returns:
+        A valid instance of one of `raft.types.MESSAGE_TYPES`.
+
+    Raises:
+        CodecError: `data` is not a valid encoded message (see the module docstring
+            for everything that is checked). No other exception is raised for bad
+            bytes.
+        TypeError: `data` is not bytes-like (a caller bug).
+    """
+    record = _parse_cbor(data, max_bytes, "message")
+    try:
+        return _decode_message_record(record)
+    except CodecError:
+        raise
+    # Every check above raises CodecError explicitly; this only guards the promise
+    # "CodecError and nothing else" against a validation bug or a future change in
+    # the value classes' constructors.
+    except Exception as exc:  # pragma: no cover - defensive
+        raise CodecError(f"message: invalid: {exc}") from exc
+
+
+def _decode_message_record(record: list[Any]) -> Message:
+    if len(record) < 2:
+        raise CodecError("message: missing version or kind")
+    _check_version(record[0], "message")
+    kind = record[1]
+    cls = _MESSAGE_CLASSES.get(kind) if type(kind) is int else None
+    if cls is None:
+        raise CodecError(f"message: unknown kind {_describe(kind)}")
+    _kind, fields = _MESSAGE_FIELDS[cls]
+    name = cls.__name__
+    if len(record) != 2 + len(fields):
+        raise CodecError(
+            f"{name}: expected {len(fields)} fields, got {len(record) - 2}"
+        )
+    values: dict[str, Any] = {}
+    entries_raw = None
+    for (field, (_put, check)), raw in zip(fields, record[2:]):
+        if check is None:
+            entries_raw = raw
+        else:
+            values[field] = check(raw, f"{name}.{field}")
+    if cls is AppendEntries:
+        values["entries"] = _entries(
+            entries_raw, values["term"], values["prev_index"], values["prev_term"]
+        )
+    return cls(**values)
+
+
+def _check_version(version: Any, what: str) -> None:
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise CodecError(
+            f"{what}: unsupported format version {_describe(version)}, "
+            f"this node speaks {FORMAT_VERSION}"
+        )
+
+
+# --------------------------------------------------------------------------------
+# Standalone records: [FORMAT_VERSION, record kind, fields...].
+# --------------------------------------------------------------------------------
+
+
+def _parse_record(data: Any, what: str) -> list[Any]:
+    # Records are small (entries are bounded by the message limit anyway); reuse
+    # the same ceiling so no caller can be made to parse more than a message.
+    return _parse_cbor(data, DEFAULT_MAX_BYTES, what)
+
+
+def _expect_header(record: list[Any], kind: RecordKind, arity: int, what: str) -> list[Any]:
+    if len(record) < 2:
+        raise CodecError(f"{what}: missing version or kind")
+    _check_version(record[0], what)
+    if type(record[1]) is not int or record[1] != kind:
+        raise CodecError(f"{what}: expected record kind {int(kind)}, got {_describe(record[1])}")
+    if len(record) != 2 + arity:
+        raise CodecError(f"{what}: expected {arity} fields, got {len(record) - 2}")
+    return record[2:]
+
+
+def _decode_record(data: Any, kind: RecordKind, arity: int, what: str,
+                   build: Callable[..., Any]) -> Any:
+    record = _parse_record(data, what)
+    try:
+        return build(*_expect_header(record, kind, arity, what), what)
+    except CodecError:
+        raise
+    except Exception as exc:  # pragma: no cover - defensive, see decode_message
+        raise CodecError(f"{what}: invalid: {exc}") from exc
+
+
+def _record_prefix(kind: RecordKind, arity: int) -> bytes:
+    """Array head, version and kind of a standalone record with `arity` fields."""
+    return _head(0x80, 2 + arity) + _VERSION_BYTES + _head(0x00, kind)
+
+
+def encode_entry(e: Entry) -> bytes:
+    """Encode a log entry as ``[FORMAT_VERSION, 64, term, index, type, data]``.
+
+    Raises:
+        TypeError, ValueError: a field cannot be represented (see module docstring).
+    """
+    # The nested form is [term, index, type, data]; a record adds two elements.
+    return _record_prefix(RecordKind.ENTRY, 4) + _put_entry(e, "Entry")[1:]
+
+
+def decode_entry(data: bytes) -> Entry:
+    """Decode a log entry written by `encode_entry`.
+
+    Raises:
+        CodecError: `data` is not a valid encoded entry (a CONF_CHANGE entry must
+            carry a valid encoded `ConfChange`).
+        TypeError: `data` is not bytes-like.
+    """
+    return _decode_record(data, RecordKind.ENTRY, 4, "entry", _entry_fields)
+
+
+def encode_conf_change(cc: ConfChange) -> bytes:
+    """Encode a membership change as ``[FORMAT_VERSION, 65, type, node_id, context]``.
+
+    This is the `data` of CONF_CHANGE entries; it is a handful of bytes.
+
+    Raises:
+        TypeError, ValueError: a field cannot be represented.
+    """
+    change_type = cc.type
+    if change_type not in _CONF_CHANGE_TYPES or type(change_type) is bool:
+        raise ValueError(f"ConfChange.type: unknown change type {change_type!r}")
+    return b"".join(
+        (
+            _record_prefix(RecordKind.CONF_CHANGE, 3),
+            _SMALL_UINTS[change_type],
+            _put_node_id(cc.node_id, "ConfChange.node_id"),
+            _put_bytes(cc.context, "ConfChange.context"),
+        )
+    )
+
+
+def _conf_change_fields(type_: Any, node_id: Any, context: Any, where: str) -> ConfChange:
+    if type(type_) is not int or type_ not in _CONF_CHANGE_TYPES:
+        _fail(f"{where}.type", f"a conf change type {sorted(_CONF_CHANGE_TYPES)}", type_)
+    return ConfChange(
+        type=_CONF_CHANGE_TYPES[type_],
+        node_id=_node_id(node_id, f"{where}.node_id"),
+        context=_bytes(context, f"{where}.context"),
+    )
+
+
+def decode_conf_change(data: bytes) -> ConfChange:
+    """Decode a membership change written by `encode_conf_change`.
+
+    Raises:
+        CodecError: `data` is not a valid encoded conf change.
+        TypeError: `data` is not bytes-like.
+    """
+    return _decode_record(data, RecordKind.CONF_CHANGE, 3, "conf change", _conf_change_fields)
+
+
+def encode_conf_state(cs: ConfState) -> bytes:
+    """Encode a configuration as ``[FORMAT_VERSION, 66, [voters...], [learners...]]``.
+
+    Raises:
+        TypeError, ValueError: a node id cannot be represented.
+    """
+    return _record_prefix(RecordKind.CONF_STATE, 2) + _put_conf_state(cs, "ConfState")[1:]
+
+
+def decode_conf_state(data: bytes) -> ConfState:
+    """Decode a configuration written by `encode_conf_state`.
+
+    Raises:
+        CodecError: `data` is not a valid encoded configuration.
+        TypeError: `data` is not bytes-like.
+    """
+    return _decode_record(
+        data,
+        RecordKind.CONF_STATE,
+        2,
+        "conf state",
+        lambda voters, learners, where: _conf_state([voters, learners], where),
+    )
+
+
+def encode_hard_state(hs: HardState) -> bytes:
+    """Encode a hard state as ``[FORMAT_VERSION, 67, term, vote, commit]``.
+
+    Raises:
+        TypeError, ValueError: a field cannot be represented.
+    """
+    return b"".join(
+        (
+            _record_prefix(RecordKind.HARD_STATE, 3),
+            _put_uint(hs.term, "HardState.term"),
+            _put_uint(hs.vote, "HardState.vote"),
+            _put_uint(hs.commit, "HardState.commit"),
+        )
+    )
+
+
+def _hard_state_fields(term: Any, vote: Any, commit: Any, where: str) -> HardState:
+    return HardState(
+        term=_uint(term, f"{where}.term"),
+        vote=_uint(vote, f"{where}.vote"),  # 0 means "no vote"
+        commit=_uint(commit, f"{where}.commit"),
+    )
+
+
+def decode_hard_state(data: bytes) -> HardState:
+    """Decode a hard state written by `encode_hard_state`.
+
+    Raises:
+        CodecError: `data` is not a valid encoded hard state.
+        TypeError: `data` is not bytes-like.
+    """
+    return _decode_record(data, RecordKind.HARD_STATE, 3, "hard state", _hard_state_fields)
+
+
+def encode_snapshot_metadata(md: SnapshotMetadata) -> bytes:
+    """Encode snapshot metadata as ``[FORMAT_VERSION, 68, index, term, conf_state]``.
+
+    Raises:
+        TypeError, ValueError: a field cannot be represented.
+    """
+    return _record_prefix(RecordKind.SNAPSHOT_METADATA, 3) + _put_snapshot_metadata(
+        md, "SnapshotMetadata"
+    )[1:]
+
+
+def decode_snapshot_metadata(data: bytes) -> SnapshotMetadata:
+    """Decode snapshot metadata written by `encode_snapshot_metadata`.
+
+    Raises:
+        CodecError: `data` is not valid encoded snapshot metadata.
+        TypeError: `data` is not bytes-like.
+    """
+    return _decode_record(
+        data,
+        RecordKind.SNAPSHOT_METADATA,
+        3,
+        "snapshot metadata",
+        lambda index, term, conf_state, where: _snapshot_metadata(
+            [index, term, conf_state], where
+        ),
+    )
