@@ -42,6 +42,10 @@ class DropReason(enum.Enum):
     """A learner can only be promoted once it has the committed log."""
     NO_LEADER = "no leader known"
     """A follower cannot forward a read because it knows no leader."""
+    INVALID_TARGET = "invalid leadership transfer target"
+    """Leadership can only be transferred to another voter."""
+    NOT_APPLIED = "index not applied"
+    """A snapshot can only be taken at an applied, uncompacted index."""
 
 
 class ProposalDropped(RaftError):

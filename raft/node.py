@@ -1,0 +1,1103 @@
+"""The sans-IO Raft node.
+
+Theory of operation
+-------------------
+`RawNode` is a synchronous, deterministic state machine. Its inputs are `tick()`
+(abstract time), `step(message)` (a message from a peer), and local requests
+(`propose`, `propose_conf_change`, `read_index`, `campaign`, `transfer_leadership`).
+Its output is a `Ready` batch which the driver persists, sends and applies before
+calling `advance(ready)`. The node does no I/O, reads no clock, and draws randomness
+only from a `random.Random` seeded by `Config.seed`; the same inputs always produce
+the same `Ready` sequence.
+
+Rules
+-----
+1. Terms only grow. A message with a higher term makes the node a follower of that
+   term, except pre-vote traffic (which never changes terms) and vote requests
+   ignored under a leader lease (check-quorum: a follower that heard from a live
+   leader within the election timeout ignores them unless they come from a
+   leadership transfer).
+2. Messages of a lower term are dropped; stale leaders and pre-candidates are told
+   the current term so they step down.
+3. One vote per term, for a candidate whose log is at least as up to date as ours;
+   learners never vote.
+4. A leader commits an entry only when a majority of voters store it and it is of
+   the leader's current term (Raft §5.4.2); earlier entries commit with it.
+5. Membership changes are one server at a time (Raft dissertation §4.1): a
+   configuration takes effect as soon as its entry is in the log, at most one change
+   may be uncommitted, and a new leader accepts a change only after it has committed
+   an entry of its own term. Consecutive configurations differ by one voter, so
+   their majorities always overlap. Truncating a change from the log reverts it.
+6. Everything in a `Ready` is persisted before its messages are sent (see `Ready`).
+7. Remote input is never trusted to be well formed: malformed or out-of-range
+   messages are dropped (and counted), they never raise.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Callable
+
+from . import codec
+from .config import Config
+from .errors import CompactedError, DropReason, ProposalDropped, UnavailableError
+from .log import RaftLog
+from .progress import Progress, ProgressState
+from .ready import ProgressStatus, Ready, Status
+from .storage import Storage
+from .types import (
+    NONE,
+    AppendEntries,
+    AppendResponse,
+    ConfChange,
+    ConfChangeType,
+    ConfState,
+    Entry,
+    EntryType,
+    HardState,
+    Heartbeat,
+    HeartbeatResponse,
+    InstallSnapshot,
+    Message,
+    NodeId,
+    ReadIndexRequest,
+    ReadIndexResponse,
+    ReadState,
+    Role,
+    Snapshot,
+    SnapshotMetadata,
+    SnapshotResponse,
+    SoftState,
+    TimeoutNow,
+    VoteRequest,
+    VoteResponse,
+)
+
+log = logging.getLogger(__name__)
+
+_LEADER_TRAFFIC = (AppendEntries, Heartbeat, InstallSnapshot)
+
+
+def next_conf_state(conf: ConfState, change: ConfChange) -> ConfState:
+    """The configuration after applying `change` to `conf`.
+
+    Total: a change that makes no sense (adding an existing voter, demoting a voter
+    to learner) leaves the configuration as it is. `propose_conf_change` refuses
+    such changes before they reach the log.
+    """
+    voters, learners, node = set(conf.voters), set(conf.learners), change.node_id
+    if change.type is ConfChangeType.ADD_VOTER:
+        learners.discard(node)
+        voters.add(node)
+    elif change.type is ConfChangeType.ADD_LEARNER:
+        if node not in voters:
+            learners.add(node)
+    else:
+        voters.discard(node)
+        learners.discard(node)
+    return ConfState(voters=frozenset(voters), learners=frozenset(learners))
+
+
+class _ReadRequest:
+    __slots__ = ("index", "sender", "context", "acks")
+
+    def __init__(self, index: int, sender: NodeId, context: bytes) -> None:
+        self.index = index
+        self.sender = sender
+        self.context = context
+        self.acks: set[NodeId] = set()
+
+
+class RawNode:
+    """One Raft node. See the module docstring for its rules and `Ready` for the
+    driver's contract. Not thread-safe: drive it from one task."""
+
+    def __init__(self, config: Config, storage: Storage, applied: int = 0) -> None:
+        """Create a node from its configuration and (read-only) storage.
+
+        Args:
+            config: settings; `voters`/`learners` only matter for a brand-new node
+                whose storage holds no configuration.
+            storage: persisted state; after a restart the node resumes from it.
+            applied: the index the application has already applied (when its state
+                survives restarts on its own); committed entries up to it are not
+                handed out again.
+        """
+        self.config = config
+        self.id = config.id
+        self._rng = random.Random(config.seed)
+        self.log = RaftLog(storage)
+        hard_state, conf_state = storage.initial_state()
+        snapshot_index = storage.first_index() - 1
+        if not conf_state.voters and not conf_state.learners and snapshot_index == 0:
+            conf_state = ConfState(voters=frozenset(config.voters), learners=frozenset(config.learners))
+        # (index, configuration) pairs in log order: the configuration in force after
+        # each membership change entry. The last one is the current configuration.
+        self._conf_history: list[tuple[int, ConfState]] = [(snapshot_index, conf_state)]
+        self._scan_conf_changes(self.log.first_index(), self.log.last_index())
+
+        self.term = hard_state.term
+        self.vote = hard_state.vote
+        if hard_state.commit:
+            self.log.commit_to(hard_state.commit)
+        self.log.applied = max(self.log.applied, min(applied, self.log.committed))
+
+        self.role = Role.FOLLOWER
+        self.leader: NodeId = NONE
+        self._progress: dict[NodeId, Progress] = {}
+        self._votes: dict[NodeId, bool] = {}
+        self._election_elapsed = 0
+        self._heartbeat_elapsed = 0
+        self._randomized_election_timeout = config.election_ticks
+        self._reset_randomized_election_timeout()
+        self._lead_transferee: NodeId = NONE
+        self._uncommitted_bytes = 0
+        self._uncommitted: list[tuple[int, int]] = []  # (index, size) of own proposals
+        self._pending_reads: dict[bytes, _ReadRequest] = {}
+        self._reads_before_commit: list[tuple[NodeId, bytes]] = []
+        self._incoming_snapshot: tuple[SnapshotMetadata, bytearray] | None = None
+        self._step_down_after_commit_of: int = 0
+        self._broadcast_pending = False
+
+        self._msgs: list[Message] = []
+        self._read_states: list[ReadState] = []
+        self._prev_soft = SoftState(leader=NONE, role=Role.FOLLOWER)
+        self._prev_hard = HardState(term=self.term, vote=self.vote, commit=self.log.committed)
+        self.dropped_messages = 0
+        """Count of remote messages dropped as malformed or nonsensical."""
+
+        self._handlers: dict[type, Callable[[Message], None]] = {
+            AppendEntries: self._on_append,
+            AppendResponse: self._on_append_response,
+            Heartbeat: self._on_heartbeat,
+            HeartbeatResponse: self._on_heartbeat_response,
+            InstallSnapshot: self._on_install_snapshot,
+            SnapshotResponse: self._on_snapshot_response,
+            VoteResponse: self._on_vote_response,
+            TimeoutNow: self._on_timeout_now,
+            ReadIndexRequest: self._on_read_index_request,
+            ReadIndexResponse: self._on_read_index_response,
+        }
+
+    # ==================================================================================
+    # Public API
+    # ==================================================================================
+
+    @property
+    def conf_state(self) -> ConfState:
+        """The configuration in force (the newest one in the log)."""
+        return self._conf_history[-1][1]
+
+    @property
+    def commit_index(self) -> int:
+        return self.log.committed
+
+    @property
+    def applied_index(self) -> int:
+        return self.log.applied
+
+    def tick(self) -> None:
+        """Advance abstract time by one tick."""
+        if self.role is Role.LEADER:
+            self._tick_leader()
+        else:
+            self._tick_election()
+
+    def campaign(self) -> None:
+        """Start an election now (with a pre-vote round when pre-vote is on)."""
+        if self.role is not Role.LEADER:
+            self._hup(transfer=False)
+
+    def propose(self, data: bytes) -> int:
+        """Append `data` to the log if this node is the leader.
+
+        Returns:
+            The log index of the new entry. It is committed once it appears in a
+            `Ready.committed_entries`; a later leader may still overwrite it if it
+            never commits.
+
+        Raises:
+            ProposalDropped: not leader, a leadership transfer is in progress, or
+                too much data is uncommitted. Nothing was appended.
+        """
+        return self._append_proposal(Entry(term=self.term, index=0, type=EntryType.NORMAL, data=bytes(data)))
+
+    def propose_conf_change(self, change: ConfChange) -> int:
+        """Propose a one-server membership change.
+
+        Raises:
+            ProposalDropped: not leader, a change is already pending, this leader has
+                not committed an entry of its term yet, the change is invalid for the
+                current configuration, or a learner to promote is not caught up.
+        """
+        self._check_can_propose()
+        if self._pending_conf_index() > self.log.committed:
+            raise ProposalDropped(DropReason.CHANGE_PENDING, self.leader)
+        if self.log.term_or_zero(self.log.committed) != self.term:
+            raise ProposalDropped(DropReason.LEADER_NOT_READY, self.leader)
+        conf = self.conf_state
+        node = change.node_id
+        if change.type is ConfChangeType.ADD_VOTER:
+            if node in conf.voters:
+                raise ProposalDropped(DropReason.INVALID_CHANGE, self.leader, f"{node} is already a voter")
+            if node in conf.learners:
+                pr = self._progress.get(node)
+                if pr is None or pr.match < self.log.committed:
+                    raise ProposalDropped(DropReason.NOT_CAUGHT_UP, self.leader, f"learner {node}")
+        elif change.type is ConfChangeType.ADD_LEARNER:
+            if node in conf.members():
+                raise ProposalDropped(DropReason.INVALID_CHANGE, self.leader, f"{node} is already a member")
+        else:
+            if node not in conf.members():
+                raise ProposalDropped(DropReason.INVALID_CHANGE, self.leader, f"{node} is not a member")
+            if node in conf.voters and len(conf.voters) == 1:
+                raise ProposalDropped(DropReason.INVALID_CHANGE, self.leader, "cannot remove the last voter")
+        data = codec.encode_conf_change(change)
+        return self._append_proposal(Entry(term=self.term, index=0, type=EntryType.CONF_CHANGE, data=data))
+
+    def apply_conf_change(self, entry: Entry) -> ConfState:
+        """Report that a committed CONF_CHANGE entry was applied.
+
+        The core already switched configuration when the entry was appended; this
+        returns the configuration in force from that entry on, for the application
+        to record (for example in its snapshots).
+        """
+        return self.conf_state_at(entry.index)
+
+    def conf_state_at(self, index: int) -> ConfState:
+        """The configuration in force at log index `index`."""
+        result = self._conf_history[0][1]
+        for at, conf in self._conf_history:
+            if at > index:
+                break
+            result = conf
+        return result
+
+    def read_index(self, context: bytes) -> None:
+        """Request a linearizable read tagged with a unique `context`.
+
+        The answer arrives as a `ReadState(index, context)` in a later `Ready`: the
+        read may be served once the applied index reaches `index`. If leadership is
+        lost meanwhile the request is forgotten; callers time out and retry.
+
+        Raises:
+            ProposalDropped: no leader is known to forward the request to.
+        """
+        context = bytes(context)
+        if self.role is Role.LEADER:
+            self._leader_read(self.id, context)
+        elif self.leader != NONE:
+            self._send(ReadIndexRequest(term=self.term, sender=self.id, to=self.leader, context=context))
+        else:
+            raise ProposalDropped(DropReason.NO_LEADER, NONE)
+
+    def transfer_leadership(self, to: NodeId) -> None:
+        """Hand leadership to voter `to`.
+
+        The leader stops accepting proposals, brings `to` up to date, then tells it
+        to campaign at once. The transfer is abandoned after an election timeout.
+
+        Raises:
+            ProposalDropped: this node is not the leader, or `to` is not a voter.
+        """
+        if self.role is not Role.LEADER:
+            raise ProposalDropped(DropReason.NOT_LEADER, self.leader)
+        if to == self.id:
+            return
+        if to not in self.conf_state.voters:
+            raise ProposalDropped(DropReason.INVALID_TARGET, self.leader, f"{to} is not a voter")
+        if self._lead_transferee == to:
+            return
+        self._lead_transferee = to
+        self._election_elapsed = 0
+        pr = self._progress[to]
+        if pr.match == self.log.last_index():
+            self._send_timeout_now(to)
+        else:
+            self._send_append(to)
+
+    def step(self, m: Message) -> None:
+        """Process a message from a peer. Never raises for bad remote input."""
+        try:
+            self._step(m)
+        except (CompactedError, UnavailableError, ValueError) as exc:
+            # A message that contradicts our log in a way a correct peer never
+            # would (e.g. asks us to overwrite committed entries). Drop it.
+            self.dropped_messages += 1
+            log.warning("node %d dropped %s: %s", self.id, type(m).__name__, exc)
+
+    def create_snapshot(self, index: int, data: bytes) -> Snapshot:
+        """Describe a snapshot of the application state at applied index `index`.
+
+        The driver then stores it and compacts the log (`WritableStorage.compact`).
+
+        Raises:
+            ProposalDropped: `index` is not applied yet or already compacted.
+        """
+        if index > self.log.applied or index < self.log.first_index():
+            raise ProposalDropped(
+                DropReason.NOT_APPLIED, self.leader, f"index {index} (applied {self.log.applied})"
+            )
+        meta = SnapshotMetadata(index=index, term=self.log.term(index), conf_state=self.conf_state_at(index))
+        return Snapshot(metadata=meta, data=bytes(data))
+
+    def has_ready(self) -> bool:
+        """Whether `ready()` has anything for the driver."""
+        if self._broadcast_pending:
+            return True
+        if self._msgs or self._read_states:
+            return True
+        if self.log.unstable_entries or self.log.unstable_snapshot is not None:
+            return True
+        if self.log.has_next_committed():
+            return True
+        if self._soft_state() != self._prev_soft:
+            return True
+        return self._hard_state() != self._prev_hard
+
+    def ready(self) -> Ready:
+        """Collect the next batch of work. Call `advance` once it is handled, before
+        calling any other method of the node."""
+        if self._broadcast_pending:
+            self._broadcast_pending = False
+            if self.role is Role.LEADER:
+                self._broadcast_append()
+        soft = self._soft_state()
+        hard = self._hard_state()
+        prev_hard = self._prev_hard
+        entries = list(self.log.unstable_entries)
+        rd = Ready(
+            soft_state=soft if soft != self._prev_soft else None,
+            hard_state=hard if hard != prev_hard else None,
+            entries=entries,
+            snapshot=self.log.unstable_snapshot,
+            committed_entries=self.log.next_committed(),
+            messages=self._msgs,
+            read_states=self._read_states,
+            must_sync=bool(entries) or hard.term != prev_hard.term or hard.vote != prev_hard.vote,
+        )
+        self._msgs = []
+        self._read_states = []
+        return rd
+
+    def advance(self, rd: Ready) -> None:
+        """Acknowledge that `rd` was persisted, sent and applied."""
+        if rd.soft_state is not None:
+            self._prev_soft = rd.soft_state
+        if rd.hard_state is not None:
+            self._prev_hard = rd.hard_state
+        if rd.snapshot is not None:
+            self.log.stable_snap_to(rd.snapshot.index)
+            self.log.applied_to(rd.snapshot.index)
+        if rd.entries:
+            last = rd.entries[-1]
+            self.log.stable_to(last.index, last.term)
+        if rd.committed_entries:
+            self.log.applied_to(rd.committed_entries[-1].index)
+
+    def status(self) -> Status:
+        """A frozen snapshot of this node's state."""
+        progress = {}
+        if self.role is Role.LEADER:
+            for nid, pr in sorted(self._progress.items()):
+                progress[nid] = ProgressStatus(
+                    match=pr.match,
+                    next=pr.next,
+                    state=pr.state,
+                    inflight=len(pr.inflights),
+                    is_learner=pr.is_learner,
+                    recent_active=pr.recent_active,
+                    snapshot_index=pr.pending_snapshot.index if pr.pending_snapshot else 0,
+                )
+        pending = self._pending_conf_index()
+        return Status(
+            id=self.id,
+            term=self.term,
+            vote=self.vote,
+            commit=self.log.committed,
+            applied=self.log.applied,
+            last_index=self.log.last_index(),
+            role=self.role,
+            leader=self.leader,
+            conf_state=self.conf_state,
+            progress=progress,
+            pending_conf_index=pending if pending > self.log.committed else 0,
+            lead_transferee=self._lead_transferee,
+        )
+
+    # ==================================================================================
+    # State transitions
+    # ==================================================================================
+
+    def _soft_state(self) -> SoftState:
+        return SoftState(leader=self.leader, role=self.role)
+
+    def _hard_state(self) -> HardState:
+        return HardState(term=self.term, vote=self.vote, commit=self.log.committed)
+
+    def _reset_randomized_election_timeout(self) -> None:
+        et = self.config.election_ticks
+        self._randomized_election_timeout = et + self._rng.randrange(et)
+
+    def _reset(self, term: int) -> None:
+        if self.term != term:
+            self.term = term
+            self.vote = NONE
+        self.leader = NONE
+        self._election_elapsed = 0
+        self._heartbeat_elapsed = 0
+        self._reset_randomized_election_timeout()
+        self._votes = {}
+        self._lead_transferee = NONE
+        self._pending_reads = {}
+        self._reads_before_commit = []
+        self._progress = {}
+        self._uncommitted_bytes = 0
+        self._uncommitted = []
+        self._step_down_after_commit_of = 0
+        self._broadcast_pending = False
+
+    def _become_follower(self, term: int, leader: NodeId) -> None:
+        self._reset(term)
+        self.role = Role.FOLLOWER
+        self.leader = leader
+
+    def _become_pre_candidate(self) -> None:
+        # Pre-vote changes neither term nor vote: a partitioned node that keeps
+        # failing pre-votes never inflates its term and disrupts the cluster.
+        self._votes = {}
+        self._election_elapsed = 0
+        self._reset_randomized_election_timeout()
+        self.role = Role.PRE_CANDIDATE
+        self.leader = NONE
+
+    def _become_candidate(self) -> None:
+        self._reset(self.term + 1)
+        self.vote = self.id
+        self.role = Role.CANDIDATE
+
+    def _become_leader(self) -> None:
+        self._reset(self.term)
+        self.role = Role.LEADER
+        self.leader = self.id
+        last = self.log.last_index()
+        conf = self.conf_state
+        for nid in conf.members():
+            self._progress[nid] = Progress(last + 1, self.config.max_inflight, is_learner=nid in conf.learners)
+        own = self._progress.get(self.id)
+        if own is not None:
+            own.match = last
+            own.become_replicate()
+            own.recent_active = True
+        # The no-op of the new term: committing it commits every earlier entry and
+        # lets the leader serve reads and accept membership changes.
+        self._append_entries([Entry(term=self.term, index=last + 1)])
+        self._broadcast_pending = True
+        log.debug("node %d became leader of term %d", self.id, self.term)
+
+    def _promotable(self) -> bool:
+        return self.id in self.conf_state.voters
+
+    # ==================================================================================
+    # Ticks and elections
+    # ==================================================================================
+
+    def _tick_election(self) -> None:
+        self._election_elapsed += 1
+        if self._election_elapsed >= self._randomized_election_timeout and self._promotable():
+            self._election_elapsed = 0
+            self._hup(transfer=False)
+
+    def _tick_leader(self) -> None:
+        self._heartbeat_elapsed += 1
+        self._election_elapsed += 1
+        if self._election_elapsed >= self.config.election_ticks:
+            self._election_elapsed = 0
+            if self.config.check_quorum and not self._quorum_active():
+                log.debug("node %d steps down: quorum not active", self.id)
+                self._become_follower(self.term, NONE)
+                return
+            if self._lead_transferee != NONE:
+                self._lead_transferee = NONE  # abandoned: took longer than a timeout
+        if self._heartbeat_elapsed >= self.config.heartbeat_ticks:
+            self._heartbeat_elapsed = 0
+            self._broadcast_heartbeat(self._last_pending_read_context())
+
+    def _quorum_active(self) -> bool:
+        voters = self.conf_state.voters
+        active = 0
+        for nid, pr in self._progress.items():
+            if nid == self.id:
+                if nid in voters:
+                    active += 1
+                continue
+            if pr.recent_active and nid in voters:
+                active += 1
+            pr.recent_active = False
+        return active >= self.conf_state.quorum()
+
+    def _hup(self, transfer: bool) -> None:
+        if not self._promotable():
+            return
+        if self.config.pre_vote and not transfer:
+            self._campaign(pre_vote=True, transfer=False)
+        else:
+            self._campaign(pre_vote=False, transfer=transfer)
+
+    def _campaign(self, pre_vote: bool, transfer: bool) -> None:
+        if pre_vote:
+            self._become_pre_candidate()
+            vote_term = self.term + 1
+        else:
+            self._become_candidate()
+            vote_term = self.term
+        self._votes[self.id] = True
+        if self._tally() == "won":
+            if pre_vote:
+                self._campaign(pre_vote=False, transfer=False)
+            else:
+                self._become_leader()
+            return
+        last_index = self.log.last_index()
+        last_term = self.log.last_term()
+        for nid in sorted(self.conf_state.voters):
+            if nid != self.id:
+                self._send(
+                    VoteRequest(
+                        term=vote_term,
+                        sender=self.id,
+                        to=nid,
+                        last_log_index=last_index,
+                        last_log_term=last_term,
+                        pre_vote=pre_vote,
+                        transfer=transfer,
+                    )
+                )
+
+    def _tally(self) -> str:
+        voters = self.conf_state.voters
+        granted = sum(1 for nid, g in self._votes.items() if g and nid in voters)
+        rejected = sum(1 for nid, g in self._votes.items() if not g and nid in voters)
+        quorum = self.conf_state.quorum()
+        if granted >= quorum:
+            return "won"
+        if rejected > len(voters) - quorum:
+            return "lost"
+        return "pending"
+
+    # ==================================================================================
+    # Message dispatch
+    # ==================================================================================
+
+    def _step(self, m: Message) -> None:
+        if m.to != self.id or m.sender == self.id or m.sender <= 0:
+            self.dropped_messages += 1
+            return
+        cls = type(m)
+        if m.term > self.term:
+            if cls is VoteRequest:
+                in_lease = (
+                    self.config.check_quorum
+                    and self.leader != NONE
+                    and self._election_elapsed < self.config.election_ticks
+                )
+                if in_lease and not m.transfer:
+                    return  # a live leader exists: don't let a stray candidate disrupt it
+                if not m.pre_vote:
+                    self._become_follower(m.term, NONE)
+            elif cls is VoteResponse and m.pre_vote and m.granted:
+                pass  # granted pre-votes carry the future term; nobody changes term
+            elif cls in _LEADER_TRAFFIC:
+                self._become_follower(m.term, m.sender)
+            else:
+                self._become_follower(m.term, NONE)
+        elif m.term < self.term:
+            if cls in (AppendEntries, Heartbeat) and (self.config.check_quorum or self.config.pre_vote):
+                # Tell a stale leader about the new term so it steps down; needed
+                # with check-quorum/pre-vote, where our vote requests won't reach it.
+                self._send(AppendResponse(term=self.term, sender=self.id, to=m.sender, success=False, index=0))
+            elif cls is VoteRequest and m.pre_vote:
+                self._send(VoteResponse(term=self.term, sender=self.id, to=m.sender, granted=False, pre_vote=True))
+            return
+        if cls is VoteRequest:
+            self._on_vote_request(m)
+            return
+        handler = self._handlers.get(cls)
+        if handler is None:
+            self.dropped_messages += 1
+            return
+        handler(m)
+
+    def _on_vote_request(self, m: VoteRequest) -> None:
+        if self.id in self.conf_state.learners:
+            can_vote = False  # learners never vote
+        else:
+            can_vote = (
+                self.vote == m.sender
+                or (self.vote == NONE and self.leader == NONE)
+                or (m.pre_vote and m.term > self.term)
+            )
+        if can_vote and self.log.is_up_to_date(m.last_log_index, m.last_log_term):
+            self._send(VoteResponse(term=m.term, sender=self.id, to=m.sender, granted=True, pre_vote=m.pre_vote))
+            if not m.pre_vote:
+                self._election_elapsed = 0
+                self.vote = m.sender
+        else:
+            self._send(VoteResponse(term=self.term, sender=self.id, to=m.sender, granted=False, pre_vote=m.pre_vote))
+
+    def _on_vote_response(self, m: VoteResponse) -> None:
+        if self.role is Role.PRE_CANDIDATE and m.pre_vote:
+            pass
+        elif self.role is Role.CANDIDATE and not m.pre_vote:
+            pass
+        else:
+            return
+        self._votes.setdefault(m.sender, m.granted)
+        result = self._tally()
+        if result == "won":
+            if self.role is Role.PRE_CANDIDATE:
+                self._campaign(pre_vote=False, transfer=False)
+            else:
+                self._become_leader()
+        elif result == "lost":
+            self._become_follower(self.term, NONE)
+
+    def _on_timeout_now(self, m: TimeoutNow) -> None:
+        if self.role is not Role.LEADER:
+            self._hup(transfer=True)
+
+    # ==================================================================================
+    # Follower side of replication
+    # ==================================================================================
+
+    def _follow(self, m: Message) -> None:
+        if self.role is not Role.FOLLOWER:
+            self._become_follower(m.term, m.sender)
+        self.leader = m.sender
+        self._election_elapsed = 0
+
+    def _on_append(self, m: AppendEntries) -> None:
+        if self.role is Role.LEADER:
+            self.dropped_messages += 1  # two leaders in one term cannot happen
+            return
+        self._follow(m)
+        reply_to = m.sender
+        if m.prev_index < self.log.committed:
+            self._send(AppendResponse(term=self.term, sender=self.id, to=reply_to, success=True, index=self.log.committed))
+            return
+        if self.log.match_term(m.prev_index, m.prev_term):
+            entries = m.entries
+            last_new = m.prev_index + len(entries)
+            if entries:
+                conflict = self.log.find_conflict(entries)
+                if conflict:
+                    if conflict <= self.log.committed:
+                        raise ValueError(f"append conflicts with committed entry {conflict}")
+                    new = entries[conflict - entries[0].index :]
+                    self._append_entries(new, truncate_conf_from=conflict)
+            self.log.commit_to(min(m.commit, last_new))
+            self._send(AppendResponse(term=self.term, sender=self.id, to=reply_to, success=True, index=last_new))
+        else:
+            hint_index, hint_term = self.log.find_conflict_by_term(min(m.prev_index, self.log.last_index()), m.prev_term)
+            self._send(
+                AppendResponse(
+                    term=self.term,
+                    sender=self.id,
+                    to=reply_to,
+                    success=False,
+                    index=m.prev_index,
+                    hint_index=hint_index,
+                    hint_term=hint_term,
+                )
+            )
+
+    def _on_heartbeat(self, m: Heartbeat) -> None:
+        if self.role is Role.LEADER:
+            self.dropped_messages += 1
+            return
+        self._follow(m)
+        self.log.commit_to(m.commit)
+        self._send(HeartbeatResponse(term=self.term, sender=self.id, to=m.sender, context=m.context))
+
+    def _on_install_snapshot(self, m: InstallSnapshot) -> None:
+        if self.role is Role.LEADER:
+            self.dropped_messages += 1
+            return
+        self._follow(m)
+        meta = m.metadata
+        if meta.index <= self.log.committed:
+            self._incoming_snapshot = None
+            self._send(AppendResponse(term=self.term, sender=self.id, to=m.sender, success=True, index=self.log.committed))
+            return
+        pending = self._incoming_snapshot
+        if m.offset == 0 or pending is None or pending[0] != meta:
+            pending = (meta, bytearray())
+            self._incoming_snapshot = pending
+        buf = pending[1]
+        if m.offset != len(buf):
+            # A chunk was lost or reordered: ask the leader to resume from here.
+            self._send(SnapshotResponse(term=self.term, sender=self.id, to=m.sender, snapshot_index=meta.index, next_offset=len(buf)))
+            return
+        buf += m.data
+        if not m.done:
+            self._send(SnapshotResponse(term=self.term, sender=self.id, to=m.sender, snapshot_index=meta.index, next_offset=len(buf)))
+            return
+        self._incoming_snapshot = None
+        self._restore(Snapshot(metadata=meta, data=bytes(buf)))
+        self._send(AppendResponse(term=self.term, sender=self.id, to=m.sender, success=True, index=meta.index))
+
+    def _restore(self, snapshot: Snapshot) -> None:
+        meta = snapshot.metadata
+        if self.log.match_term(meta.index, meta.term):
+            # We already have the entries it covers: just learn the commit.
+            self.log.commit_to(meta.index)
+            return
+        self.log.restore(snapshot)
+        self._conf_history = [(meta.index, meta.conf_state)]
+
+    def _on_read_index_response(self, m: ReadIndexResponse) -> None:
+        self._read_states.append(ReadState(index=m.index, context=m.context))
+
+    # ==================================================================================
+    # Leader side
+    # ==================================================================================
+
+    def _check_can_propose(self) -> None:
+        if self.role is not Role.LEADER:
+            raise ProposalDropped(DropReason.NOT_LEADER, self.leader)
+        if self._lead_transferee != NONE:
+            raise ProposalDropped(DropReason.TRANSFER_IN_PROGRESS, self.leader)
+
+    def _append_proposal(self, entry: Entry) -> int:
+        self._check_can_propose()
+        size = entry.size()
+        limit = self.config.max_uncommitted_bytes
+        if limit and self._uncommitted_bytes and self._uncommitted_bytes + size > limit:
+            raise ProposalDropped(DropReason.TOO_MUCH_UNCOMMITTED, self.leader)
+        index = self.log.last_index() + 1
+        entry = Entry(term=self.term, index=index, type=entry.type, data=entry.data)
+        self._append_entries([entry])
+        self._uncommitted_bytes += size
+        self._uncommitted.append((index, size))
+        self._broadcast_pending = True
+        return index
+
+    def _append_entries(self, entries: list[Entry] | tuple[Entry, ...], truncate_conf_from: int = 0) -> None:
+        """Append to the local log and track membership changes in it."""
+        if truncate_conf_from:
+            history = self._conf_history
+            while len(history) > 1 and history[-1][0] >= truncate_conf_from:
+                history.pop()
+        self.log.append(entries)
+        for e in entries:
+            if e.type is EntryType.CONF_CHANGE:
+                self._apply_conf_entry(e)
+        if self.role is Role.LEADER:
+            own = self._progress.get(self.id)
+            if own is not None:
+                own.maybe_update(self.log.last_index())
+            self._maybe_commit()
+
+    def _scan_conf_changes(self, lo: int, hi: int) -> None:
+        if hi < lo:
+            return
+        for e in self.log.entries(lo, hi + 1):
+            if e.type is EntryType.CONF_CHANGE:
+                self._apply_conf_entry(e)
+
+    def _apply_conf_entry(self, e: Entry) -> None:
+        try:
+            change = codec.decode_conf_change(e.data)
+        except Exception as exc:  # a corrupt change entry must not take the node down
+            log.error("node %d: undecodable membership change at %d: %s", self.id, e.index, exc)
+            return
+        new = next_conf_state(self.conf_state, change)
+        self._conf_history.append((e.index, new))
+        if self.role is Role.LEADER:
+            self._on_leader_conf_change(e.index, new)
+
+    def _on_leader_conf_change(self, index: int, conf: ConfState) -> None:
+        members = conf.members()
+        next_index = self.log.last_index() + 1
+        for nid in list(self._progress):
+            if nid not in members:
+                del self._progress[nid]
+        for nid in members:
+            pr = self._progress.get(nid)
+            if pr is None:
+                pr = Progress(next_index, self.config.max_inflight, is_learner=nid in conf.learners)
+                if nid == self.id:
+                    pr.match = self.log.last_index()
+                    pr.become_replicate()
+                self._progress[nid] = pr
+            else:
+                pr.is_learner = nid in conf.learners
+        if self._lead_transferee not in conf.voters:
+            self._lead_transferee = NONE
+        if self.id not in conf.voters:
+            # Dissertation §4.2.2: a removed leader keeps managing the cluster until
+            # the change commits, then steps down.
+            self._step_down_after_commit_of = index
+        else:
+            self._step_down_after_commit_of = 0
+        self._broadcast_pending = True
+
+    def _pending_conf_index(self) -> int:
+        return self._conf_history[-1][0]
+
+    def _maybe_commit(self) -> bool:
+        voters = self.conf_state.voters
+        if not voters:
+            return False
+        matches = sorted((self._progress[n].match if n in self._progress else 0 for n in voters), reverse=True)
+        candidate = matches[self.conf_state.quorum() - 1]
+        if not self.log.maybe_commit(candidate, self.term):
+            return False
+        self._on_commit_advanced()
+        return True
+
+    def _on_commit_advanced(self) -> None:
+        committed = self.log.committed
+        pending = self._uncommitted
+        if pending:
+            freed = 0
+            i = 0
+            while i < len(pending) and pending[i][0] <= committed:
+                freed += pending[i][1]
+                i += 1
+            if i:
+                del pending[:i]
+                self._uncommitted_bytes -= freed
+        if self._reads_before_commit and self.log.term_or_zero(committed) == self.term:
+            queued, self._reads_before_commit = self._reads_before_commit, []
+            for sender, context in queued:
+                self._leader_read(sender, context)
+        self._broadcast_pending = True
+        if self._step_down_after_commit_of and committed >= self._step_down_after_commit_of:
+            self._hand_off_after_removal()
+
+    def _hand_off_after_removal(self) -> None:
+        # Removed from the voters and the removal is committed: pick the most
+        # up-to-date remaining voter and tell it to campaign now, so the cluster
+        # does not wait a whole election timeout.
+        last = self.log.last_index()
+        best = NONE
+        for nid in sorted(self.conf_state.voters):
+            pr = self._progress.get(nid)
+            if pr is not None and pr.match == last:
+                best = nid
+                break
+        self._broadcast_append()  # let everyone learn the commit first
+        if best != NONE:
+            self._send_timeout_now(best)
+        self._become_follower(self.term, NONE)
+
+    def _broadcast_append(self) -> None:
+        for nid in sorted(self._progress):
+            if nid != self.id:
+                self._send_append(nid)
+
+    def _broadcast_heartbeat(self, context: bytes) -> None:
+        committed = self.log.committed
+        for nid in sorted(self._progress):
+            if nid == self.id:
+                continue
+            pr = self._progress[nid]
+            self._send(Heartbeat(term=self.term, sender=self.id, to=nid, commit=min(pr.match, committed), context=context))
+
+    def _send_append(self, to: NodeId, send_if_empty: bool = True) -> bool:
+        pr = self._progress[to]
+        if pr.is_paused():
+            return False
+        prev_index = pr.next - 1
+        try:
+            prev_term = self.log.term(prev_index)
+            if pr.next <= self.log.last_index():
+                entries = self.log.entries(pr.next, min(self.log.last_index() + 1, pr.next + self.config.max_entries_per_message), self.config.max_bytes_per_message)
+            else:
+                entries = []
+        except CompactedError:
+            return self._start_snapshot(to, pr)
+        if not entries and not send_if_empty:
+            return False
+        self._send(
+            AppendEntries(
+                term=self.term,
+                sender=self.id,
+                to=to,
+                prev_index=prev_index,
+                prev_term=prev_term,
+                entries=tuple(entries),
+                commit=self.log.committed,
+            )
+        )
+        pr.sent_entries(entries[-1].index if entries else None)
+        return True
+
+    def _start_snapshot(self, to: NodeId, pr: Progress) -> bool:
+        if not pr.recent_active:
+            return False  # don't stream a snapshot to a node we have not heard from
+        snapshot = self.log.storage.snapshot()
+        if snapshot.is_empty():
+            return False
+        pr.become_snapshot(snapshot)
+        self._send_snapshot_chunk(to, pr)
+        return True
+
+    def _send_snapshot_chunk(self, to: NodeId, pr: Progress) -> None:
+        snapshot = pr.pending_snapshot
+        assert snapshot is not None
+        offset = pr.snapshot_acked
+        chunk = snapshot.data[offset : offset + self.config.max_snapshot_chunk_bytes]
+        done = offset + len(chunk) >= len(snapshot.data)
+        self._send(
+            InstallSnapshot(
+                term=self.term, sender=self.id, to=to, metadata=snapshot.metadata, offset=offset, data=chunk, done=done
+            )
+        )
+        pr.snapshot_resend_armed = False
+
+    def _send_timeout_now(self, to: NodeId) -> None:
+        self._send(TimeoutNow(term=self.term, sender=self.id, to=to))
+
+    def _on_append_response(self, m: AppendResponse) -> None:
+        if self.role is not Role.LEADER:
+            return
+        pr = self._progress.get(m.sender)
+        if pr is None:
+            return
+        pr.recent_active = True
+        if not m.success:
+            if m.hint_term > 0:
+                match_hint, _ = self.log.find_conflict_by_term(m.hint_index, m.hint_term)
+            else:
+                match_hint = m.hint_index
+            if pr.maybe_decrease_to(m.index, match_hint):
+                if pr.state is ProgressState.REPLICATE:
+                    pr.become_probe()
+                self._send_append(m.sender)
+            return
+        if m.index > self.log.last_index():
+            self.dropped_messages += 1  # acknowledges entries we never sent
+            return
+        if not pr.maybe_update(m.index):
+            if pr.state is ProgressState.PROBE and pr.match == m.index:
+                pr.paused = False
+                self._send_append(m.sender, send_if_empty=False)
+            return
+        if pr.state is ProgressState.PROBE:
+            pr.become_replicate()
+        elif pr.state is ProgressState.SNAPSHOT:
+            if pr.pending_snapshot is None or pr.match >= pr.pending_snapshot.index:
+                pr.become_replicate()
+        else:
+            pr.inflights.free_le(m.index)
+        self._maybe_commit()
+        # Keep streaming while the window allows and there is more to send.
+        while self._send_append(m.sender, send_if_empty=False):
+            pass
+        if m.sender == self._lead_transferee and pr.match == self.log.last_index():
+            self._send_timeout_now(m.sender)
+
+    def _on_heartbeat_response(self, m: HeartbeatResponse) -> None:
+        if self.role is not Role.LEADER:
+            return
+        pr = self._progress.get(m.sender)
+        if pr is None:
+            return
+        pr.recent_active = True
+        if pr.state is ProgressState.SNAPSHOT:
+            if pr.snapshot_resend_armed:
+                self._send_snapshot_chunk(m.sender, pr)  # a chunk or its ack was lost
+            else:
+                pr.snapshot_resend_armed = True
+        else:
+            pr.paused = False
+            if pr.state is ProgressState.REPLICATE and pr.inflights.full():
+                # Acknowledgements may have been lost; free a slot so replication
+                # cannot stall. A gap shows up as a rejection and a probe.
+                pr.inflights.free_first()
+            if pr.match < self.log.last_index():
+                self._send_append(m.sender)
+        if m.context and m.sender in self.conf_state.voters:
+            self._ack_read(m.sender, m.context)
+
+    def _on_snapshot_response(self, m: SnapshotResponse) -> None:
+        if self.role is not Role.LEADER:
+            return
+        pr = self._progress.get(m.sender)
+        if pr is None:
+            return
+        pr.recent_active = True
+        snap = pr.pending_snapshot
+        if pr.state is not ProgressState.SNAPSHOT or snap is None or snap.index != m.snapshot_index:
+            return
+        if m.next_offset > len(snap.data):
+            self.dropped_messages += 1
+            return
+        pr.snapshot_acked = m.next_offset
+        self._send_snapshot_chunk(m.sender, pr)
+
+    # ==================================================================================
+    # Linearizable reads (ReadIndex, Raft dissertation §6.4)
+    # ==================================================================================
+
+    def _leader_read(self, sender: NodeId, context: bytes) -> None:
+        if self.log.term_or_zero(self.log.committed) != self.term:
+            # Until the no-op of this term commits, our commit index may lag what
+            # earlier leaders committed: wait for it.
+            self._reads_before_commit.append((sender, context))
+            return
+        index = self.log.committed
+        voters = self.conf_state.voters
+        if voters == {self.id}:
+            self._answer_read(sender, index, context)
+            return
+        if context in self._pending_reads:
+            return  # duplicate context: the first request answers both
+        req = _ReadRequest(index, sender, context)
+        if self.id in voters:
+            req.acks.add(self.id)
+        self._pending_reads[context] = req
+        self._broadcast_heartbeat(context)
+
+    def _last_pending_read_context(self) -> bytes:
+        if not self._pending_reads:
+            return b""
+        return next(reversed(self._pending_reads))
+
+    def _ack_read(self, voter: NodeId, context: bytes) -> None:
+        req = self._pending_reads.get(context)
+        if req is None:
+            return
+        req.acks.add(voter)
+        if len(req.acks & self.conf_state.voters) < self.conf_state.quorum():
+            return
+        # A quorum answered a heartbeat sent after every earlier request was
+        # registered, so all of them are confirmed too.
+        while self._pending_reads:
+            ctx, earlier = next(iter(self._pending_reads.items()))
+            del self._pending_reads[ctx]
+            self._answer_read(earlier.sender, earlier.index, earlier.context)
+            if ctx == context:
+                break
+
+    def _answer_read(self, sender: NodeId, index: int, context: bytes) -> None:
+        if sender == self.id:
+            self._read_states.append(ReadState(index=index, context=context))
+        else:
+            self._send(ReadIndexResponse(term=self.term, sender=self.id, to=sender, index=index, context=context))
+
+    def _on_read_index_request(self, m: ReadIndexRequest) -> None:
+        if self.role is Role.LEADER:
+            self._leader_read(m.sender, m.context)
+        elif self.leader != NONE and self.leader != m.sender:
+            self.dropped_messages += 1  # not ours to answer; the follower will retry
+
+    # ==================================================================================
+    # Output
+    # ==================================================================================
+
+    def _send(self, m: Message) -> None:
+        self._msgs.append(m)
