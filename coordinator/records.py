@@ -1,0 +1,155 @@
+"""The records held by `CoordinatorState`.
+
+They are mutable on purpose (the state machine updates them in place as commands are
+applied) but only `coordinator.state` may mutate them. Everybody else — the planner,
+the leader helper, status and the simulator's checkers — reads them through the
+state's read-only mappings.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Optional
+
+import attrs
+
+from .commands import WorkerState
+
+SlotKey = tuple[str, int]
+"""(partition id, replica slot)."""
+
+
+class MovePhase(enum.Enum):
+    """Progress of a graceful handoff."""
+
+    REVOKING = "revoking"
+    """`Revoke` committed; the old owner still holds the slot until it releases."""
+    RELEASED = "released"
+    """The old owner let go (or was forced); the slot waits for its new owner."""
+
+
+@attrs.define(eq=False)
+class WorkerRecord:
+    """A registered worker.
+
+    Attributes:
+        owned: slots it owns now (unordered; sort before relying on order).
+        held: slots held for it while it is DEAD, within the restart delay window.
+        load: total weight of ``owned``.
+    """
+
+    worker_id: str
+    address: str
+    zone: str
+    capacity: int
+    labels: tuple[tuple[str, str], ...]
+    state: WorkerState
+    registered_at: float
+    expired_at: Optional[float] = None
+    owned: set[SlotKey] = attrs.field(factory=set)
+    held: set[SlotKey] = attrs.field(factory=set)
+    load: int = 0
+
+    @property
+    def is_live(self) -> bool:
+        return self.state is not WorkerState.DEAD
+
+
+@attrs.define(eq=False)
+class PartitionRecord:
+    """One partition of a group.
+
+    Attributes:
+        owners: owner per replica slot (None = free); slot 0 is the primary.
+        assigned_at: when each slot got its current owner (None = free).
+        epoch: fencing token; grows by one on every `Assign`.
+        deaths: recent owner deaths (timestamps) counted for quarantine.
+        not_before: no `Assign` before this time (set when a deleted group's name is
+            re-used, so that owners of the old incarnation have stopped).
+    """
+
+    partition_id: str
+    group: str
+    index: int
+    weight: int
+    replication_factor: int
+    epoch: int
+    owners: list[Optional[str]]
+    assigned_at: list[Optional[float]]
+    quarantined: bool = False
+    deaths: list[float] = attrs.field(factory=list)
+    not_before: Optional[float] = None
+
+    @property
+    def sort_key(self) -> tuple[str, int]:
+        return (self.group, self.index)
+
+
+@attrs.define(eq=False)
+class GroupRecord:
+    """A named group of partitions (e.g. a topic)."""
+
+    name: str
+    count: int
+    weight: int
+    replication_factor: int
+    created_at: float
+
+    def partition_ids(self) -> list[str]:
+        return [partition_id(self.name, index) for index in range(self.count)]
+
+
+@attrs.define(eq=False)
+class PendingMove:
+    """A graceful handoff in flight; it counts against the move caps.
+
+    Attributes:
+        source: the owner being revoked.
+        target: planner's choice of the next owner (a hint; may be None or stale).
+        epoch: the partition epoch when the revoke was committed.
+        deadline: from this time the revoke may be forced.
+    """
+
+    partition_id: str
+    slot: int
+    source: str
+    target: Optional[str]
+    epoch: int
+    phase: MovePhase
+    deadline: float
+
+
+@attrs.define(eq=False)
+class Hold:
+    """A free slot reserved for a dead worker until ``until``."""
+
+    worker_id: str
+    until: float
+
+
+@attrs.define(eq=False)
+class KvRecord:
+    """A metadata KV entry; ``version`` is the store revision of its last write."""
+
+    value: bytes
+    version: int
+
+
+@attrs.define(eq=False)
+class Counters:
+    """Monotonic counters, exported as metrics and shown in status."""
+
+    assignments: int = 0
+    releases: int = 0
+    forced_revokes: int = 0
+    expirations: int = 0
+    quarantines: int = 0
+
+    def as_tuple(self) -> tuple[int, ...]:
+        return (self.assignments, self.releases, self.forced_revokes, self.expirations,
+                self.quarantines)
+
+
+def partition_id(group: str, index: int) -> str:
+    """The id of partition ``index`` of ``group``."""
+    return f"{group}/{index}"

@@ -1,0 +1,659 @@
+"""The coordinator's replicated state machine.
+
+`CoordinatorState.apply(command)` is called with every committed command, in log
+order, on every replica. Rules of operation:
+
+1. **Deterministic.** The result and the new state depend only on the previous state
+   and the command. No clock is read (time arrives in ``command.now``), nothing random
+   is drawn, and no decision depends on the iteration order of a set or dict: where
+   order matters, keys are sorted.
+2. **All or nothing.** Each handler first validates the command against the state and
+   returns an `Error` result without touching anything; only then does it mutate.
+3. **Epochs only grow.** A partition's epoch increases by one on every `Assign` (every
+   change of owner) and survives deletion and re-creation of its group, so a fencing
+   token from an old owner can never become current again.
+4. **Lifecycle of a slot.** free → `Assign` → owned → `Revoke` → revoking →
+   `Released`/`ForceRevoke` → free (the pending move remembers the target) → `Assign`
+   with the next epoch. An owner's death (`ExpireWorker`) frees its slots at once or,
+   for an ACTIVE worker with ``restart_delay`` > 0, holds them for it; a hold blocks
+   `Assign` to anyone else until it runs out.
+
+The state is a plain object: the planner and the leader helper read it through the
+read-only mappings below; only `apply` and `restore` change it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import types
+from typing import Any, Callable, Mapping, Optional
+
+import attrs
+import cbor2
+
+from . import commands as c
+from .commands import ErrorCode, WorkerState
+from .config import CoordinatorConfig
+from .records import (
+    Counters,
+    GroupRecord,
+    Hold,
+    KvRecord,
+    MovePhase,
+    PartitionRecord,
+    PendingMove,
+    SlotKey,
+    WorkerRecord,
+    partition_id,
+)
+
+SNAPSHOT_FORMAT = 1
+
+
+class SnapshotError(ValueError):
+    """Bytes that are not a valid coordinator snapshot."""
+
+
+@attrs.frozen
+class CoordinatorStatus:
+    """A point-in-time summary of the state, for `status` and metrics.
+
+    Attributes:
+        workers: number of workers per state.
+        partitions: number of partitions.
+        slots: number of replica slots (sum of replication factors).
+        assigned_slots: slots that have an owner.
+        held_slots: slots held for dead workers.
+        pending_moves: graceful handoffs in flight.
+        quarantined: ids of quarantined partitions, sorted.
+        counters: name → value of the monotonic counters.
+    """
+
+    workers: Mapping[WorkerState, int]
+    partitions: int
+    slots: int
+    assigned_slots: int
+    held_slots: int
+    pending_moves: int
+    quarantined: tuple[str, ...]
+    counters: Mapping[str, int]
+
+
+def _error(code: ErrorCode, message: str) -> c.Error:
+    return c.Error(code=code, message=message)
+
+
+class CoordinatorState:
+    """Workers, partitions, assignments, pending moves, holds and the metadata KV."""
+
+    def __init__(self, config: Optional[CoordinatorConfig] = None) -> None:
+        self._config = config or CoordinatorConfig()
+        self._workers: dict[str, WorkerRecord] = {}
+        self._groups: dict[str, GroupRecord] = {}
+        self._partitions: dict[str, PartitionRecord] = {}
+        self._pending: dict[SlotKey, PendingMove] = {}
+        self._holds: dict[SlotKey, Hold] = {}
+        # Epoch floor and deletion time of deleted groups, so a re-created group's
+        # epochs continue above the old ones (rule 3).
+        self._retired: dict[str, tuple[int, float]] = {}
+        self._kv: dict[str, KvRecord] = {}
+        self._kv_keys: list[str] = []
+        self._kv_revision = 0
+        self._counters = Counters()
+        self._handlers: dict[type, Callable[[Any], c.Result]] = {
+            c.RegisterWorker: self._register,
+            c.DeregisterWorker: self._deregister,
+            c.ExpireWorker: self._expire,
+            c.DrainWorker: self._drain,
+            c.UndrainWorker: self._undrain,
+            c.CreatePartitionGroup: self._create_group,
+            c.DeletePartitionGroup: self._delete_group,
+            c.Assign: self._assign,
+            c.Revoke: self._revoke,
+            c.Released: self._released,
+            c.ForceRevoke: self._force_revoke,
+            c.ReleaseQuarantine: self._release_quarantine,
+            c.KvPut: self._kv_put,
+            c.KvCas: self._kv_cas,
+            c.KvDelete: self._kv_delete,
+            c.KvGet: self._kv_get,
+            c.KvList: self._kv_list,
+            c.FencedPut: self._fenced_put,
+            c.Batch: self._batch,
+        }
+
+    # ------------------------------------------------------------------ read access
+
+    @property
+    def config(self) -> CoordinatorConfig:
+        return self._config
+
+    @property
+    def workers(self) -> Mapping[str, WorkerRecord]:
+        """Registered workers by id (read-only; records must not be mutated)."""
+        return types.MappingProxyType(self._workers)
+
+    @property
+    def groups(self) -> Mapping[str, GroupRecord]:
+        return types.MappingProxyType(self._groups)
+
+    @property
+    def partitions(self) -> Mapping[str, PartitionRecord]:
+        """Partitions by id (read-only; records must not be mutated)."""
+        return types.MappingProxyType(self._partitions)
+
+    @property
+    def pending_moves(self) -> Mapping[SlotKey, PendingMove]:
+        """Graceful handoffs in flight, by slot."""
+        return types.MappingProxyType(self._pending)
+
+    @property
+    def holds(self) -> Mapping[SlotKey, Hold]:
+        """Free slots reserved for dead workers, by slot."""
+        return types.MappingProxyType(self._holds)
+
+    @property
+    def counters(self) -> Counters:
+        return attrs.evolve(self._counters)
+
+    def owner(self, partition: str, slot: int = 0) -> Optional[str]:
+        """The owner of a slot, or None (also for unknown partitions)."""
+        record = self._partitions.get(partition)
+        if record is None or not 0 <= slot < record.replication_factor:
+            return None
+        return record.owners[slot]
+
+    def owned_slots(self, worker_id: str) -> list[SlotKey]:
+        """The slots a worker owns, sorted."""
+        record = self._workers.get(worker_id)
+        return sorted(record.owned) if record is not None else []
+
+    def kv_get(self, key: str) -> Optional[KvRecord]:
+        """Local (non-linearizable) read of a KV entry; use `KvGet` through the log or
+        a ReadIndex read for a linearizable one."""
+        return self._kv.get(key)
+
+    def status(self) -> CoordinatorStatus:
+        by_state = {s: 0 for s in WorkerState}
+        for worker in self._workers.values():
+            by_state[worker.state] += 1
+        slots = assigned = 0
+        quarantined = []
+        for record in self._partitions.values():
+            slots += record.replication_factor
+            assigned += sum(owner is not None for owner in record.owners)
+            if record.quarantined:
+                quarantined.append(record.partition_id)
+        counters = self._counters
+        return CoordinatorStatus(
+            workers=types.MappingProxyType(by_state),
+            partitions=len(self._partitions),
+            slots=slots,
+            assigned_slots=assigned,
+            held_slots=len(self._holds),
+            pending_moves=len(self._pending),
+            quarantined=tuple(sorted(quarantined)),
+            counters=types.MappingProxyType(attrs.asdict(counters)),
+        )
+
+    # ------------------------------------------------------------------------ apply
+
+    def apply(self, command: c.Command) -> c.Result:
+        """Apply one committed command and return its result.
+
+        Returns:
+            The command's result, or an `Error` (and no change at all) when the
+            command does not fit the current state.
+
+        Raises:
+            TypeError: ``command`` is not a coordinator command (caller misuse; the
+                codec never produces one).
+        """
+        handler = self._handlers.get(type(command))
+        if handler is None:
+            raise TypeError(f"not a coordinator command: {type(command).__name__}")
+        return handler(command)
+
+    # -- workers
+
+    def _register(self, cmd: c.RegisterWorker) -> c.Result:
+        worker = self._workers.get(cmd.worker_id)
+        if worker is None:
+            self._workers[cmd.worker_id] = WorkerRecord(
+                worker_id=cmd.worker_id, address=cmd.address, zone=cmd.zone,
+                capacity=cmd.capacity, labels=cmd.labels, state=WorkerState.ACTIVE,
+                registered_at=cmd.now,
+            )
+            return c.WorkerRegistered(worker_id=cmd.worker_id, created=True)
+        worker.address, worker.zone = cmd.address, cmd.zone
+        worker.capacity, worker.labels = cmd.capacity, cmd.labels
+        if worker.state is not WorkerState.DEAD:
+            return c.WorkerRegistered(worker_id=cmd.worker_id, created=False)
+        worker.state = WorkerState.ACTIVE
+        worker.expired_at = None
+        worker.registered_at = cmd.now
+        restored = []
+        for key in sorted(worker.held):
+            hold = self._holds.pop(key)
+            record = self._partitions[key[0]]
+            slot = key[1]
+            if (hold.until > cmd.now and record.owners[slot] is None
+                    and not record.quarantined and cmd.worker_id not in record.owners):
+                self._set_owner(record, slot, worker, cmd.now)
+                restored.append(c.SlotRef(partition_id=key[0], slot=slot, epoch=record.epoch))
+        worker.held.clear()
+        return c.WorkerRegistered(worker_id=cmd.worker_id, created=False, restored=restored)
+
+    def _deregister(self, cmd: c.DeregisterWorker) -> c.Result:
+        worker = self._workers.get(cmd.worker_id)
+        if worker is None:
+            return _error(ErrorCode.UNKNOWN_WORKER, cmd.worker_id)
+        freed = [self._free_slot(key, worker) for key in sorted(worker.owned)]
+        for key in sorted(worker.held):
+            del self._holds[key]
+        del self._workers[cmd.worker_id]
+        return c.WorkerRemoved(worker_id=cmd.worker_id, freed=freed)
+
+    def _expire(self, cmd: c.ExpireWorker) -> c.Result:
+        worker = self._workers.get(cmd.worker_id)
+        if worker is None:
+            return _error(ErrorCode.UNKNOWN_WORKER, cmd.worker_id)
+        if worker.state is WorkerState.DEAD:
+            return _error(ErrorCode.INVALID_STATE, f"{cmd.worker_id} is already dead")
+        config = self._config
+        may_hold = worker.state is WorkerState.ACTIVE and config.restart_delay > 0
+        worker.state = WorkerState.DEAD
+        worker.expired_at = cmd.now
+        self._counters.expirations += 1
+        freed, held, quarantined = [], [], []
+        for key in sorted(worker.owned):
+            record = self._partitions[key[0]]
+            took = record.assigned_at[key[1]]
+            ref = self._free_slot(key, worker)
+            horizon = cmd.now - config.quarantine_window
+            if took is not None and took >= horizon:
+                record.deaths.append(cmd.now)
+            record.deaths = [t for t in record.deaths if t >= horizon]
+            if not record.quarantined and len(record.deaths) >= config.quarantine_threshold:
+                self._quarantine(record)
+                quarantined.append(record.partition_id)
+            if may_hold and not record.quarantined and key not in self._pending:
+                self._holds[key] = Hold(worker_id=worker.worker_id,
+                                        until=cmd.now + config.restart_delay)
+                worker.held.add(key)
+                held.append(ref)
+            else:
+                freed.append(ref)
+        return c.WorkerRemoved(worker_id=cmd.worker_id, freed=freed, held=held,
+                               quarantined=quarantined)
+
+    def _drain(self, cmd: c.DrainWorker) -> c.Result:
+        return self._set_worker_state(cmd.worker_id, WorkerState.DRAINING)
+
+    def _undrain(self, cmd: c.UndrainWorker) -> c.Result:
+        return self._set_worker_state(cmd.worker_id, WorkerState.ACTIVE)
+
+    def _set_worker_state(self, worker_id: str, state: WorkerState) -> c.Result:
+        worker = self._workers.get(worker_id)
+        if worker is None:
+            return _error(ErrorCode.UNKNOWN_WORKER, worker_id)
+        if worker.state is WorkerState.DEAD:
+            return _error(ErrorCode.INVALID_STATE, f"{worker_id} is dead")
+        worker.state = state
+        return c.WorkerStateChanged(worker_id=worker_id, state=state)
+
+    # -- partition groups
+
+    def _create_group(self, cmd: c.CreatePartitionGroup) -> c.Result:
+        if cmd.name in self._groups:
+            return _error(ErrorCode.ALREADY_EXISTS, f"group {cmd.name}")
+        floor, not_before = 0, None
+        if cmd.name in self._retired:
+            floor, deleted_at = self._retired[cmd.name]
+            not_before = deleted_at + self._config.revoke_timeout
+        group = GroupRecord(name=cmd.name, count=cmd.count, weight=cmd.weight,
+                            replication_factor=cmd.replication_factor, created_at=cmd.now)
+        self._groups[cmd.name] = group
+        rf = cmd.replication_factor
+        for index, pid in enumerate(group.partition_ids()):
+            self._partitions[pid] = PartitionRecord(
+                partition_id=pid, group=cmd.name, index=index, weight=cmd.weight,
+                replication_factor=rf, epoch=floor, owners=[None] * rf,
+                assigned_at=[None] * rf, not_before=not_before,
+            )
+        return c.GroupChanged(name=cmd.name, count=cmd.count, created=True)
+
+    def _delete_group(self, cmd: c.DeletePartitionGroup) -> c.Result:
+        group = self._groups.get(cmd.name)
+        if group is None:
+            return _error(ErrorCode.UNKNOWN_GROUP, cmd.name)
+        floor = self._retired.get(cmd.name, (0, 0.0))[0]
+        for pid in group.partition_ids():
+            record = self._partitions.pop(pid)
+            floor = max(floor, record.epoch)
+            for slot, owner in enumerate(record.owners):
+                if owner is not None:
+                    worker = self._workers[owner]
+                    worker.owned.discard((pid, slot))
+                    worker.load -= record.weight
+                hold = self._holds.pop((pid, slot), None)
+                if hold is not None:
+                    self._workers[hold.worker_id].held.discard((pid, slot))
+                self._pending.pop((pid, slot), None)
+        del self._groups[cmd.name]
+        self._retired[cmd.name] = (floor, cmd.now)
+        return c.GroupChanged(name=cmd.name, count=group.count, created=False)
+
+    # -- assignments
+
+    def _slot(self, pid: str, slot: int) -> tuple[Optional[PartitionRecord], Optional[c.Error]]:
+        record = self._partitions.get(pid)
+        if record is None:
+            return None, _error(ErrorCode.UNKNOWN_PARTITION, pid)
+        if slot >= record.replication_factor:
+            return None, _error(ErrorCode.UNKNOWN_PARTITION, f"{pid} has no slot {slot}")
+        return record, None
+
+    def _assign(self, cmd: c.Assign) -> c.Result:
+        record, error = self._slot(cmd.partition_id, cmd.slot)
+        if error is not None:
+            return error
+        assert record is not None
+        key = (cmd.partition_id, cmd.slot)
+        worker = self._workers.get(cmd.worker_id)
+        hold = self._holds.get(key)
+        if record.quarantined:
+            return _error(ErrorCode.QUARANTINED, cmd.partition_id)
+        if record.not_before is not None and cmd.now < record.not_before:
+            return _error(ErrorCode.TOO_EARLY, f"{cmd.partition_id} until {record.not_before}")
+        if worker is None:
+            return _error(ErrorCode.UNKNOWN_WORKER, cmd.worker_id)
+        if worker.state is not WorkerState.ACTIVE:
+            return _error(ErrorCode.INVALID_STATE, f"{cmd.worker_id} is {worker.state.value}")
+        if record.owners[cmd.slot] is not None:
+            return _error(ErrorCode.SLOT_OCCUPIED, f"{key} owned by {record.owners[cmd.slot]}")
+        if cmd.worker_id in record.owners:
+            return _error(ErrorCode.CO_LOCATED, f"{cmd.worker_id} holds {cmd.partition_id}")
+        if cmd.epoch <= record.epoch:
+            return _error(ErrorCode.STALE_EPOCH, f"{cmd.epoch} <= {record.epoch}")
+        if hold is not None and hold.worker_id != cmd.worker_id and cmd.now < hold.until:
+            return _error(ErrorCode.HELD, f"{key} held for {hold.worker_id}")
+        record.epoch = cmd.epoch - 1  # _set_owner adds one
+        self._set_owner(record, cmd.slot, worker, cmd.now)
+        return c.Assigned(partition_id=cmd.partition_id, slot=cmd.slot,
+                          worker_id=cmd.worker_id, epoch=record.epoch)
+
+    def _revoke(self, cmd: c.Revoke) -> c.Result:
+        record, error = self._slot(cmd.partition_id, cmd.slot)
+        if error is not None:
+            return error
+        assert record is not None
+        key = (cmd.partition_id, cmd.slot)
+        if record.owners[cmd.slot] != cmd.worker_id:
+            return _error(ErrorCode.WRONG_OWNER, f"{key} owned by {record.owners[cmd.slot]}")
+        if cmd.epoch != record.epoch:
+            return _error(ErrorCode.STALE_EPOCH, f"{cmd.epoch} != {record.epoch}")
+        if key in self._pending:
+            return _error(ErrorCode.REVOKE_PENDING, str(key))
+        deadline = cmd.now + self._config.revoke_timeout
+        self._pending[key] = PendingMove(
+            partition_id=cmd.partition_id, slot=cmd.slot, source=cmd.worker_id,
+            target=cmd.target, epoch=record.epoch, phase=MovePhase.REVOKING,
+            deadline=deadline,
+        )
+        return c.RevokeStarted(partition_id=cmd.partition_id, slot=cmd.slot,
+                               worker_id=cmd.worker_id, epoch=record.epoch, deadline=deadline)
+
+    def _released(self, cmd: c.Released) -> c.Result:
+        return self._finish_revoke(cmd, forced=False)
+
+    def _force_revoke(self, cmd: c.ForceRevoke) -> c.Result:
+        return self._finish_revoke(cmd, forced=True)
+
+    def _finish_revoke(self, cmd: c.Released | c.ForceRevoke, forced: bool) -> c.Result:
+        record, error = self._slot(cmd.partition_id, cmd.slot)
+        if error is not None:
+            return error
+        assert record is not None
+        key = (cmd.partition_id, cmd.slot)
+        pending = self._pending.get(key)
+        if pending is None or pending.phase is not MovePhase.REVOKING:
+            return _error(ErrorCode.NO_PENDING_REVOKE, str(key))
+        if pending.source != cmd.worker_id:
+            return _error(ErrorCode.WRONG_OWNER, f"{key} is revoked from {pending.source}")
+        if cmd.epoch != record.epoch:
+            return _error(ErrorCode.STALE_EPOCH, f"{cmd.epoch} != {record.epoch}")
+        if forced and cmd.now < pending.deadline:
+            return _error(ErrorCode.TOO_EARLY, f"{key} may be forced from {pending.deadline}")
+        self._free_slot(key, self._workers[cmd.worker_id])
+        if forced:
+            self._counters.forced_revokes += 1
+        else:
+            self._counters.releases += 1
+        return c.SlotReleased(partition_id=cmd.partition_id, slot=cmd.slot,
+                              worker_id=cmd.worker_id, epoch=record.epoch, forced=forced)
+
+    def _release_quarantine(self, cmd: c.ReleaseQuarantine) -> c.Result:
+        record = self._partitions.get(cmd.partition_id)
+        if record is None:
+            return _error(ErrorCode.UNKNOWN_PARTITION, cmd.partition_id)
+        if not record.quarantined:
+            return _error(ErrorCode.NOT_QUARANTINED, cmd.partition_id)
+        record.quarantined = False
+        record.deaths = []
+        return c.QuarantineReleased(partition_id=cmd.partition_id)
+
+    # -- helpers that mutate (only called after validation)
+
+    def _set_owner(self, record: PartitionRecord, slot: int, worker: WorkerRecord,
+                   now: float) -> None:
+        key = (record.partition_id, slot)
+        record.owners[slot] = worker.worker_id
+        record.assigned_at[slot] = now
+        record.epoch += 1
+        worker.owned.add(key)
+        worker.load += record.weight
+        hold = self._holds.pop(key, None)
+        if hold is not None:
+            self._workers[hold.worker_id].held.discard(key)
+        self._pending.pop(key, None)
+        self._counters.assignments += 1
+
+    def _free_slot(self, key: SlotKey, worker: WorkerRecord) -> c.SlotRef:
+        """Take a slot away from its owner; a handoff in flight moves on to RELEASED."""
+        record = self._partitions[key[0]]
+        record.owners[key[1]] = None
+        record.assigned_at[key[1]] = None
+        worker.owned.discard(key)
+        worker.load -= record.weight
+        pending = self._pending.get(key)
+        if pending is not None:
+            pending.phase = MovePhase.RELEASED
+        return c.SlotRef(partition_id=key[0], slot=key[1], epoch=record.epoch)
+
+    def _quarantine(self, record: PartitionRecord) -> None:
+        record.quarantined = True
+        self._counters.quarantines += 1
+        for slot in range(record.replication_factor):
+            key = (record.partition_id, slot)
+            hold = self._holds.pop(key, None)
+            if hold is not None:
+                self._workers[hold.worker_id].held.discard(key)
+            pending = self._pending.get(key)
+            if pending is not None and pending.phase is MovePhase.RELEASED:
+                del self._pending[key]
+
+    # -- metadata KV
+
+    def _write(self, key: str, value: bytes) -> c.KvValue:
+        self._kv_revision += 1
+        if key not in self._kv:
+            bisect.insort(self._kv_keys, key)
+        self._kv[key] = KvRecord(value=value, version=self._kv_revision)
+        return c.KvValue(key=key, value=value, version=self._kv_revision)
+
+    def _version(self, key: str) -> int:
+        entry = self._kv.get(key)
+        return entry.version if entry is not None else 0
+
+    def _kv_put(self, cmd: c.KvPut) -> c.Result:
+        return self._write(cmd.key, cmd.value)
+
+    def _kv_cas(self, cmd: c.KvCas) -> c.Result:
+        current = self._version(cmd.key)
+        if current != cmd.expected_version:
+            return _error(ErrorCode.VERSION_MISMATCH, f"{cmd.key} is at version {current}")
+        return self._write(cmd.key, cmd.value)
+
+    def _kv_delete(self, cmd: c.KvDelete) -> c.Result:
+        current = self._version(cmd.key)
+        if cmd.expected_version is not None and current != cmd.expected_version:
+            return _error(ErrorCode.VERSION_MISMATCH, f"{cmd.key} is at version {current}")
+        if current:
+            self._kv_revision += 1
+            del self._kv[cmd.key]
+            del self._kv_keys[bisect.bisect_left(self._kv_keys, cmd.key)]
+        return c.KvValue(key=cmd.key, value=None, version=0)
+
+    def _kv_get(self, cmd: c.KvGet) -> c.Result:
+        entry = self._kv.get(cmd.key)
+        if entry is None:
+            return c.KvValue(key=cmd.key, value=None, version=0)
+        return c.KvValue(key=cmd.key, value=entry.value, version=entry.version)
+
+    def _kv_list(self, cmd: c.KvList) -> c.Result:
+        entries = []
+        start = bisect.bisect_left(self._kv_keys, cmd.prefix)
+        for key in self._kv_keys[start:]:
+            if not key.startswith(cmd.prefix) or (cmd.limit and len(entries) >= cmd.limit):
+                break
+            entry = self._kv[key]
+            entries.append(c.KvValue(key=key, value=entry.value, version=entry.version))
+        return c.KvEntries(entries=entries)
+
+    def _fenced_put(self, cmd: c.FencedPut) -> c.Result:
+        record = self._partitions.get(cmd.partition_id)
+        if record is None:
+            return _error(ErrorCode.UNKNOWN_PARTITION, cmd.partition_id)
+        if cmd.epoch != record.epoch:
+            return _error(ErrorCode.FENCED, f"epoch {cmd.epoch} is not current ({record.epoch})")
+        if all(owner is None for owner in record.owners):
+            return _error(ErrorCode.FENCED, f"{cmd.partition_id} has no owner")
+        return self._write(cmd.key, cmd.value)
+
+    def _batch(self, cmd: c.Batch) -> c.Result:
+        return c.BatchResult(results=[self.apply(inner) for inner in cmd.commands])
+
+    # ---------------------------------------------------------- snapshot / restore
+
+    def _to_wire(self) -> dict[str, Any]:
+        config = self._config
+        return {
+            "format": SNAPSHOT_FORMAT,
+            "config": [config.revoke_timeout, config.restart_delay,
+                       config.quarantine_threshold, config.quarantine_window],
+            "workers": [
+                [w.worker_id, w.address, w.zone, w.capacity, [list(p) for p in w.labels],
+                 w.state.value, w.registered_at, w.expired_at]
+                for w in sorted(self._workers.values(), key=lambda w: w.worker_id)
+            ],
+            "groups": [
+                [g.name, g.count, g.weight, g.replication_factor, g.created_at]
+                for g in sorted(self._groups.values(), key=lambda g: g.name)
+            ],
+            "partitions": [
+                [p.partition_id, p.group, p.index, p.weight, p.replication_factor, p.epoch,
+                 list(p.owners), list(p.assigned_at), p.quarantined, list(p.deaths),
+                 p.not_before]
+                for p in sorted(self._partitions.values(), key=lambda p: p.sort_key)
+            ],
+            "pending": [
+                [m.partition_id, m.slot, m.source, m.target, m.epoch, m.phase.value,
+                 m.deadline]
+                for _, m in sorted(self._pending.items())
+            ],
+            "holds": [[k[0], k[1], h.worker_id, h.until] for k, h in sorted(self._holds.items())],
+            "retired": [[name, floor, at] for name, (floor, at) in sorted(self._retired.items())],
+            "kv": [[k, self._kv[k].value, self._kv[k].version] for k in self._kv_keys],
+            "kv_revision": self._kv_revision,
+            "counters": list(self._counters.as_tuple()),
+        }
+
+    def snapshot(self) -> bytes:
+        """The whole state as canonical CBOR bytes (equal states → equal bytes)."""
+        return cbor2.dumps(self._to_wire(), canonical=True)
+
+    @classmethod
+    def restore(cls, data: bytes) -> "CoordinatorState":
+        """Rebuild a state from `snapshot` bytes.
+
+        Raises:
+            SnapshotError: the bytes are not a snapshot of a supported format.
+        """
+        try:
+            wire = cbor2.loads(data)
+            if wire.get("format") != SNAPSHOT_FORMAT:
+                raise SnapshotError(f"unsupported snapshot format {wire.get('format')!r}")
+            return cls._from_wire(wire)
+        except SnapshotError:
+            raise
+        except Exception as exc:
+            raise SnapshotError(f"invalid snapshot: {exc!r}") from exc
+
+    @classmethod
+    def _from_wire(cls, wire: dict[str, Any]) -> "CoordinatorState":
+        revoke_timeout, restart_delay, threshold, window = wire["config"]
+        state = cls(CoordinatorConfig(revoke_timeout=revoke_timeout,
+                                      restart_delay=restart_delay,
+                                      quarantine_threshold=threshold,
+                                      quarantine_window=window))
+        for wid, address, zone, capacity, labels, st, registered_at, expired_at in wire["workers"]:
+            state._workers[wid] = WorkerRecord(
+                worker_id=wid, address=address, zone=zone, capacity=capacity,
+                labels=tuple((k, v) for k, v in labels), state=WorkerState(st),
+                registered_at=registered_at, expired_at=expired_at,
+            )
+        for name, count, weight, rf, created_at in wire["groups"]:
+            state._groups[name] = GroupRecord(name=name, count=count, weight=weight,
+                                              replication_factor=rf, created_at=created_at)
+        for (pid, group, index, weight, rf, epoch, owners, assigned_at, quarantined, deaths,
+             not_before) in wire["partitions"]:
+            record = PartitionRecord(
+                partition_id=pid, group=group, index=index, weight=weight,
+                replication_factor=rf, epoch=epoch, owners=list(owners),
+                assigned_at=list(assigned_at), quarantined=quarantined,
+                deaths=list(deaths), not_before=not_before,
+            )
+            state._partitions[pid] = record
+            for slot, owner in enumerate(owners):
+                if owner is not None:
+                    worker = state._workers[owner]
+                    worker.owned.add((pid, slot))
+                    worker.load += weight
+        for pid, slot, source, target, epoch, phase, deadline in wire["pending"]:
+            state._pending[(pid, slot)] = PendingMove(
+                partition_id=pid, slot=slot, source=source, target=target, epoch=epoch,
+                phase=MovePhase(phase), deadline=deadline,
+            )
+        for pid, slot, wid, until in wire["holds"]:
+            state._holds[(pid, slot)] = Hold(worker_id=wid, until=until)
+            state._workers[wid].held.add((pid, slot))
+        for name, floor, at in wire["retired"]:
+            state._retired[name] = (floor, at)
+        for key, value, version in wire["kv"]:
+            state._kv[key] = KvRecord(value=value, version=version)
+        state._kv_keys = sorted(state._kv)
+        state._kv_revision = wire["kv_revision"]
+        state._counters = Counters(*wire["counters"])
+        return state
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CoordinatorState):
+            return NotImplemented
+        return self._to_wire() == other._to_wire()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (f"<CoordinatorState workers={len(self._workers)} "
+                f"partitions={len(self._partitions)} pending={len(self._pending)}>")
