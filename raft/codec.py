@@ -88,6 +88,7 @@ from .types import (
 __all__ = [
     "FORMAT_VERSION",
     "DEFAULT_MAX_BYTES",
+    "MAX_UINT",
     "MessageKind",
     "RecordKind",
     "encode_message",
@@ -134,14 +135,15 @@ class RecordKind(enum.IntEnum):
     """Kind tags of the standalone (storage) records, disjoint from `MessageKind`.
 
     Distinct tags mean a record decoded with the wrong function fails cleanly
-    instead of being misread as something else.
+    instead of being misread as something else. All tags are below 24 so that
+    they take a single byte on the wire.
     """
 
-    ENTRY = 64
-    CONF_CHANGE = 65
-    CONF_STATE = 66
-    HARD_STATE = 67
-    SNAPSHOT_METADATA = 68
+    ENTRY = 16
+    CONF_CHANGE = 17
+    CONF_STATE = 18
+    HARD_STATE = 19
+    SNAPSHOT_METADATA = 20
 
 
 # --------------------------------------------------------------------------------
@@ -608,7 +610,7 @@ def encode_message(msg: Message) -> bytes:
         raise TypeError(f"not a raft message: {type(msg).__name__}")
     kind, fields = row
     name = type(msg).__name__
-    parts = [_head(0x80, 2 + len(fields)), _VERSION_BYTES, _SMALL_UINTS[kind]]
+    parts = [_head(0x80, 2 + len(fields)), _VERSION_BYTES, _head(0x00, kind)]
     for field, (put, _check) in fields:
         parts.append(put(getattr(msg, field), f"{name}.{field}"))
     return b"".join(parts)
@@ -717,7 +719,7 @@ def _record_prefix(kind: RecordKind, arity: int) -> bytes:
 
 
 def encode_entry(e: Entry) -> bytes:
-    """Encode a log entry as ``[FORMAT_VERSION, 64, term, index, type, data]``.
+    """Encode a log entry as ``[FORMAT_VERSION, 16, term, index, type, data]``.
 
     Raises:
         TypeError, ValueError: a field cannot be represented (see module docstring).
@@ -738,7 +740,7 @@ def decode_entry(data: bytes) -> Entry:
 
 
 def encode_conf_change(cc: ConfChange) -> bytes:
-    """Encode a membership change as ``[FORMAT_VERSION, 65, type, node_id, context]``.
+    """Encode a membership change as ``[FORMAT_VERSION, 17, type, node_id, context]``.
 
     This is the `data` of CONF_CHANGE entries; it is a handful of bytes.
 
@@ -779,7 +781,7 @@ def decode_conf_change(data: bytes) -> ConfChange:
 
 
 def encode_conf_state(cs: ConfState) -> bytes:
-    """Encode a configuration as ``[FORMAT_VERSION, 66, [voters...], [learners...]]``.
+    """Encode a configuration as ``[FORMAT_VERSION, 18, [voters...], [learners...]]``.
 
     Raises:
         TypeError, ValueError: a node id cannot be represented.
@@ -804,7 +806,7 @@ def decode_conf_state(data: bytes) -> ConfState:
 
 
 def encode_hard_state(hs: HardState) -> bytes:
-    """Encode a hard state as ``[FORMAT_VERSION, 67, term, vote, commit]``.
+    """Encode a hard state as ``[FORMAT_VERSION, 19, term, vote, commit]``.
 
     Raises:
         TypeError, ValueError: a field cannot be represented.
@@ -838,7 +840,7 @@ def decode_hard_state(data: bytes) -> HardState:
 
 
 def encode_snapshot_metadata(md: SnapshotMetadata) -> bytes:
-    """Encode snapshot metadata as ``[FORMAT_VERSION, 68, index, term, conf_state]``.
+    """Encode snapshot metadata as ``[FORMAT_VERSION, 20, index, term, conf_state]``.
 
     Raises:
         TypeError, ValueError: a field cannot be represented.
