@@ -1,0 +1,406 @@
+"""A minimal file-system layer for durable storage, real or simulated.
+
+`raft.disk_storage.DiskStorage` does *all* its I/O through a `FileSystem`, so the very
+same on-disk format runs on a real disk (`OsFileSystem`) and inside tests and the
+deterministic simulator (`MemoryFileSystem`).
+
+`MemoryFileSystem` models what a POSIX file system promises after a power loss, and
+nothing more:
+
+* Rule 1: file contents written with `write` live in a *volatile* view. Only `fsync`
+  of the file makes them durable.
+* Rule 2: creating, renaming and removing a name changes the volatile directory. Only
+  `fsync_dir` of the parent directory makes the change durable.
+* Rule 3: `crash()` throws the volatile view away: every directory holds its durable
+  names, every file its durable contents. With a `random.Random`, a crash may also
+  *tear*: a file keeps its durable contents plus a random prefix of the bytes appended
+  after them, which is what a real crash in the middle of a write can leave.
+
+Directories themselves (`makedirs`) are durable at once; the storage layer creates its
+directory once and the interesting failures are about files. The model is
+deterministic given the rng, and reads neither a clock nor the global `random`.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import random
+from typing import Callable, Protocol, runtime_checkable
+
+__all__ = [
+    "FileSystem",
+    "WritableFile",
+    "OsFileSystem",
+    "MemoryFileSystem",
+    "InjectedFault",
+]
+
+
+@runtime_checkable
+class WritableFile(Protocol):
+    """A file opened for appending. Every write goes to the current end."""
+
+    def write(self, data: bytes) -> None:
+        """Append all of `data` (not durable until `fsync`)."""
+        ...
+
+    def fsync(self) -> None:
+        """Make the file's contents durable."""
+        ...
+
+    def truncate(self, size: int) -> None:
+        """Cut the file to `size` bytes (durable only after `fsync`)."""
+        ...
+
+    def tell(self) -> int:
+        """The current size of the file, which is where the next write lands."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+@runtime_checkable
+class FileSystem(Protocol):
+    """The file operations durable storage needs. Paths are plain strings."""
+
+    def open_append(self, path: str) -> WritableFile:
+        """Open `path` for appending, creating an empty file if it is missing.
+
+        A newly created name is durable only after `fsync_dir` of its parent.
+        """
+        ...
+
+    def read(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
+        """Read `length` bytes at `offset` (to the end when `length` is None).
+
+        Returns fewer bytes when the file is shorter.
+
+        Raises:
+            FileNotFoundError: there is no such file.
+        """
+        ...
+
+    def size(self, path: str) -> int:
+        ...
+
+    def exists(self, path: str) -> bool:
+        ...
+
+    def listdir(self, path: str) -> list[str]:
+        """Names (not paths) in directory `path`, sorted."""
+        ...
+
+    def makedirs(self, path: str) -> None:
+        """Create `path` and its parents if missing."""
+        ...
+
+    def rename(self, src: str, dst: str) -> None:
+        """Atomically rename `src` to `dst`, replacing `dst` if it exists."""
+        ...
+
+    def remove(self, path: str) -> None:
+        ...
+
+    def fsync_dir(self, path: str) -> None:
+        """Make creations, renames and removals inside directory `path` durable."""
+        ...
+
+
+# ---------------------------------------------------------------------------------
+# The real thing.
+# ---------------------------------------------------------------------------------
+
+
+class _OsFile:
+    """An O_APPEND file descriptor. Unbuffered: the caller batches its writes."""
+
+    __slots__ = ("_fd", "_size")
+
+    def __init__(self, path: str) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._size = os.fstat(self._fd).st_size
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            # os.write may write less than asked (signals, huge buffers): loop.
+            written = os.write(self._fd, view)
+            view = view[written:]
+        self._size += len(data)
+
+    def fsync(self) -> None:
+        os.fsync(self._fd)
+
+    def truncate(self, size: int) -> None:
+        os.ftruncate(self._fd, size)
+        self._size = size
+
+    def tell(self) -> int:
+        return self._size
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+class OsFileSystem:
+    """`FileSystem` on the real operating system, with real `os.fsync` calls."""
+
+    def open_append(self, path: str) -> WritableFile:
+        return _OsFile(path)
+
+    def read(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
+        with open(path, "rb", buffering=0) as f:
+            if length is None:
+                f.seek(offset)
+                return f.readall()
+            return os.pread(f.fileno(), length, offset)
+
+    def size(self, path: str) -> int:
+        return os.stat(path).st_size
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path)
+
+    def listdir(self, path: str) -> list[str]:
+        return sorted(os.listdir(path))
+
+    def makedirs(self, path: str) -> None:
+        os.makedirs(path, exist_ok=True)
+
+    def rename(self, src: str, dst: str) -> None:
+        os.replace(src, dst)
+
+    def remove(self, path: str) -> None:
+        os.remove(path)
+
+    def fsync_dir(self, path: str) -> None:
+        # Renames and new names are recorded in the directory; POSIX makes them
+        # durable only when the directory itself is fsynced.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# ---------------------------------------------------------------------------------
+# The simulated one.
+# ---------------------------------------------------------------------------------
+
+
+class InjectedFault(OSError):
+    """Raised by `MemoryFileSystem` once a fault injected with `fail_after` fires."""
+
+
+class _Inode:
+    __slots__ = ("volatile", "durable")
+
+    def __init__(self) -> None:
+        self.volatile = bytearray()
+        self.durable = b""
+
+
+class _MemoryFile:
+    __slots__ = ("_fs", "_inode", "_generation", "_closed")
+
+    def __init__(self, fs: MemoryFileSystem, inode: _Inode) -> None:
+        self._fs = fs
+        self._inode = inode
+        self._generation = fs._generation
+        self._closed = False
+
+    def _check(self) -> None:
+        if self._closed:
+            raise ValueError("I/O on a closed file")
+        if self._generation != self._fs._generation:
+            # A handle that outlived a crash belongs to a dead process.
+            raise OSError("file handle from before a crash")
+
+    def write(self, data: bytes) -> None:
+        self._check()
+        self._fs._mutating("write")
+        self._inode.volatile += data
+
+    def fsync(self) -> None:
+        self._check()
+        self._fs._mutating("fsync")
+        self._inode.durable = bytes(self._inode.volatile)
+
+    def truncate(self, size: int) -> None:
+        self._check()
+        self._fs._mutating("truncate")
+        del self._inode.volatile[size:]
+
+    def tell(self) -> int:
+        self._check()
+        return len(self._inode.volatile)
+
+    def close(self) -> None:
+        self._closed = True
+
+
+class MemoryFileSystem:
+    """An in-memory `FileSystem` with exact durability semantics (see module doc).
+
+    Attributes:
+        ops: how many mutating operations (write, fsync, truncate, create, rename,
+            remove, fsync_dir) have run; tests use it to inject a fault at every step.
+    """
+
+    def __init__(self) -> None:
+        self._dirs: set[str] = {"/"}
+        # Two views of the namespace: what a running process sees, and what would
+        # survive a crash. Both map a normalized path to its inode.
+        self._volatile: dict[str, _Inode] = {}
+        self._durable: dict[str, _Inode] = {}
+        self._generation = 0
+        self._fail_after: int | None = None
+        self._hook: Callable[[str], None] | None = None
+        self.ops = 0
+
+    # -- fault injection -------------------------------------------------------------
+
+    def fail_after(self, count: int | None) -> None:
+        """Let `count` more mutating operations succeed, then raise `InjectedFault`.
+
+        Every later mutating operation fails too, as if the process had died at that
+        point; call `crash()` afterwards to see what the disk kept. None disarms.
+        """
+        self._fail_after = count
+
+    def _mutating(self, what: str) -> None:
+        if self._fail_after is not None:
+            if self._fail_after <= 0:
+                raise InjectedFault(f"injected fault at {what} (op {self.ops})")
+            self._fail_after -= 1
+        self.ops += 1
+
+    def crash(self, rng: random.Random | None = None) -> None:
+        """Lose everything that is not durable, as a power cut would.
+
+        Args:
+            rng: when given, each file may also keep a random prefix of the bytes
+                appended after its durable contents (a torn write). Files are visited
+                in sorted path order, so the outcome depends only on the rng's seed.
+        """
+        self._generation += 1
+        self._fail_after = None
+        survivors: dict[str, _Inode] = {}
+        # One inode can sit under two durable names (a rename across directories
+        # with only the target directory fsynced); tear it once, not twice.
+        done: dict[int, _Inode] = {}
+        for path in sorted(self._durable):
+            inode = self._durable[path]
+            if id(inode) not in done:
+                kept = inode.durable
+                volatile = bytes(inode.volatile)
+                if rng is not None and len(volatile) > len(kept) and volatile.startswith(kept):
+                    extra = rng.randint(0, len(volatile) - len(kept))
+                    kept = volatile[: len(kept) + extra]
+                inode.durable = kept
+                inode.volatile = bytearray(kept)
+                done[id(inode)] = inode
+            survivors[path] = inode
+        self._durable = survivors
+        self._volatile = dict(survivors)
+
+    # -- helpers ---------------------------------------------------------------------
+
+    @staticmethod
+    def _norm(path: str) -> str:
+        return posixpath.normpath(posixpath.join("/", path))
+
+    def _inode(self, path: str) -> _Inode:
+        try:
+            return self._volatile[self._norm(path)]
+        except KeyError:
+            raise FileNotFoundError(path) from None
+
+    def _check_parent(self, path: str) -> None:
+        if posixpath.dirname(path) not in self._dirs:
+            raise FileNotFoundError(f"no directory for {path}")
+
+    # -- FileSystem ------------------------------------------------------------------
+
+    def open_append(self, path: str) -> WritableFile:
+        norm = self._norm(path)
+        inode = self._volatile.get(norm)
+        if inode is None:
+            self._check_parent(norm)
+            self._mutating("create")
+            inode = _Inode()
+            self._volatile[norm] = inode
+        return _MemoryFile(self, inode)
+
+    def read(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
+        data = self._inode(path).volatile
+        end = len(data) if length is None else offset + length
+        return bytes(data[offset:end])
+
+    def size(self, path: str) -> int:
+        return len(self._inode(path).volatile)
+
+    def exists(self, path: str) -> bool:
+        norm = self._norm(path)
+        return norm in self._volatile or norm in self._dirs
+
+    def listdir(self, path: str) -> list[str]:
+        norm = self._norm(path)
+        if norm not in self._dirs:
+            raise FileNotFoundError(path)
+        names = {posixpath.basename(p) for p in self._volatile if posixpath.dirname(p) == norm}
+        names |= {posixpath.basename(d) for d in self._dirs if d != "/" and posixpath.dirname(d) == norm}
+        return sorted(names)
+
+    def makedirs(self, path: str) -> None:
+        norm = self._norm(path)
+        while norm not in self._dirs:
+            self._dirs.add(norm)
+            norm = posixpath.dirname(norm)
+
+    def rename(self, src: str, dst: str) -> None:
+        nsrc, ndst = self._norm(src), self._norm(dst)
+        inode = self._inode(nsrc)
+        self._check_parent(ndst)
+        self._mutating("rename")
+        del self._volatile[nsrc]
+        self._volatile[ndst] = inode
+
+    def remove(self, path: str) -> None:
+        norm = self._norm(path)
+        self._inode(norm)
+        self._mutating("remove")
+        del self._volatile[norm]
+
+    def fsync_dir(self, path: str) -> None:
+        norm = self._norm(path)
+        if norm not in self._dirs:
+            raise FileNotFoundError(path)
+        self._mutating("fsync_dir")
+        # The durable directory becomes exactly the volatile one, for this directory.
+        for p in [p for p in self._durable if posixpath.dirname(p) == norm]:
+            if self._volatile.get(p) is not self._durable[p]:
+                del self._durable[p]
+        for p, inode in self._volatile.items():
+            if posixpath.dirname(p) == norm:
+                self._durable[p] = inode
+
+    # -- test helpers ----------------------------------------------------------------
+
+    def corrupt(self, path: str, offset: int, xor: int = 0xFF) -> None:
+        """Flip bits of one byte in both views, as bit rot on the medium would."""
+        inode = self._inode(path)
+        inode.volatile[offset] ^= xor
+        if offset < len(inode.durable):
+            durable = bytearray(inode.durable)
+            durable[offset] ^= xor
+            inode.durable = bytes(durable)
+
+    def durable_bytes(self, path: str) -> bytes | None:
+        """The contents a crash would keep under `path` (None: the name would vanish)."""
+        inode = self._durable.get(self._norm(path))
+        return None if inode is None else inode.durable
