@@ -16,6 +16,9 @@ def main() -> None:
 
 def _register() -> None:
     # Sub-commands register here; each module exposes one click command.
+    from .inspect_cmd import inspect_cmd
+
+    main.add_command(inspect_cmd)
     pass
 
 
