@@ -549,6 +549,7 @@ class DiskStorage:
             raise UnavailableError(f"compact index {index} beyond last {self._last}")
         if self.term(index) != snapshot.term:
             raise ValueError("snapshot term does not match the log")
+        self.sync()  # the snapshot must never be durable ahead of the log it covers
         self._write_snapshot(snapshot)
         self._snapshot = snapshot
         if self._cache_first <= index:
@@ -567,6 +568,7 @@ class DiskStorage:
             raise SnapshotOutOfDateError(
                 f"snapshot at {snapshot.index} is not newer than {self._snapshot.index}"
             )
+        self.sync()
         self._write_snapshot(snapshot)
         # The RESET record tells replay to drop the old log even where it happens to
         # agree with the snapshot. Until it is durable, recovery falls back on the
