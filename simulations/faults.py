@@ -1,0 +1,144 @@
+"""Fault plans: which faults hit the cluster when, during the fault phase.
+
+A plan is a time-ordered list of `Fault` values. Each fault carries its own duration
+and the world undoes it when that runs out (restart after a crash, resume after a
+pause, heal after a partition). Plans are generated from a seed by `generate_plan`,
+or written by hand (scenarios, tests).
+
+Swarm mode (Groce et al., "Swarm Testing") gives each seed its own mix: every fault
+kind is switched on or off and gets its own rate, so some runs hammer one kind of
+failure while others combine several, which finds bugs a uniform mix dilutes.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Iterable
+
+import attrs
+
+PARTITION_KINDS = ("partition", "one_way", "isolate", "bridge")
+NODE_KINDS = ("crash", "pause")
+LINK_KINDS = ("loss", "duplicate", "reorder")
+ALL_KINDS = PARTITION_KINDS + NODE_KINDS + LINK_KINDS
+
+
+@attrs.frozen
+class Fault:
+    """One fault.
+
+    Attributes:
+        time: virtual seconds at which it starts.
+        kind: one of ALL_KINDS (link kinds are set for the whole fault phase).
+        duration: how long it lasts (seconds).
+        node: the node crashed, paused or isolated, or the bridge node (0 = pick at
+            random when it fires).
+        rate: for link faults, the per-message probability.
+    """
+
+    time: float
+    kind: str
+    duration: float = 0.0
+    node: int = 0
+    rate: float = 0.0
+
+    def describe(self) -> str:
+        if self.kind in LINK_KINDS:
+            return f"{self.kind} {self.rate:.3f}"
+        target = f" node {self.node}" if self.node else ""
+        return f"{self.kind}{target} for {self.duration:.2f}s"
+
+
+@attrs.frozen
+class FaultConfig:
+    """What faults a run may suffer and how often.
+
+    Attributes:
+        kinds: enabled fault kinds.
+        partition_rate / crash_rate / pause_rate: mean events per simulated second.
+        loss / duplicate / reorder: per-message probabilities in the fault phase.
+        swarm: draw a per-seed subset of `kinds` and per-seed rates (each at most
+            the configured one).
+    """
+
+    kinds: frozenset[str] = attrs.field(default=frozenset(ALL_KINDS), converter=frozenset)
+    partition_rate: float = 0.1
+    crash_rate: float = 0.05
+    pause_rate: float = 0.05
+    loss: float = 0.05
+    duplicate: float = 0.02
+    reorder: float = 0.1
+    swarm: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        unknown = set(self.kinds) - set(ALL_KINDS)
+        if unknown:
+            raise ValueError(f"unknown fault kinds: {sorted(unknown)}")
+
+    def for_seed(self, rng: random.Random) -> "FaultConfig":
+        """The swarm variant of this configuration for one seed."""
+        if not self.swarm:
+            return self
+        kinds = [k for k in sorted(self.kinds) if rng.random() < 0.6]
+        return FaultConfig(
+            kinds=frozenset(kinds),
+            partition_rate=self.partition_rate * rng.uniform(0.2, 2.0),
+            crash_rate=self.crash_rate * rng.uniform(0.2, 2.0),
+            pause_rate=self.pause_rate * rng.uniform(0.2, 2.0),
+            loss=self.loss * rng.uniform(0.0, 2.0),
+            duplicate=self.duplicate * rng.uniform(0.0, 2.0),
+            reorder=self.reorder * rng.uniform(0.0, 2.0),
+            swarm=False,
+        )
+
+
+def _poisson_times(rng: random.Random, rate: float, duration: float) -> Iterable[float]:
+    if rate <= 0:
+        return
+    t = rng.expovariate(rate)
+    while t < duration:
+        yield t
+        t += rng.expovariate(rate)
+
+
+def generate_plan(config: FaultConfig, nodes: int, duration: float, rng: random.Random) -> list[Fault]:
+    """A random plan for a fault phase of `duration` seconds on nodes 1..`nodes`."""
+    plan: list[Fault] = []
+    kinds = config.kinds
+    for kind, rate in (("loss", config.loss), ("duplicate", config.duplicate),
+                       ("reorder", config.reorder)):
+        if kind in kinds and rate > 0:
+            plan.append(Fault(0.0, kind, duration, rate=rate))
+    partition_kinds = [k for k in PARTITION_KINDS if k in kinds]
+    if partition_kinds:
+        # Partitions do not overlap: each one replaces the network's cut.
+        busy_until = 0.0
+        for t in _poisson_times(rng, config.partition_rate, duration):
+            if t < busy_until:
+                continue
+            length = rng.uniform(0.5, 10.0)
+            kind = rng.choice(partition_kinds)
+            node = rng.randint(1, nodes) if kind in ("isolate", "bridge") else 0
+            plan.append(Fault(t, kind, length, node=node))
+            busy_until = t + length
+    for kind, rate, low, high in (("crash", config.crash_rate, 0.2, 8.0),
+                                  ("pause", config.pause_rate, 0.2, 6.0)):
+        if kind in kinds:
+            for t in _poisson_times(rng, rate, duration):
+                plan.append(Fault(t, kind, rng.uniform(low, high), node=rng.randint(1, nodes)))
+    plan.sort(key=lambda f: (f.time, f.kind, f.node))
+    return plan
+
+
+def parse_kinds(text: str) -> frozenset[str]:
+    """Parse a comma-separated list of fault kinds; "all" and "none" are shortcuts."""
+    text = text.strip()
+    if text in ("", "none"):
+        return frozenset()
+    if text == "all":
+        return frozenset(ALL_KINDS)
+    kinds = frozenset(part.strip() for part in text.split(",") if part.strip())
+    unknown = kinds - set(ALL_KINDS)
+    if unknown:
+        raise ValueError(f"unknown fault kinds {sorted(unknown)}; choose from {', '.join(ALL_KINDS)}")
+    return kinds

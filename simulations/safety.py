@@ -1,0 +1,230 @@
+"""Raft's safety properties, checked incrementally after every step of the world.
+
+The world calls the hooks below while it drives the nodes; each hook checks what
+changed, so the cost per step stays small. A broken property raises
+`SafetyViolation` naming the invariant.
+
+Invariants (Raft paper figure 3, plus durability):
+
+* election safety: at most one leader per term;
+* log matching: two entries with the same index and term carry the same data and
+  follow the same previous term (so, inductively, the logs agree up to there);
+* leader completeness: a new leader holds every entry known committed;
+* state machine safety: no two nodes apply different entries at one index; a node
+  applies indexes in order without gaps;
+* durability: a committed entry is durable on a quorum when first applied; a
+  restarted node recovers at least what it fsynced (term, vote, entries) and its
+  recovered committed prefix matches what was committed;
+* monotonicity: per node, term never decreases (also across restarts), the vote
+  never changes within a term, the commit index never decreases within a run of the
+  process and never exceeds the last persisted index.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from raft.errors import CompactedError, UnavailableError
+from raft.storage import MemoryStorage
+from raft.types import NONE, Entry, HardState, Snapshot
+
+
+class SafetyViolation(Exception):
+    """A Raft safety invariant does not hold.
+
+    Attributes:
+        invariant: the short name of the broken invariant.
+        detail: what was observed.
+    """
+
+    def __init__(self, invariant: str, detail: str) -> None:
+        self.invariant = invariant
+        self.detail = detail
+        super().__init__(f"{invariant}: {detail}")
+
+
+def _term_at(storage: Any, index: int) -> int | None:
+    """The term of `index` in `storage`, or None when compacted away or missing."""
+    try:
+        return storage.term(index)
+    except (CompactedError, UnavailableError):
+        return None
+
+
+class SafetyChecker:
+    """Accumulates what the cluster has shown so far and checks each new step.
+
+    Args:
+        voters: the voting members (the quorum for durability checks).
+    """
+
+    def __init__(self, voters: Sequence[int]) -> None:
+        self.voters = tuple(voters)
+        self.quorum = len(self.voters) // 2 + 1
+        self.leader_of_term: dict[int, int] = {}
+        # (index, term) -> (data, previous term); the log-matching witness.
+        self.entries_seen: dict[tuple[int, int], tuple[bytes, int]] = {}
+        # Committed entries by index as (term, data), learned from applications.
+        self.committed: dict[int, tuple[int, bytes]] = {}
+        self.max_committed = 0
+        self.hard_state: dict[int, HardState] = {}
+        self.applied: dict[int, int] = {}
+        self.leader_changes = 0
+
+    # -- hooks ------------------------------------------------------------------
+
+    def on_start(self, node: int, storage: Any) -> None:
+        """A node (re)starts on `storage`: reset its per-process state."""
+        hs, _ = storage.initial_state()
+        previous = self.hard_state.get(node)
+        if previous is not None and hs.term < previous.term:
+            # The previous process may have held an unsynced higher term only if
+            # the node never acted on it, and acting requires a sync; the durable
+            # shadow check (on_recover) is the precise one. Terms still may not go
+            # below what was fsynced, which on_recover enforces.
+            pass
+        self.hard_state[node] = hs
+        self.applied[node] = storage.snapshot().index
+
+    def on_leader(self, node: int, term: int, storage: Any) -> None:
+        """`node` became leader of `term` (after persisting its Ready)."""
+        holder = self.leader_of_term.get(term)
+        if holder is not None and holder != node:
+            raise SafetyViolation("election safety",
+                                  f"nodes {holder} and {node} are both leader of term {term}")
+        if holder is None:
+            self.leader_of_term[term] = node
+            self.leader_changes += 1
+        # Leader completeness: every entry known committed is in the new leader's log.
+        if self.max_committed:
+            last = storage.last_index()
+            if last < self.max_committed:
+                raise SafetyViolation(
+                    "leader completeness",
+                    f"leader {node} of term {term} has last index {last} < committed {self.max_committed}")
+            committed_term = self.committed[self.max_committed][0]
+            term_there = _term_at(storage, self.max_committed)
+            if term_there is not None and term_there != committed_term:
+                raise SafetyViolation(
+                    "leader completeness",
+                    f"leader {node} of term {term} has term {term_there} at committed index "
+                    f"{self.max_committed}, committed term is {committed_term}")
+
+    def on_hard_state(self, node: int, hs: HardState, last_index: int) -> None:
+        """`node` persisted `hs` with its log ending at `last_index`."""
+        old = self.hard_state.get(node)
+        if old is not None:
+            if hs.term < old.term:
+                raise SafetyViolation("term monotonic", f"node {node} term {old.term} -> {hs.term}")
+            if hs.term == old.term and old.vote != NONE and hs.vote != old.vote:
+                raise SafetyViolation(
+                    "one vote per term",
+                    f"node {node} changed its vote in term {hs.term} from {old.vote} to {hs.vote}")
+            if hs.commit < old.commit:
+                raise SafetyViolation("commit monotonic", f"node {node} commit {old.commit} -> {hs.commit}")
+        if hs.commit > last_index:
+            raise SafetyViolation("commit within log",
+                                  f"node {node} commit {hs.commit} beyond its last index {last_index}")
+        self.hard_state[node] = hs
+
+    def on_append(self, node: int, entries: Sequence[Entry], prev_term: int | None) -> None:
+        """`node` persisted `entries` (contiguous) after an entry of term `prev_term`
+        (None when unknown, e.g. compacted)."""
+        seen = self.entries_seen
+        for entry in entries:
+            key = (entry.index, entry.term)
+            witness = seen.get(key)
+            if witness is None:
+                seen[key] = (entry.data, -1 if prev_term is None else prev_term)
+            else:
+                data, witness_prev = witness
+                if data != entry.data:
+                    raise SafetyViolation(
+                        "log matching",
+                        f"node {node} holds a different entry at index {entry.index} term {entry.term}")
+                if prev_term is not None and witness_prev >= 0 and witness_prev != prev_term:
+                    raise SafetyViolation(
+                        "log matching",
+                        f"node {node}: entry {entry.index}/{entry.term} follows term {prev_term}, "
+                        f"elsewhere term {witness_prev}")
+                if witness_prev < 0 and prev_term is not None:
+                    seen[key] = (data, prev_term)
+            prev_term = entry.term
+
+    def on_snapshot_installed(self, node: int, snapshot: Snapshot) -> None:
+        index = snapshot.index
+        self.applied[node] = max(self.applied.get(node, 0), index)
+        known = self.committed.get(index)
+        if known is not None and known[0] != snapshot.term:
+            raise SafetyViolation(
+                "state machine safety",
+                f"node {node} installed a snapshot at {index} term {snapshot.term}, "
+                f"committed term there is {known[0]}")
+
+    def on_apply(self, node: int, entry: Entry, disks: dict[int, Any]) -> None:
+        """`node` applies committed `entry`. `disks` gives every node's disk."""
+        expected = self.applied.get(node, 0) + 1
+        if entry.index != expected:
+            raise SafetyViolation("applied in order",
+                                  f"node {node} applied index {entry.index}, expected {expected}")
+        self.applied[node] = entry.index
+        known = self.committed.get(entry.index)
+        if known is not None:
+            if known[0] != entry.term or known[1] != entry.data:
+                raise SafetyViolation(
+                    "state machine safety",
+                    f"node {node} applied entry {entry.index} of term {entry.term}; another node "
+                    f"applied term {known[0]} there")
+            return
+        self.committed[entry.index] = (entry.term, entry.data)
+        if entry.index > self.max_committed:
+            self.max_committed = entry.index
+        # Durability: a committed entry lives on the disks of a quorum.
+        durable = 0
+        for voter in self.voters:
+            disk = disks.get(voter)
+            if disk is None:
+                continue
+            shadow = disk.durable
+            if _term_at(shadow, entry.index) == entry.term or (
+                shadow.snapshot().index >= entry.index):
+                durable += 1
+        if durable < self.quorum:
+            raise SafetyViolation(
+                "committed entries are durable",
+                f"entry {entry.index}/{entry.term} applied by node {node} is fsynced on only "
+                f"{durable} of {len(self.voters)} voters")
+
+    def on_recover(self, node: int, before: MemoryStorage, recovered: Any) -> None:
+        """`node` restarted: `before` is the durability shadow just before the crash's
+        torn writes, `recovered` the storage the new process reads."""
+        hs_before = before.hard_state
+        hs, _ = recovered.initial_state()
+        if hs.term < hs_before.term or (hs.term == hs_before.term and hs_before.vote != NONE
+                                         and hs.vote != hs_before.vote):
+            raise SafetyViolation(
+                "durable term and vote",
+                f"node {node} fsynced term {hs_before.term} vote {hs_before.vote} but recovered "
+                f"term {hs.term} vote {hs.vote}")
+        # Committed prefix of the recovered log must match what the cluster committed.
+        first = max(recovered.first_index(), 1)
+        last = min(recovered.last_index(), self.max_committed)
+        committed = self.committed
+        for index in range(first, last + 1):
+            known = committed.get(index)
+            if known is not None and _term_at(recovered, index) != known[0]:
+                # Not necessarily a bug: an uncommitted suffix may diverge. Only a
+                # mismatch at or below the recovered commit index is.
+                if index <= hs.commit:
+                    raise SafetyViolation(
+                        "committed entries survive crashes",
+                        f"node {node} recovered term {_term_at(recovered, index)} at committed "
+                        f"index {index}, committed term is {known[0]}")
+        # Everything fsynced must be back (unless a torn unsynced write replaced it).
+        if recovered.last_index() < min(before.last_index(), hs_before.commit):
+            raise SafetyViolation(
+                "fsynced entries survive crashes",
+                f"node {node} fsynced entries up to {before.last_index()} (commit "
+                f"{hs_before.commit}) but recovered only up to {recovered.last_index()}")
+        self.hard_state[node] = hs
+        self.applied[node] = recovered.snapshot().index

@@ -1,0 +1,764 @@
+"""The simulated world: virtual clock, event queue, nodes, network, disks, clients.
+
+Theory of operation
+-------------------
+Everything that happens is an *event* in one priority queue ordered by (virtual
+time, sequence number); the sequence number makes ties deterministic. Handling an
+event may push new ones. Nodes are real `RawNode`s driven exactly as a production
+driver would: after every input the world drains `Ready` batches — install the
+snapshot, persist hard state and entries on the node's simulated disk, *then* send
+the messages, apply committed entries to the node's key-value store, answer reads,
+`advance`. Messages cross the network as bytes (`raft.codec`).
+
+Rules:
+
+1. All randomness comes from `RngFactory` streams derived from the seed; the clock
+   is virtual. The same `SimConfig` gives the same run, event for event; the trace
+   hash (sha256 over every event) proves it.
+2. The safety checker sees every step: it is called from the driver loop, so a
+   violation stops the run at the step that caused it.
+3. A crashed node loses its process (RawNode, state machine, pending requests) and
+   whatever its disk had not fsynced; it restarts from its disk alone.
+4. A paused node keeps its state but handles nothing; messages and requests for it
+   wait and are handled, in order, when it resumes with its stale view of the world.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import struct
+from collections import deque
+from typing import Any, Callable
+
+import attrs
+
+from raft.codec import decode_message, encode_message
+from raft.config import Config
+from raft.errors import CodecError, ProposalDropped
+from raft.node import RawNode
+from raft.types import EntryType, Role
+
+from .disk import DISK_KINDS
+from .faults import Fault, FaultConfig, generate_plan
+from .history import History, OpKind, Operation, Outcome
+from .kv import KeyValueStore, encode_command
+from .network import Latency, Network
+from .rng import RngFactory
+from .safety import SafetyChecker, SafetyViolation, _term_at
+
+# Event kinds.
+TICK, DELIVER, REQUEST, REPLY, TIMEOUT, CLIENT_NEXT, FAULT, UNDO, HEAL, CHECK = range(10)
+_EVENT_NAMES = ("tick", "deliver", "request", "reply", "timeout", "client", "fault", "undo",
+                "heal", "check")
+_PACK = struct.Struct("<dBHH").pack
+
+
+@attrs.frozen
+class WorkloadConfig:
+    """The clients.
+
+    Attributes:
+        rate: operations per simulated second over all clients (0 = no clients).
+        clients: concurrent clients; each has at most one operation in flight.
+        keys: distinct keys.
+        timeout: a client gives up after this long (the outcome is then unknown).
+        read_fraction / cas_fraction: the mix; the rest are puts.
+    """
+
+    rate: float = 50.0
+    clients: int = 10
+    keys: int = 5
+    timeout: float = 2.0
+    read_fraction: float = 0.4
+    cas_fraction: float = 0.2
+
+
+NodeFactory = Callable[[Config, Any], RawNode]
+
+
+@attrs.frozen
+class SimConfig:
+    """Everything that defines a run. With the same value, a run is the same.
+
+    Attributes:
+        seed: derives every random choice.
+        nodes: cluster size (voters 1..nodes).
+        duration: the fault phase in simulated seconds.
+        converge_within: the healed phase must converge within this many seconds.
+        tick_seconds: nominal virtual time per tick; each node drifts by up to
+            `drift` (a fraction) from it.
+        faults / workload: see `FaultConfig`, `WorkloadConfig`.
+        plan: an explicit fault plan (None = generate one from the seed).
+        disk: "file" (real DiskStorage on a MemoryFileSystem) or "model".
+        compact_every: take a snapshot and compact once this many entries are
+            applied beyond the first index (0 = never).
+        node_factory: builds a RawNode (tests plant broken variants here).
+        disk_factory: builds a node's disk (tests plant broken disks here).
+        codec: send messages as bytes through raft.codec.
+    """
+
+    seed: int = 0
+    nodes: int = 5
+    duration: float = 60.0
+    converge_within: float = 30.0
+    tick_seconds: float = 0.1
+    drift: float = 0.05
+    election_ticks: int = 10
+    heartbeat_ticks: int = 2
+    faults: FaultConfig = attrs.field(factory=FaultConfig)
+    workload: WorkloadConfig = attrs.field(factory=WorkloadConfig)
+    plan: tuple[Fault, ...] | None = None
+    disk: str = "file"
+    compact_every: int = 500
+    latency: Latency = attrs.field(factory=Latency)
+    node_factory: NodeFactory | None = attrs.field(default=None, eq=False)
+    disk_factory: Callable[[int], Any] | None = attrs.field(default=None, eq=False)
+    codec: bool = True
+
+
+class SimNode:
+    """One simulated server: a process (RawNode + state machine) over a disk."""
+
+    def __init__(self, node_id: int, disk: Any, tick_interval: float) -> None:
+        self.id = node_id
+        self.disk = disk
+        self.tick_interval = tick_interval
+        self.raw: RawNode | None = None
+        self.kv = KeyValueStore()
+        self.up = False
+        self.paused = False
+        self.incarnation = 0
+        self.role = Role.FOLLOWER
+        self.leader = 0
+        self.held: list[tuple[int, Any, Any]] = []  # events waiting while paused
+        self.pending_writes: dict[int, Operation] = {}  # log index -> client op
+        self.pending_reads: dict[bytes, Operation] = {}  # read context -> client op
+        self.waiting_reads: list[tuple[int, Operation]] = []  # (read index, op)
+
+
+class Client:
+    def __init__(self, client_id: int) -> None:
+        self.id = client_id
+        self.target = 0
+        self.current: Operation | None = None
+        self.last_seen: dict[str, str | None] = {}
+
+
+@attrs.frozen
+class Violation:
+    """Why a run failed: a safety invariant, linearizability or liveness."""
+
+    invariant: str
+    detail: str
+    time: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"invariant": self.invariant, "detail": self.detail, "time": round(self.time, 6)}
+
+
+class World:
+    """One simulated cluster run. Build it, then `run()` (or drive it step by step)."""
+
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self.rngs = RngFactory(config.seed)
+        self.now = 0.0
+        self._queue: list[tuple[float, int, int, Any, Any]] = []
+        self._seq = 0
+        self._hash = hashlib.sha256()
+        self.events = 0
+        self.recent: deque[tuple[float, int, Any, Any]] = deque(maxlen=40)
+        self.network = Network(self.rngs.stream("network"), config.latency)
+        self.voters = tuple(range(1, config.nodes + 1))
+        self.checker = SafetyChecker(self.voters)
+        self.history = History()
+        self.violation: Violation | None = None
+        self.heal_time: float | None = None
+        self.converged_at: float | None = None
+        self.timeline = Timeline(self.voters)
+        self._rng_disk = self.rngs.stream("disk")
+        self._rng_client = self.rngs.stream("client")
+        self._rng_faults = self.rngs.stream("faults")
+        self.workload_on = config.workload.rate > 0
+        drift_rng = self.rngs.stream("drift")
+        make_disk = config.disk_factory or DISK_KINDS[config.disk]
+        self.nodes: dict[int, SimNode] = {}
+        for node_id in self.voters:
+            interval = config.tick_seconds * (1.0 + drift_rng.uniform(-config.drift, config.drift))
+            self.nodes[node_id] = SimNode(node_id, make_disk(node_id), interval)
+        self.fault_config = config.faults.for_seed(self.rngs.stream("swarm"))
+        if config.plan is not None:
+            self.plan = list(config.plan)
+        else:
+            self.plan = generate_plan(self.fault_config, config.nodes, config.duration, self._rng_faults)
+        self.clients = [Client(i) for i in range(1, config.workload.clients + 1)] if self.workload_on else []
+
+    # == event queue ===============================================================
+
+    def push(self, delay: float, kind: int, a: Any = None, b: Any = None) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, (self.now + delay, self._seq, kind, a, b))
+
+    def _trace(self, kind: int, a: int, b: int, payload: bytes = b"") -> None:
+        self._hash.update(_PACK(self.now, kind, a, b))
+        if payload:
+            self._hash.update(payload)
+
+    @property
+    def trace_hash(self) -> str:
+        return self._hash.hexdigest()
+
+    # == setup =====================================================================
+
+    def start(self) -> None:
+        """Boot every node, schedule the plan, the clients and the heal."""
+        for node in self.nodes.values():
+            self._boot(node, recovering=False)
+        for fault in self.plan:
+            self._seq += 1
+            heapq.heappush(self._queue, (fault.time, self._seq, FAULT, fault, None))
+        self.push(self.config.duration, HEAL)
+        for client in self.clients:
+            self._schedule_client(client)
+
+    def _boot(self, node: SimNode, recovering: bool) -> None:
+        config = self.config
+        if recovering:
+            before = node.disk.before_crash
+            storage = node.disk.recover()
+            self.checker.on_recover(node.id, before, storage)
+        else:
+            storage = node.disk.storage
+            self.checker.on_start(node.id, storage)
+        raft_config = Config(
+            id=node.id, voters=self.voters, election_ticks=config.election_ticks,
+            heartbeat_ticks=config.heartbeat_ticks,
+            seed=self.rngs.integer(f"node-{node.id}-incarnation-{node.incarnation}"))
+        snapshot = storage.snapshot()
+        node.kv = KeyValueStore.restore(snapshot.data, snapshot.index)
+        factory = config.node_factory or RawNode
+        node.raw = factory(raft_config, storage)
+        node.up = True
+        node.paused = False
+        node.role = Role.FOLLOWER
+        node.leader = 0
+        self.timeline.role(self.now, node.id, "follower", 0)
+        self.push(node.tick_interval, TICK, node.id, node.incarnation)
+
+    # == running ===================================================================
+
+    def run(self) -> "World":
+        """Run to completion: fault phase, healed phase, convergence or a violation."""
+        self.start()
+        deadline = self.config.duration + self.config.converge_within
+        try:
+            while self._queue and self.violation is None:
+                if self._queue[0][0] > deadline:
+                    break
+                self.step()
+            if self.violation is None and self.converged_at is None:
+                self._fail("liveness", self._liveness_detail(), deadline)
+        except SafetyViolation as exc:
+            self._fail(exc.invariant, exc.detail, self.now)
+        return self
+
+    def step(self) -> None:
+        """Handle the next event."""
+        time, _, kind, a, b = heapq.heappop(self._queue)
+        self.now = time
+        self.events += 1
+        self.recent.append((time, kind, a, b))
+        if kind == TICK:
+            self._on_tick(a, b)
+        elif kind == DELIVER:
+            self._on_deliver(a, b)
+        elif kind == REQUEST:
+            self._on_request(a, b)
+        elif kind == REPLY:
+            self._on_reply(a, b)
+        elif kind == TIMEOUT:
+            self._on_timeout(a)
+        elif kind == CLIENT_NEXT:
+            self._next_op(a)
+        elif kind == FAULT:
+            self._on_fault(a)
+        elif kind == UNDO:
+            self._on_undo(a, b)
+        elif kind == HEAL:
+            self._heal()
+        elif kind == CHECK:
+            self._check_converged()
+
+    def _fail(self, invariant: str, detail: str, time: float) -> None:
+        if self.violation is None:
+            self.violation = Violation(invariant, detail, time)
+
+    # == node driving ==============================================================
+
+    def _on_tick(self, node_id: int, incarnation: int) -> None:
+        node = self.nodes[node_id]
+        if not node.up or node.incarnation != incarnation:
+            return
+        self.push(node.tick_interval, TICK, node_id, incarnation)
+        if node.paused:
+            return
+        self._trace(TICK, node_id, 0)
+        node.raw.tick()
+        self._drive(node)
+
+    def _on_deliver(self, dst: int, packet: tuple[int, bytes | Any]) -> None:
+        node = self.nodes[dst]
+        if not node.up:
+            return
+        src, data = packet
+        if not self.network.connected(src, dst):
+            return  # cut while in flight
+        if node.paused:
+            node.held.append((DELIVER, dst, packet))
+            return
+        if self.config.codec:
+            self._trace(DELIVER, src, dst, data)
+            try:
+                msg = decode_message(data)
+            except CodecError:
+                return
+        else:
+            self._trace(DELIVER, src, dst)
+            msg = data
+        node.raw.step(msg)
+        self._drive(node)
+
+    def _send(self, src: int, msg: Any) -> None:
+        dst = msg.to
+        delays = self.network.delays(src, dst)
+        if not delays:
+            return
+        data = encode_message(msg) if self.config.codec else msg
+        packet = (src, data)
+        for delay in delays:
+            self.push(delay, DELIVER, dst, packet)
+
+    def _drive(self, node: SimNode) -> None:
+        """Drain the node's Ready batches, following the ordering contract."""
+        raw = node.raw
+        while raw.has_ready():
+            self._handle_ready(node, raw, raw.ready())
+
+    def _handle_ready(self, node: SimNode, raw: RawNode, rd: Any) -> None:
+        checker = self.checker
+        disk = node.disk
+        node_id = node.id
+        # 1. Snapshot.
+        if rd.snapshot is not None:
+            disk.apply_snapshot(rd.snapshot)
+            node.kv = KeyValueStore.restore(rd.snapshot.data, rd.snapshot.index)
+            checker.on_snapshot_installed(node_id, rd.snapshot)
+        # 2. Hard state and entries, durably (fsync when the Ready says so).
+        entries = rd.entries
+        if entries or rd.hard_state is not None:
+            prev_term = _term_at(disk.storage, entries[0].index - 1) if entries else None
+            disk.save(rd.hard_state, entries, rd.must_sync)
+            if entries:
+                checker.on_append(node_id, entries, prev_term)
+            if rd.hard_state is not None:
+                checker.on_hard_state(node_id, rd.hard_state, disk.storage.last_index())
+        if rd.soft_state is not None:
+            self._on_soft_state(node, raw, rd.soft_state)
+        # 3. Only now send.
+        for msg in rd.messages:
+            self._send(node_id, msg)
+        # 4. Apply.
+        if rd.committed_entries:
+            disks = {n.id: n.disk for n in self.nodes.values()}
+            kv = node.kv
+            for entry in rd.committed_entries:
+                checker.on_apply(node_id, entry, disks)
+                request_id = -1
+                if entry.type is EntryType.CONF_CHANGE:
+                    raw.apply_conf_change(entry)
+                    kv.applied = entry.index
+                elif entry.data:
+                    request_id, result = kv.apply(entry.index, entry.data)
+                else:
+                    kv.applied = entry.index  # a leader's no-op
+                if node.pending_writes:
+                    op = node.pending_writes.pop(entry.index, None)
+                    if op is not None:
+                        # Another entry took the slot: the proposal is certainly lost
+                        # (an entry never moves to another index).
+                        if op.op_id == request_id:
+                            self._reply(node, op, Outcome.OK, result)
+                        else:
+                            self._reply(node, op, Outcome.FAIL, None)
+        # 5. Reads.
+        for read in rd.read_states:
+            op = node.pending_reads.pop(read.context, None)
+            if op is not None:
+                node.waiting_reads.append((read.index, op))
+        if node.waiting_reads:
+            applied = node.kv.applied
+            still = []
+            for index, op in node.waiting_reads:
+                if index <= applied:
+                    self._reply(node, op, Outcome.OK, node.kv.get(op.key))
+                else:
+                    still.append((index, op))
+            node.waiting_reads = still
+        raw.advance(rd)
+        self._maybe_compact(node, raw)
+
+    def _on_soft_state(self, node: SimNode, raw: RawNode, soft: Any) -> None:
+        node.leader = soft.leader
+        if soft.role is not node.role:
+            node.role = soft.role
+            term = raw.term
+            self.timeline.role(self.now, node.id, soft.role.value, term)
+            self._trace(FAULT, node.id, term, soft.role.value.encode())
+            if soft.role is Role.LEADER:
+                self.checker.on_leader(node.id, term, node.disk.storage)
+                self.timeline.leader(self.now, node.id, term)
+
+    def _maybe_compact(self, node: SimNode, raw: RawNode) -> None:
+        every = self.config.compact_every
+        if not every:
+            return
+        applied = node.kv.applied
+        storage = node.disk.storage
+        if applied - storage.first_index() >= every and applied <= storage.last_index():
+            snapshot = raw.create_snapshot(applied, node.kv.snapshot())
+            node.disk.compact(snapshot)
+
+    # == clients ===================================================================
+
+    def _schedule_client(self, client: Client) -> None:
+        if not self.workload_on:
+            return
+        workload = self.config.workload
+        think = self._rng_client.expovariate(workload.rate / workload.clients)
+        self.push(think, CLIENT_NEXT, client)
+
+    def _next_op(self, client: Client) -> None:
+        if not self.workload_on:
+            return
+        rng = self._rng_client
+        workload = self.config.workload
+        key = f"k{rng.randrange(workload.keys)}"
+        roll = rng.random()
+        if roll < workload.read_fraction:
+            op = self.history.invoke(client.id, OpKind.GET, key, self.now)
+        elif roll < workload.read_fraction + workload.cas_fraction:
+            value = f"c{client.id}-{len(self.history)}"
+            op = self.history.invoke(client.id, OpKind.CAS, key, self.now, value=value,
+                                     expected=client.last_seen.get(key))
+        else:
+            value = f"c{client.id}-{len(self.history)}"
+            op = self.history.invoke(client.id, OpKind.PUT, key, self.now, value=value)
+        client.current = op
+        if not client.target:
+            client.target = rng.choice(self.voters)
+        self._trace(CLIENT_NEXT, client.id, client.target, repr((op.kind.value, key)).encode())
+        self.push(0.0005 + rng.expovariate(1000.0), REQUEST, client.target, (client, op))
+        self.push(workload.timeout, TIMEOUT, (client, op))
+
+    def _on_request(self, node_id: int, request: tuple[Client, Operation]) -> None:
+        client, op = request
+        node = self.nodes[node_id]
+        if not node.up:
+            # Connection refused: the request certainly did not run.
+            self.push(0.001, REPLY, request, (Outcome.FAIL, None, 0))
+            return
+        if node.paused:
+            node.held.append((REQUEST, node_id, request))
+            return
+        raw = node.raw
+        try:
+            if op.kind is OpKind.GET:
+                context = str(op.op_id).encode()
+                raw.read_index(context)
+                node.pending_reads[context] = op
+            else:
+                command = encode_command(op.op_id, op.kind.value, op.key, op.value, op.expected)
+                index = raw.propose(command)
+                node.pending_writes[index] = op
+        except ProposalDropped as exc:
+            self.push(0.001, REPLY, request, (Outcome.FAIL, None, exc.leader_hint))
+            return
+        self._drive(node)
+
+    def _reply(self, node: SimNode, op: Operation, outcome: Outcome, result: Any) -> None:
+        client = self.clients[op.client - 1]
+        self.push(0.0005 + self._rng_client.expovariate(1000.0), REPLY, (client, op),
+                  (outcome, result, node.id))
+
+    def _on_reply(self, request: tuple[Client, Operation], answer: tuple[Outcome, Any, int]) -> None:
+        client, op = request
+        outcome, result, hint = answer
+        if op.outcome is not None:
+            return  # the client already gave up
+        self.history.complete(op, outcome, self.now, result)
+        self.timeline.op(op)
+        self._trace(REPLY, client.id, op.op_id, outcome.value.encode() + repr(result).encode())
+        if outcome is Outcome.OK:
+            if op.kind is OpKind.GET:
+                client.last_seen[op.key] = result
+            elif op.kind is OpKind.PUT or result:
+                client.last_seen[op.key] = op.value
+        elif outcome is Outcome.FAIL:
+            client.target = hint if hint and hint != client.target else self._rng_client.choice(self.voters)
+        client.current = None
+        self._schedule_client(client)
+
+    def _on_timeout(self, request: tuple[Client, Operation]) -> None:
+        client, op = request
+        if op.outcome is not None:
+            return
+        self.history.complete(op, Outcome.UNKNOWN, self.now)
+        self.timeline.op(op)
+        self._trace(TIMEOUT, client.id, op.op_id)
+        client.target = self._rng_client.choice(self.voters)
+        client.current = None
+        self._schedule_client(client)
+
+    # == faults ====================================================================
+
+    def _on_fault(self, fault: Fault) -> None:
+        if self.heal_time is not None:
+            return
+        self._trace(FAULT, fault.node, 0, fault.describe().encode())
+        self.apply_fault(fault)
+
+    def apply_fault(self, fault: Fault) -> None:
+        """Start `fault` now; its undo is scheduled after its duration."""
+        kind = fault.kind
+        rng = self._rng_faults
+        network = self.network
+        node_id = fault.node or rng.choice(self.voters)
+        if kind == "loss":
+            network.faults.loss = fault.rate
+        elif kind == "duplicate":
+            network.faults.duplicate = fault.rate
+        elif kind == "reorder":
+            network.faults.reorder = fault.rate
+        elif kind in ("partition", "one_way", "bridge"):
+            others = [n for n in self.voters if kind != "bridge" or n != node_id]
+            rng.shuffle(others)
+            cut = rng.randint(1, len(others) - 1)
+            side_a, side_b = others[:cut], others[cut:]
+            if kind == "bridge":
+                network.bridge(side_a, side_b, node_id)
+            else:
+                network.split(side_a, side_b, one_way=(kind == "one_way"))
+            self.timeline.partition_start(self.now, network.partition)
+            self.push(fault.duration, UNDO, "heal-network", network.partition)
+        elif kind == "isolate":
+            network.isolate(node_id, self.voters)
+            self.timeline.partition_start(self.now, network.partition)
+            self.push(fault.duration, UNDO, "heal-network", network.partition)
+        elif kind == "crash":
+            self.crash(node_id)
+            self.push(fault.duration, UNDO, "restart", node_id)
+        elif kind == "pause":
+            self.pause(node_id)
+            self.push(fault.duration, UNDO, "resume", node_id)
+
+    def _on_undo(self, action: str, arg: Any) -> None:
+        if action == "heal-network":
+            if self.network.partition == arg:
+                self.heal_network()
+        elif action == "restart":
+            self.restart(arg)
+        elif action == "resume":
+            self.resume(arg)
+
+    def heal_network(self) -> None:
+        if self.network.partition:
+            self._trace(UNDO, 0, 0, b"heal")
+            self.network.heal()
+            self.timeline.partition_end(self.now)
+
+    def crash(self, node_id: int) -> None:
+        node = self.nodes[node_id]
+        if not node.up:
+            return
+        self._trace(FAULT, node_id, 1, b"crash")
+        node.up = False
+        node.paused = False
+        node.incarnation += 1
+        node.raw = None
+        node.held.clear()
+        node.pending_writes.clear()
+        node.pending_reads.clear()
+        node.waiting_reads.clear()
+        node.role = Role.FOLLOWER
+        node.disk.crash(self._rng_disk)
+        self.timeline.node_down(self.now, node_id, "crash")
+
+    def restart(self, node_id: int) -> None:
+        node = self.nodes[node_id]
+        if node.up:
+            return
+        self._trace(UNDO, node_id, 1, b"restart")
+        self.timeline.node_up(self.now, node_id)
+        self._boot(node, recovering=True)
+
+    def pause(self, node_id: int) -> None:
+        node = self.nodes[node_id]
+        if not node.up or node.paused:
+            return
+        self._trace(FAULT, node_id, 2, b"pause")
+        node.paused = True
+        self.timeline.node_down(self.now, node_id, "pause")
+
+    def resume(self, node_id: int) -> None:
+        node = self.nodes[node_id]
+        if not node.up or not node.paused:
+            return
+        self._trace(UNDO, node_id, 2, b"resume")
+        node.paused = False
+        self.timeline.node_up(self.now, node_id)
+        held, node.held = node.held, []
+        for kind, a, b in held:
+            if kind == DELIVER:
+                self._on_deliver(a, b)
+            else:
+                self._on_request(a, b)
+            if not node.up:
+                break
+
+    # == healed phase ==============================================================
+
+    def _heal(self) -> None:
+        """End of the fault phase: undo every fault, stop new client operations."""
+        self.heal_time = self.now
+        self._trace(HEAL, 0, 0)
+        self.workload_on = False
+        self.timeline.heal(self.now)
+        self.network.faults.loss = self.network.faults.duplicate = self.network.faults.reorder = 0.0
+        self.heal_network()
+        for node_id in self.voters:
+            self.restart(node_id)
+            self.resume(node_id)
+        self.push(0.25, CHECK)
+
+    def converged(self) -> bool:
+        """One leader known to all, every entry committed and applied everywhere,
+        no client operation left open."""
+        leaders = [n for n in self.nodes.values() if n.up and n.role is Role.LEADER]
+        if len(leaders) != 1:
+            return False
+        leader = leaders[0].raw
+        last = leader.log.last_index()
+        if leader.commit_index != last:
+            return False
+        for node in self.nodes.values():
+            if not node.up or node.paused or node.raw.leader != leader.id or node.raw.term != leader.term:
+                return False
+            if node.raw.log.last_index() != last or node.kv.applied != last:
+                return False
+        return not any(client.current is not None for client in self.clients)
+
+    def _check_converged(self) -> None:
+        if self.converged():
+            self.converged_at = self.now
+            self._trace(CHECK, 0, 0)
+            states = {n.id: n.kv.data for n in self.nodes.values()}
+            first = states[self.voters[0]]
+            for node_id, data in states.items():
+                if data != first:
+                    self._fail("replicas agree",
+                               f"after convergence node {node_id} holds {data!r}, node "
+                               f"{self.voters[0]} holds {first!r}", self.now)
+            self._queue.clear()
+            return
+        self.push(0.25, CHECK)
+
+    def _liveness_detail(self) -> str:
+        parts = []
+        for node in self.nodes.values():
+            if not node.up:
+                parts.append(f"node {node.id} down")
+                continue
+            raw = node.raw
+            parts.append(f"node {node.id} {node.role.value} term {raw.term} leader {raw.leader} "
+                         f"commit {raw.commit_index} last {raw.log.last_index()} applied {node.kv.applied}")
+        open_ops = sum(1 for c in self.clients if c.current is not None)
+        return (f"no convergence within {self.config.converge_within}s of healing: "
+                + "; ".join(parts) + f"; {open_ops} client ops open")
+
+    # == reporting =================================================================
+
+    def describe_recent(self, count: int = 25) -> list[str]:
+        """The last events before now, for a violation report."""
+        lines = []
+        for time, kind, a, b in list(self.recent)[-count:]:
+            name = _EVENT_NAMES[kind]
+            if kind == DELIVER:
+                src, data = b
+                try:
+                    msg = decode_message(data) if isinstance(data, bytes) else data
+                    what = repr(msg)
+                except CodecError:
+                    what = f"{len(data)} undecodable bytes"
+                if len(what) > 200:
+                    what = what[:200] + "…"
+                text = f"deliver {src}->{a}: {what}"
+            elif kind == TICK:
+                text = f"tick node {a}"
+            elif kind == FAULT:
+                text = f"fault {a.describe()}"
+            elif kind == UNDO:
+                text = f"undo {a} {b}"
+            elif kind in (REQUEST,):
+                text = f"request to node {a}: {b[1].describe()}"
+            elif kind == REPLY:
+                text = f"reply {b[0].value}: {a[1].describe()}"
+            elif kind == TIMEOUT:
+                text = f"timeout: {a[1].describe()}"
+            elif kind == CLIENT_NEXT:
+                text = f"client {a.id} issues next op"
+            else:
+                text = name
+            lines.append(f"{time:10.4f}  {text}")
+        return lines
+
+
+class Timeline:
+    """What the HTML report draws: roles, crashes, pauses, partitions, leaders, ops."""
+
+    def __init__(self, nodes: tuple[int, ...]) -> None:
+        self.nodes = nodes
+        self.roles: dict[int, list[tuple[float, str, int]]] = {n: [] for n in nodes}
+        self.down: dict[int, list[list[Any]]] = {n: [] for n in nodes}  # [start, end, why]
+        self.partitions: list[list[Any]] = []  # [start, end, description]
+        self.leaders: list[tuple[float, int, int]] = []  # (time, node, term)
+        self.ops: list[Operation] = []
+        self.heal_time: float | None = None
+
+    def role(self, time: float, node: int, role: str, term: int) -> None:
+        self.roles[node].append((time, role, term))
+
+    def leader(self, time: float, node: int, term: int) -> None:
+        self.leaders.append((time, node, term))
+
+    def node_down(self, time: float, node: int, why: str) -> None:
+        self.down[node].append([time, None, why])
+
+    def node_up(self, time: float, node: int) -> None:
+        spans = self.down[node]
+        if spans and spans[-1][1] is None:
+            spans[-1][1] = time
+
+    def partition_start(self, time: float, description: str) -> None:
+        self.partition_end(time)
+        self.partitions.append([time, None, description])
+
+    def partition_end(self, time: float) -> None:
+        if self.partitions and self.partitions[-1][1] is None:
+            self.partitions[-1][1] = time
+
+    def op(self, op: Operation) -> None:
+        self.ops.append(op)
+
+    def heal(self, time: float) -> None:
+        self.heal_time = time
