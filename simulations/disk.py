@@ -78,10 +78,10 @@ class ModelDisk:
         self._sync()
 
     def compact(self, snapshot: Snapshot) -> None:
-        # The snapshot file is made durable at once, but earlier unsynced log writes
-        # stay unsynced (DiskStorage.compact does not fsync the log).
+        # DiskStorage fsyncs the log before it writes the snapshot file durably.
         self.storage.compact(snapshot)
-        self.durable.compact(snapshot)
+        self.pending.append(("compact", snapshot, None))
+        self._sync()
 
     def _sync(self) -> None:
         for write in self.pending:
@@ -135,7 +135,8 @@ class FileDisk(ModelDisk):
 
     def compact(self, snapshot: Snapshot) -> None:
         self.storage.compact(snapshot)
-        self.durable.compact(snapshot)
+        self.pending.append(("compact", snapshot, None))
+        self._sync()
 
     def crash(self, rng: random.Random) -> None:
         self.before_crash = copy_storage(self.durable)

@@ -92,8 +92,16 @@ def reproduce_command(config: SimConfig, scenario: str = "kv", extra: str = "") 
     if f.swarm:
         parts.append("--swarm")
     parts.append(f"--rate {w.rate:g}")
+    wd = type(w)()
+    for name, option in (("clients", "--clients"), ("keys", "--keys"), ("timeout", "--timeout")):
+        if getattr(w, name) != getattr(wd, name):
+            parts.append(f"{option} {getattr(w, name):g}")
+    if config.converge_within != 30.0:
+        parts.append(f"--converge-within {config.converge_within:g}")
     if config.disk != "file":
         parts.append(f"--disk {config.disk}")
+    if not config.codec:
+        parts.append("--no-codec")
     if extra:
         parts.append(extra)
     return " ".join(parts)

@@ -1,0 +1,172 @@
+"""`raftcoord simulate`: deterministic partition-and-crash simulations.
+
+Examples:
+    raftcoord simulate --seed 7
+    raftcoord simulate --seeds 0..199 --duration 60 --faults all --json
+    raftcoord simulate --count 50 --swarm --keep-going
+    raftcoord simulate --seed 7 --report run7.html --check-determinism
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import click
+
+from simulations.faults import ALL_KINDS, FaultConfig, parse_kinds
+from simulations.network import Latency
+from simulations.runner import RunResult, run_simulation
+from simulations.runner import check_determinism as rerun_and_compare
+from simulations.scenarios import scenario_names
+from simulations.world import SimConfig, Violation, WorkloadConfig
+
+
+def _parse_seed_range(text: str) -> range:
+    try:
+        if ".." in text:
+            low, high = text.split("..", 1)
+            return range(int(low), int(high) + 1)
+        return range(int(text), int(text) + 1)
+    except ValueError:
+        raise click.BadParameter(f"expected A..B (inclusive), got {text!r}") from None
+
+
+@click.command("simulate")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of a single run (or the first of --count).")
+@click.option("--seeds", "seed_range", default=None, metavar="A..B", help="Run every seed from A to B inclusive.")
+@click.option("--count", type=click.IntRange(min=1), default=None, help="Run COUNT seeds starting at --seed.")
+@click.option("--scenario", type=click.Choice(scenario_names()), default="kv", show_default=True,
+              help="What runs on the cluster.")
+@click.option("--nodes", type=click.IntRange(min=1, max=9), default=5, show_default=True)
+@click.option("--duration", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="Simulated seconds of the fault phase.")
+@click.option("--converge-within", type=click.FloatRange(min=0.5), default=30.0, show_default=True,
+              help="Simulated seconds the healed phase may take to converge.")
+@click.option("--faults", "fault_kinds", default="all", show_default=True,
+              help=f"Comma-separated fault kinds, 'all' or 'none': {', '.join(ALL_KINDS)}.")
+@click.option("--partition-rate", type=float, default=0.1,
+              show_default=True, help="Partitions per simulated second.")
+@click.option("--crash-rate", type=float, default=0.05, show_default=True, help="Crashes per simulated second.")
+@click.option("--pause-rate", type=float, default=0.05, show_default=True, help="Pauses per simulated second.")
+@click.option("--loss", type=float, default=0.05, show_default=True, help="Message loss probability.")
+@click.option("--duplicate", type=float, default=0.02, show_default=True, help="Message duplication probability.")
+@click.option("--reorder", type=float, default=0.1, show_default=True, help="Message reordering probability.")
+@click.option("--swarm", is_flag=True, help="Per-seed random subset of fault kinds and rates (swarm testing).")
+@click.option("--rate", type=click.FloatRange(min=0), default=50.0, show_default=True,
+              help="Client operations per simulated second.")
+@click.option("--clients", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--keys", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=0.01), default=2.0, show_default=True,
+              help="Client timeout in simulated seconds (the outcome is then unknown).")
+@click.option("--disk", type=click.Choice(["file", "model"]), default="file", show_default=True,
+              help="file: real DiskStorage on an in-memory file system; model: a log model.")
+@click.option("--no-codec", is_flag=True, help="Pass messages as objects instead of encoded bytes (faster).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per run on stdout.")
+@click.option("--keep-going", is_flag=True, help="Do not stop at the first failing seed.")
+@click.option("--check-determinism", is_flag=True, help="Run every seed twice and compare trace hashes.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
+              help="Write an HTML timeline; with several seeds '{seed}' in the name is replaced, "
+                   "otherwise only the first failing run (or the single run) is written.")
+@click.option("--verbose", "-v", is_flag=True, help="Show the raft library's log messages.")
+def simulate(seed, seed_range, count, scenario, nodes, duration, converge_within, fault_kinds,
+             partition_rate, crash_rate, pause_rate, loss, duplicate, reorder, swarm, rate, clients,
+             keys, timeout, disk, no_codec, as_json, keep_going, check_determinism, report_path,
+             verbose):
+    """Run deterministic simulations of the cluster under faults and check them.
+
+    Each run has a fault phase (--duration) and a healed phase that must converge.
+    Raft safety is checked after every step, linearizability of the client history
+    at the end. A failure prints the seed, the invariant, the last events and the
+    command line that reproduces it; the exit status is then 1.
+    """
+    if not verbose:
+        logging.getLogger("raft").setLevel(logging.CRITICAL)
+    if seed_range is not None and count is not None:
+        raise click.UsageError("use either --seeds or --count, not both")
+    seeds = _parse_seed_range(seed_range) if seed_range else range(seed, seed + (count or 1))
+    try:
+        kinds = parse_kinds(fault_kinds)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--faults") from None
+    faults = FaultConfig(kinds=kinds, partition_rate=partition_rate, crash_rate=crash_rate,
+                         pause_rate=pause_rate, loss=loss, duplicate=duplicate, reorder=reorder,
+                         swarm=swarm)
+    workload = WorkloadConfig(rate=rate, clients=clients, keys=keys, timeout=timeout)
+
+    def config_for(s: int) -> SimConfig:
+        return SimConfig(seed=s, nodes=nodes, duration=duration, converge_within=converge_within,
+                         faults=faults, workload=workload, disk=disk, codec=not no_codec,
+                         latency=Latency())
+
+    results: list[RunResult] = []
+    failed = False
+    many = len(seeds) > 1
+    with click.progressbar(seeds, label="simulating", file=sys.stderr,
+                           show_pos=True, hidden=not many) as bar:
+        for s in bar:
+            config = config_for(s)
+            result, world = run_simulation(config, scenario)
+            if check_determinism:
+                same, _, again = rerun_and_compare(config, scenario, result)
+                result = _with_determinism(result, same, again)
+            results.append(result)
+            if report_path and (not many or "{seed}" in report_path or (not result.ok and not failed)):
+                from simulations.report import write_report
+
+                write_report(report_path.replace("{seed}", str(s)), world, result)
+            if as_json:
+                click.echo(json.dumps(result.to_json(), sort_keys=True))
+            if not result.ok:
+                failed = True
+                if not as_json:
+                    click.echo(("\n" if many else "") + result.explain(), err=many)
+                if not keep_going:
+                    break
+    if not as_json:
+        if many:
+            _print_summary(results)
+        elif results[0].ok:
+            _print_single(results[0])
+    sys.exit(1 if failed else 0)
+
+
+
+def _with_determinism(result: RunResult, same: bool, again: RunResult) -> RunResult:
+    import attrs
+
+    result = attrs.evolve(result, determinism=same)
+    if not same:
+        detail = (f"re-running seed {result.seed} gave trace hash {again.trace_hash} "
+                  f"({again.events} events), first run {result.trace_hash} ({result.events} events)")
+        result = attrs.evolve(result, violations=result.violations + (
+            Violation("determinism", detail, result.simulated_seconds),))
+    return result
+
+
+def _print_single(r: RunResult) -> None:
+    ops = r.client_ops
+    click.echo(f"seed {r.seed}: ok — {r.simulated_seconds:.1f} simulated s in {r.wall_seconds:.2f} wall s "
+               f"({r.simulated_seconds / max(r.wall_seconds, 1e-9):.0f}x), {r.events} events, "
+               f"{r.elections} elections, max unavailability {r.max_unavailability_seconds:.2f}s")
+    click.echo(f"  client ops: {ops['ok']} ok, {ops['fail']} failed, {ops['unknown']} unknown; "
+               f"linearizable: {r.linearizable}")
+    if r.determinism is not None:
+        click.echo(f"  deterministic: {r.determinism}")
+    click.echo(f"  trace hash {r.trace_hash}")
+
+
+def _print_summary(results: list[RunResult]) -> None:
+    ok = sum(r.ok for r in results)
+    sim = sum(r.simulated_seconds for r in results)
+    wall = sum(r.wall_seconds for r in results)
+    click.echo(f"{'seed':>8} {'ok':>4} {'sim s':>8} {'wall s':>7} {'events':>8} {'elect':>5} "
+               f"{'unavail':>7} {'ops ok':>6} {'unk':>4}  violations")
+    for r in results:
+        click.echo(f"{r.seed:>8} {'yes' if r.ok else 'NO':>4} {r.simulated_seconds:>8.1f} {r.wall_seconds:>7.2f} "
+                   f"{r.events:>8} {r.elections:>5} {r.max_unavailability_seconds:>7.2f} "
+                   f"{r.client_ops['ok']:>6} {r.client_ops['unknown']:>4}  "
+                   f"{', '.join(v.invariant for v in r.violations)}")
+    click.echo(f"{ok}/{len(results)} runs ok; {sim:.0f} simulated s in {wall:.1f} wall s "
+               f"({sim / max(wall, 1e-9):.0f}x)")
