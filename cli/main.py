@@ -19,6 +19,8 @@ def _register() -> None:
     from .inspect_cmd import inspect_cmd
 
     main.add_command(inspect_cmd)
+    from .simulate_cmd import simulate
+    main.add_command(simulate)
     pass
 
 
