@@ -126,7 +126,10 @@ class RawNode:
         """
         self.config = config
         self.id = config.id
-        self._rng = random.Random(config.seed)
+        # Mix the id in: nodes configured with the same seed (e.g. the default 0)
+        # would otherwise draw identical election timeouts and split every vote.
+        # A str seed is hashed with SHA-512, so this stays deterministic.
+        self._rng = random.Random(f"raft-election:{config.seed}:{config.id}")
         self.log = RaftLog(storage)
         hard_state, conf_state = storage.initial_state()
         snapshot_index = storage.first_index() - 1
