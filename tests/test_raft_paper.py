@@ -32,7 +32,6 @@ from raft import (
     VoteResponse,
 )
 from raft import codec
-from raft.node import RawNode
 
 from raft_harness import Network, Peer, log_of
 
@@ -989,3 +988,68 @@ def test_same_seed_and_inputs_give_identical_ready_sequences():
     assert len(first) > 100
     assert first == second
     assert _recorded_run(4) != first
+
+
+# -------------------------------------------------------------------------------------
+# Extra edge cases
+# -------------------------------------------------------------------------------------
+
+
+def test_vote_is_persisted_in_the_same_ready_that_sends_it():
+    # Rule 6 / Ready contract: a vote must be durable before the response leaves.
+    peer = make_peer(1, (1, 2, 3), pre_vote=False)
+    peer.node.step(VoteRequest(term=3, sender=2, to=1, last_log_index=0, last_log_term=0))
+    rd = peer.node.ready()
+    assert rd.messages == [VoteResponse(term=3, sender=1, to=2, granted=True)]
+    assert rd.hard_state == HardState(term=3, vote=2, commit=0)
+    assert rd.must_sync
+    peer.node.advance(rd)
+
+
+def test_appended_entries_are_persisted_in_the_same_ready_that_acknowledges_them():
+    peer = make_peer(1, (1, 2, 3), hard_state=HardState(term=1))
+    new = tuple(entries_of([1, 1]))
+    peer.node.step(AppendEntries(term=1, sender=2, to=1, prev_index=0, prev_term=0, entries=new, commit=0))
+    rd = peer.node.ready()
+    assert rd.entries == list(new)
+    assert rd.messages == [AppendResponse(term=1, sender=1, to=2, success=True, index=2)]
+    assert rd.must_sync
+    peer.node.advance(rd)
+
+
+def test_leader_in_lease_ignores_a_higher_term_vote_request():
+    peer = leader_with_acked_noop(3)
+    term = peer.node.term
+    peer.node.step(VoteRequest(term=term + 1, sender=3, to=1, last_log_index=50, last_log_term=term))
+    assert peer.handle_ready() == []
+    st = peer.node.status()
+    assert (st.role, st.term) == (Role.LEADER, term)
+
+
+def test_single_node_read_index_is_answered_at_once():
+    peer = make_peer(1, (1,))
+    peer.node.campaign()
+    assert peer.node.role is Role.LEADER
+    peer.handle_ready()
+    peer.node.read_index(b"solo")
+    peer.handle_ready()
+    assert peer.read_states == [ReadState(index=1, context=b"solo")]
+
+
+def test_zero_uncommitted_limit_means_unlimited():
+    peer = leader_with_acked_noop(3, max_uncommitted_bytes=0)
+    for i in range(50):
+        peer.node.propose(b"x" * 1000)
+    assert peer.node.status().last_index == 51
+
+
+@pytest.mark.parametrize("pre_vote", [False, True])
+def test_candidate_that_loses_returns_to_follower_and_retries_later(pre_vote):
+    peer = make_peer(1, (1, 2, 3), pre_vote=pre_vote)
+    peer.node.campaign()
+    reject(peer, 2, pre_vote=pre_vote)
+    reject(peer, 3, pre_vote=pre_vote)
+    st = peer.node.status()
+    assert st.role is Role.FOLLOWER and st.term == (0 if pre_vote else 1)
+    peer.handle_ready()
+    tick_until(peer, lambda: peer.node.role is not Role.FOLLOWER, 2 * ET)
