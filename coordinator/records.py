@@ -79,10 +79,13 @@ class PartitionRecord:
     quarantined: bool = False
     deaths: list[float] = attrs.field(factory=list)
     not_before: Optional[float] = None
+    ordinal: int = 0
+    """Creation order across all groups; planners list slots by it (an int sorts fast)."""
+    sort_key: tuple[str, int] = attrs.field(init=False)
+    """(group, index): the order in which snapshots list partitions."""
 
-    @property
-    def sort_key(self) -> tuple[str, int]:
-        return (self.group, self.index)
+    def __attrs_post_init__(self) -> None:
+        self.sort_key = (self.group, self.index)
 
 
 @attrs.define(eq=False)
@@ -94,6 +97,7 @@ class GroupRecord:
     weight: int
     replication_factor: int
     created_at: float
+    first_ordinal: int = 0
 
     def partition_ids(self) -> list[str]:
         return [partition_id(self.name, index) for index in range(self.count)]

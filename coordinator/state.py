@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import bisect
 import types
-from typing import Any, Callable, Mapping, Optional
+from typing import AbstractSet, Any, Callable, Mapping, Optional
 
 import attrs
 import cbor2
@@ -92,6 +92,11 @@ class CoordinatorState:
         self._groups: dict[str, GroupRecord] = {}
         self._partitions: dict[str, PartitionRecord] = {}
         self._pending: dict[SlotKey, PendingMove] = {}
+        # Derived indexes (rebuilt by restore, never snapshotted): slots without an
+        # owner, and how many partitions have each weight. They let the planner skip
+        # a scan of every partition.
+        self._free: set[SlotKey] = set()
+        self._weights: dict[int, int] = {}
         self._holds: dict[SlotKey, Hold] = {}
         # Epoch floor and deletion time of deleted groups, so a re-created group's
         # epochs continue above the old ones (rule 3).
@@ -99,6 +104,7 @@ class CoordinatorState:
         self._kv: dict[str, KvRecord] = {}
         self._kv_keys: list[str] = []
         self._kv_revision = 0
+        self._next_ordinal = 0
         self._counters = Counters()
         self._handlers: dict[type, Callable[[Any], c.Result]] = {
             c.RegisterWorker: self._register,
@@ -151,6 +157,16 @@ class CoordinatorState:
     def holds(self) -> Mapping[SlotKey, Hold]:
         """Free slots reserved for dead workers, by slot."""
         return types.MappingProxyType(self._holds)
+
+    @property
+    def free_slots(self) -> AbstractSet[SlotKey]:
+        """Slots without an owner, including held and quarantined ones (read-only)."""
+        return self._free
+
+    @property
+    def partition_weights(self) -> list[int]:
+        """The distinct weights of existing partitions, ascending."""
+        return sorted(self._weights)
 
     @property
     def counters(self) -> Counters:
@@ -312,7 +328,9 @@ class CoordinatorState:
             floor, deleted_at = self._retired[cmd.name]
             not_before = deleted_at + self._config.revoke_timeout
         group = GroupRecord(name=cmd.name, count=cmd.count, weight=cmd.weight,
-                            replication_factor=cmd.replication_factor, created_at=cmd.now)
+                            replication_factor=cmd.replication_factor, created_at=cmd.now,
+                            first_ordinal=self._next_ordinal)
+        self._next_ordinal += cmd.count
         self._groups[cmd.name] = group
         rf = cmd.replication_factor
         for index, pid in enumerate(group.partition_ids()):
@@ -320,7 +338,10 @@ class CoordinatorState:
                 partition_id=pid, group=cmd.name, index=index, weight=cmd.weight,
                 replication_factor=rf, epoch=floor, owners=[None] * rf,
                 assigned_at=[None] * rf, not_before=not_before,
+                ordinal=group.first_ordinal + index,
             )
+            self._free.update((pid, slot) for slot in range(rf))
+        self._weights[cmd.weight] = self._weights.get(cmd.weight, 0) + cmd.count
         return c.GroupChanged(name=cmd.name, count=cmd.count, created=True)
 
     def _delete_group(self, cmd: c.DeletePartitionGroup) -> c.Result:
@@ -340,6 +361,10 @@ class CoordinatorState:
                 if hold is not None:
                     self._workers[hold.worker_id].held.discard((pid, slot))
                 self._pending.pop((pid, slot), None)
+                self._free.discard((pid, slot))
+        self._weights[group.weight] -= group.count
+        if not self._weights[group.weight]:
+            del self._weights[group.weight]
         del self._groups[cmd.name]
         self._retired[cmd.name] = (floor, cmd.now)
         return c.GroupChanged(name=cmd.name, count=group.count, created=False)
@@ -450,6 +475,7 @@ class CoordinatorState:
         key = (record.partition_id, slot)
         record.owners[slot] = worker.worker_id
         record.assigned_at[slot] = now
+        self._free.discard(key)
         record.epoch += 1
         worker.owned.add(key)
         worker.load += record.weight
@@ -464,6 +490,7 @@ class CoordinatorState:
         record = self._partitions[key[0]]
         record.owners[key[1]] = None
         record.assigned_at[key[1]] = None
+        self._free.add(key)
         worker.owned.discard(key)
         worker.load -= record.weight
         pending = self._pending.get(key)
@@ -558,7 +585,8 @@ class CoordinatorState:
                 for w in sorted(self._workers.values(), key=lambda w: w.worker_id)
             ],
             "groups": [
-                [g.name, g.count, g.weight, g.replication_factor, g.created_at]
+                [g.name, g.count, g.weight, g.replication_factor, g.created_at,
+                 g.first_ordinal]
                 for g in sorted(self._groups.values(), key=lambda g: g.name)
             ],
             "partitions": [
@@ -576,6 +604,7 @@ class CoordinatorState:
             "retired": [[name, floor, at] for name, (floor, at) in sorted(self._retired.items())],
             "kv": [[k, self._kv[k].value, self._kv[k].version] for k in self._kv_keys],
             "kv_revision": self._kv_revision,
+            "next_ordinal": self._next_ordinal,
             "counters": list(self._counters.as_tuple()),
         }
 
@@ -613,9 +642,10 @@ class CoordinatorState:
                 labels=tuple((k, v) for k, v in labels), state=WorkerState(st),
                 registered_at=registered_at, expired_at=expired_at,
             )
-        for name, count, weight, rf, created_at in wire["groups"]:
+        for name, count, weight, rf, created_at, first_ordinal in wire["groups"]:
             state._groups[name] = GroupRecord(name=name, count=count, weight=weight,
-                                              replication_factor=rf, created_at=created_at)
+                                              replication_factor=rf, created_at=created_at,
+                                              first_ordinal=first_ordinal)
         for (pid, group, index, weight, rf, epoch, owners, assigned_at, quarantined, deaths,
              not_before) in wire["partitions"]:
             record = PartitionRecord(
@@ -623,10 +653,14 @@ class CoordinatorState:
                 replication_factor=rf, epoch=epoch, owners=list(owners),
                 assigned_at=list(assigned_at), quarantined=quarantined,
                 deaths=list(deaths), not_before=not_before,
+                ordinal=state._groups[group].first_ordinal + index,
             )
             state._partitions[pid] = record
+            state._weights[weight] = state._weights.get(weight, 0) + 1
             for slot, owner in enumerate(owners):
-                if owner is not None:
+                if owner is None:
+                    state._free.add((pid, slot))
+                else:
                     worker = state._workers[owner]
                     worker.owned.add((pid, slot))
                     worker.load += weight
@@ -644,6 +678,7 @@ class CoordinatorState:
             state._kv[key] = KvRecord(value=value, version=version)
         state._kv_keys = sorted(state._kv)
         state._kv_revision = wire["kv_revision"]
+        state._next_ordinal = wire["next_ordinal"]
         state._counters = Counters(*wire["counters"])
         return state
 

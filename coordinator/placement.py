@@ -1,0 +1,561 @@
+"""The placement planner: coordinator state in, a list of moves out.
+
+`plan(state, policy, now)` is a pure function. It reads the state, decides which
+replica slots should change owner, and returns `Move`s; the leader turns them into
+`Assign` (free slot) or `Revoke` (graceful handoff) commands. Theory of operation:
+
+1. **Who may receive.** Only ACTIVE workers. DRAINING workers keep what they own
+   until it is moved off gracefully; DEAD workers own nothing (expiry freed or held
+   their slots). A slot held for a dead worker within its restart window, a slot of a
+   quarantined partition, and a slot whose handoff is in flight are not planned.
+2. **Quotas.** With equal partition weights the planner works in counts. Every
+   eligible worker gets a quota, ``floor`` or ``ceil`` of its fair share
+   ``N * capacity / total_capacity``; the ``ceil``s go to the workers that hold the
+   most already. Reaching the quotas is therefore never more work than necessary:
+   a worker moves slots away only when it holds more than its quota, and then only
+   the excess. With unequal weights each worker's limit is its fair share of weight
+   plus ``max(tolerance * share, heaviest partition)``.
+3. **Fewest moves.** Free slots (new partitions, dead owners) are placed first and
+   never throttled — they are unavailable until placed. Then the slots of DRAINING
+   workers, then the excess of over-quota workers, move to workers with room. On a
+   death only the dead worker's slots move; on a join only the newcomer's quota
+   moves, from the most loaded workers; with nothing changed nothing moves.
+4. **Constraints.** Two replicas of a partition never share a worker (hard). They go
+   to different zones when a zone with room allows it (soft: balance wins when the
+   two conflict). Among the candidates the one with the most room wins; ties are
+   broken by worker id, so the plan never depends on dict or set order.
+5. **Throttling.** Graceful handoffs in flight (pending in the state plus those
+   planned now) are capped cluster-wide and per worker (as source or target).
+6. **Scale.** Candidates come from per-zone heaps with lazy invalidation, so a plan
+   costs O(S + M log W + M Z) for S slots, M moves, W workers, Z zones — not O(S W).
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from collections import Counter
+from typing import Iterable, Mapping, NamedTuple, Optional
+
+import attrs
+
+from .commands import WorkerState
+from .records import MovePhase, SlotKey
+from .state import CoordinatorState
+
+
+@attrs.frozen(kw_only=True)
+class PlacementPolicy:
+    """Leader-side knobs of the planner.
+
+    Attributes:
+        max_moves_in_flight: graceful handoffs in flight cluster-wide, at most.
+        max_moves_per_worker: handoffs in flight per worker (as source or target).
+        weight_tolerance: with unequal weights, how far above its fair share of weight
+            a worker may be (a fraction of the share).
+        spread_zones: place replicas of a partition in different zones when possible.
+    """
+
+    max_moves_in_flight: int = attrs.field(default=256)
+    max_moves_per_worker: int = attrs.field(default=16)
+    weight_tolerance: float = attrs.field(default=0.05)
+    spread_zones: bool = attrs.field(default=True)
+
+    @max_moves_in_flight.validator
+    @max_moves_per_worker.validator
+    def _check_cap(self, attribute: attrs.Attribute, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{attribute.name} must be an int >= 0, got {value!r}")
+
+
+UNLIMITED = PlacementPolicy(max_moves_in_flight=1 << 60, max_moves_per_worker=1 << 60)
+"""A policy without move caps (benchmarks, checkers of the final layout)."""
+
+
+class Move(NamedTuple):
+    """Give ``(partition_id, slot)`` to ``target`` (an immutable value).
+
+    Attributes:
+        source: the current owner for a graceful handoff (revoke first), or None
+            when the slot is free (assign at once).
+    """
+
+    partition_id: str
+    slot: int
+    source: Optional[str]
+    target: str
+
+    @property
+    def is_handoff(self) -> bool:
+        return self.source is not None
+
+
+def quotas(counts: Mapping[str, int], capacities: Mapping[str, int], total: int) -> dict[str, int]:
+    """Integer quotas summing to ``total``, proportional to capacity, within one.
+
+    The workers that receive the rounding surplus are those holding the most already
+    (then the larger fractional share, then the smaller id), which is what makes the
+    quotas reachable with the fewest moves.
+
+    Args:
+        counts: slots each eligible worker holds now.
+        capacities: eligible workers and their capacities.
+        total: slots to place on them.
+    """
+    cap_sum = sum(capacities.values())
+    if cap_sum == 0:
+        return {}
+    result = {w: total * cap // cap_sum for w, cap in capacities.items()}
+    surplus = total - sum(result.values())
+    if surplus:
+        order = sorted(capacities, key=lambda w: (-counts.get(w, 0),
+                                                  -(total * capacities[w] % cap_sum), w))
+        for worker in order[:surplus]:
+            result[worker] += 1
+    return result
+
+
+def moves_lower_bound(owners: Mapping[SlotKey, Optional[str]],
+                      capacities: Mapping[str, int]) -> int:
+    """The fewest slot moves that reach a balanced layout (equal weights).
+
+    Every slot whose owner is missing or not eligible must move, and every eligible
+    worker above its quota (`quotas`) must give away the excess. Replica and zone
+    constraints are ignored, so this is a lower bound for any planner.
+
+    Args:
+        owners: the placeable slots and their current owners (None = free).
+        capacities: the eligible (ACTIVE) workers after the event, with capacities.
+    """
+    counts: dict[str, int] = {}
+    orphans = 0
+    for owner in owners.values():
+        if owner is None or owner not in capacities:
+            orphans += 1
+        else:
+            counts[owner] = counts.get(owner, 0) + 1
+    limit = quotas(counts, capacities, len(owners))
+    return orphans + sum(max(0, n - limit.get(w, 0)) for w, n in counts.items())
+
+
+def max_imbalance(state: CoordinatorState) -> float:
+    """How far the most unbalanced ACTIVE worker is from its fair share, in slots
+    of the common weight (equal weights) or in weight units (unequal weights)."""
+    eligible = {w: r for w, r in state.workers.items() if r.state is WorkerState.ACTIVE}
+    if not eligible:
+        return 0.0
+    total = sum(r.load for r in eligible.values())
+    cap_sum = sum(r.capacity for r in eligible.values())
+    return max(abs(r.load - total * r.capacity / cap_sum) for r in eligible.values())
+
+
+class _Planner:
+    """One planning pass; see the module docstring."""
+
+    def __init__(self, state: CoordinatorState, policy: PlacementPolicy, now: float) -> None:
+        self.state = state
+        self.policy = policy
+        self.now = now
+        self.partitions = state.partitions
+        self.pending = state.pending_moves
+        workers = state.workers
+        self.eligible = sorted(w for w, r in workers.items() if r.state is WorkerState.ACTIVE)
+        self.zone = {w: workers[w].zone for w in self.eligible}
+        self.load = {w: workers[w].load for w in self.eligible}
+        self.capacity = {w: workers[w].capacity for w in self.eligible}
+        self.inflight: dict[str, int] = {}
+        self.pending_total = len(self.pending)
+        self.members: dict[str, list[str]] = {}
+        self.removed: set[str] = set()
+        self.orphans: list[SlotKey] = []
+        self.evicted: list[tuple[SlotKey, str]] = []
+        self.moves: list[Move] = []
+
+    def members_of(self, pid: str) -> list[str]:
+        """Current owners of the partition plus eligible targets of its handoffs."""
+        members = self.members.get(pid)
+        if members is None:
+            record = self.partitions[pid]
+            members = [owner for owner in record.owners if owner is not None]
+            if self.pending:
+                for slot in range(record.replication_factor):
+                    move = self.pending.get((pid, slot))
+                    if move is not None and move.target in self.load \
+                            and move.target not in members:
+                        members.append(move.target)
+            self.members[pid] = members
+        return members
+
+    # -- collecting
+
+    def collect(self) -> None:
+        state, now, load, partitions = self.state, self.now, self.load, self.partitions
+        inflight = self.inflight
+        reserved = set()
+        for key, move in self.pending.items():
+            inflight[move.source] = inflight.get(move.source, 0) + 1
+            if move.target is not None:
+                inflight[move.target] = inflight.get(move.target, 0) + 1
+            if move.target in load:
+                # Count the slot where it is going, so it is not planned twice.
+                weight = partitions[key[0]].weight
+                load[move.target] += weight
+                if move.phase is MovePhase.REVOKING and move.source in load:
+                    load[move.source] -= weight
+                reserved.add(key)
+        holds = state.holds
+        free = state.free_slots
+        if 4 * len(free) > len(partitions):
+            # Mostly free (initial assignment): walking the partitions is cheaper than
+            # looking each free slot up, and yields nearly sorted input for the sort.
+            candidates = ((record, slot) for record in partitions.values()
+                          for slot, owner in enumerate(record.owners) if owner is None)
+        else:
+            candidates = ((partitions[key[0]], key[1]) for key in free)
+        ordered = []
+        for record, slot in candidates:
+            key = (record.partition_id, slot)
+            if key in reserved or record.quarantined or (
+                    record.not_before is not None and now < record.not_before):
+                continue
+            if holds:
+                hold = holds.get(key)
+                if hold is not None and hold.until > now:
+                    continue
+            ordered.append((record.ordinal << 5 | slot, record.partition_id, slot,
+                            record.weight, record.replication_factor))
+        ordered.sort()
+        self.orphans = [item[1:] for item in ordered]
+        for worker_id in sorted(state.workers):
+            record = state.workers[worker_id]
+            if record.state is not WorkerState.DRAINING:
+                continue
+            for key in sorted(record.owned):
+                if key not in self.pending and not partitions[key[0]].quarantined:
+                    self.evicted.append((key, worker_id))
+        weights = state.partition_weights
+        self.unit = len(weights) <= 1
+        self.unit_weight = weights[0] if weights else 1
+        self.heaviest = weights[-1] if weights else 0
+
+    # -- limits and keys
+
+    def compute_limits(self) -> None:
+        partitions = self.partitions
+        placed = sum(self.load.values())
+        if self.unit:
+            unit = self.unit_weight
+            total = placed + unit * (len(self.orphans) + len(self.evicted))
+            self.unit_weight = unit
+            counts = {w: self.load[w] // unit for w in self.eligible}
+            limit = quotas(counts, self.capacity, total // unit)
+            self.limit = {w: limit[w] * unit for w in self.eligible}
+        else:
+            total = placed + sum(item[2] for item in self.orphans) \
+                + sum(partitions[k[0]].weight for k, _ in self.evicted)
+            cap_sum = sum(self.capacity.values())
+            tolerance = self.policy.weight_tolerance
+            self.limit = {}
+            self.share = {}
+            for w in self.eligible:
+                share = total * self.capacity[w] / cap_sum
+                self.share[w] = max(share, 1e-9)
+                self.limit[w] = share + max(tolerance * share, self.heaviest)
+        self.cur = {w: self.key(w) for w in self.eligible}
+
+    def key(self, worker: str) -> float:
+        """Smaller is emptier: slots short of quota (counts) or load / fair share."""
+        if self.unit:
+            return self.load[worker] - self.limit[worker]
+        return self.load[worker] / self.share[worker]
+
+    def has_room(self, worker: str, weight: int) -> bool:
+        return self.load[worker] + weight <= self.limit[worker]
+
+    # -- heaps with lazy invalidation
+    #
+    # Invariant: every worker not in `removed` has at least one entry in each of
+    # `all_heap` and its zone's heap whose key is <= its current key. A placement
+    # raises the target's key without touching the heaps (its entry becomes low and
+    # is refreshed when it reaches the top); lowering a key pushes a fresh entry.
+
+    def build_heaps(self) -> None:
+        self.zones = sorted(set(self.zone.values()))
+        self.zone_heap: dict[str, list] = {z: [] for z in self.zones}
+        self.all_heap: list = []
+        for w in self.eligible:
+            entry = (self.cur[w], w)
+            self.zone_heap[self.zone[w]].append(entry)
+            self.all_heap.append(entry)
+        for heap in self.zone_heap.values():
+            heapq.heapify(heap)
+        heapq.heapify(self.all_heap)
+
+    def _top(self, heap: list, excluded: Iterable[str]) -> Optional[str]:
+        """The emptiest worker of ``heap`` that is not in ``excluded``."""
+        cur, removed = self.cur, self.removed
+        parked = []
+        found = None
+        while heap:
+            key, worker = heap[0]
+            if worker in removed:
+                heapq.heappop(heap)
+                continue
+            current = cur[worker]
+            if current != key:
+                if current > key:
+                    heapq.heapreplace(heap, (current, worker))
+                else:
+                    heapq.heappop(heap)  # a fresher, lower entry exists
+                continue
+            if worker in excluded:
+                parked.append(heapq.heappop(heap))
+                continue
+            found = worker
+            break
+        for entry in parked:
+            heapq.heappush(heap, entry)
+        return found
+
+    def _top_outside(self, used: set[str], members: list[str]) -> Optional[str]:
+        """The emptiest worker overall if it is among the first few outside ``used``
+        zones and ``members``; None means "ask the zone heaps"."""
+        heap, zone = self.all_heap, self.zone
+        parked = []
+        found = None
+        for _ in range(4 + 2 * len(members)):
+            worker = self._top(heap, ())
+            if worker is None:
+                break
+            if zone[worker] in used or worker in members:
+                parked.append(heapq.heappop(heap))
+                continue
+            found = worker
+            break
+        for entry in parked:
+            heapq.heappush(heap, entry)
+        return found
+
+    def pick(self, pid: str, weight: int, source: Optional[str],
+             require_room: bool) -> Optional[str]:
+        members = self.members_of(pid)
+        if source is not None:
+            members = [m for m in members if m != source]
+        if not members:
+            best = self._top(self.all_heap, ())
+            if best is None or (require_room and not self.has_room(best, weight)):
+                return None
+            return best
+        # The source is leaving, so its zone counts as used only through other members.
+        used = {self.zone[m] for m in members if m in self.zone}
+        if self.policy.spread_zones:
+            # Usually the emptiest worker overall is in an unused zone: try it first.
+            best = self._top_outside(used, members)
+            if best is not None and self.has_room(best, weight):
+                return best
+        if self.policy.spread_zones:
+            passes = ([z for z in self.zones if z not in used],
+                      [z for z in self.zones if z in used])
+        else:
+            passes = (self.zones, [])
+        fallback = None
+        for zones in passes:
+            best = None
+            for zone in zones:
+                worker = self._top(self.zone_heap[zone], members)
+                if worker is None:
+                    continue
+                candidate = (self.cur[worker], worker)
+                if fallback is None or candidate < fallback:
+                    fallback = candidate
+                if self.has_room(worker, weight) and (best is None or candidate < best):
+                    best = candidate
+            if best is not None:
+                return best[1]
+        if require_room or fallback is None:
+            return None
+        return fallback[1]
+
+    def place(self, pid: str, slot: int, weight: int, source: Optional[str],
+              target: str) -> None:
+        self.load[target] += weight
+        self.cur[target] = self.key(target)
+        members = self.members_of(pid)
+        if source is not None:
+            if source in members:
+                members.remove(source)
+            if source in self.load:
+                self.load[source] -= weight
+                entry = self.cur[source] = self.key(source)
+                heapq.heappush(self.all_heap, (entry, source))
+                heapq.heappush(self.zone_heap[self.zone[source]], (entry, source))
+            self.inflight[source] = self.inflight.get(source, 0) + 1
+            self.inflight[target] = self.inflight.get(target, 0) + 1
+            self.pending_total += 1
+        members.append(target)
+        self.moves.append(Move(pid, slot, source, target))
+
+    # -- passes
+
+    def place_orphans(self) -> None:
+        simple = [item for item in self.orphans if item[3] == 1]
+        constrained = [item for item in self.orphans if item[3] > 1]
+        if not self.unit:
+            # Heaviest first (longest-processing-time rule) balances weights best.
+            simple.sort(key=lambda item: -item[2])
+            constrained.sort(key=lambda item: -item[2])
+        if simple and self.unit:
+            self._fill(simple)
+        else:
+            self._place_simple(simple)
+        for pid, slot, weight, _ in constrained:
+            target = self.pick(pid, weight, None, require_room=False)
+            if target is not None:
+                self.place(pid, slot, weight, None, target)
+
+    def _fill(self, simple: list) -> None:
+        """Place single-replica slots of equal weight in bulk by water-filling.
+
+        Level by level, every worker whose key is at or below the level receives one
+        slot, in worker-id order: exactly what repeatedly taking the emptiest worker
+        (ties by id) would do, without a heap operation per slot.
+        """
+        unit, cur = self.unit_weight, self.cur
+        order = sorted(self.eligible, key=lambda w: (cur[w], w))
+        targets: list[str] = []
+        active: list[str] = []
+        index, needed = 0, len(simple)
+        level = cur[order[0]]
+        while len(targets) < needed:
+            while index < len(order) and cur[order[index]] <= level:
+                bisect.insort(active, order[index])
+                index += 1
+            targets.extend(active[:needed - len(targets)])
+            level += unit
+        self.moves.extend(Move(pid, slot, None, target)
+                          for (pid, slot, _, _), target in zip(simple, targets))
+        for target, count in Counter(targets).items():
+            self.load[target] += count * unit
+            cur[target] = self.key(target)
+        self.build_heaps()
+
+    def _place_simple(self, simple: list) -> None:
+        moves = self.moves
+        heap, cur, load = self.all_heap, self.cur, self.load
+        heappop, heapreplace = heapq.heappop, heapq.heapreplace
+        for pid, slot, weight, _ in simple:
+            # The inlined hot path of `_top` (nobody is in `removed` yet).
+            while heap:
+                key, target = heap[0]
+                current = cur[target]
+                if current == key:
+                    break
+                if current > key:
+                    heapreplace(heap, (current, target))
+                else:
+                    heappop(heap)
+            else:
+                return
+            load[target] += weight
+            cur[target] = self.key(target)
+            moves.append(Move(pid, slot, None, target))
+
+    def _budget(self, worker: str) -> bool:
+        return self.inflight.get(worker, 0) < self.policy.max_moves_per_worker
+
+    def _handoff(self, key: SlotKey, source: str, require_room: bool) -> bool:
+        """Plan one graceful handoff; False once the cluster-wide cap is reached."""
+        if self.pending_total >= self.policy.max_moves_in_flight:
+            return False
+        if not self._budget(source):
+            return True
+        weight = self.partitions[key[0]].weight
+        target = self.pick(key[0], weight, source, require_room)
+        if target is None:
+            return True
+        self.place(key[0], key[1], weight, source, target)
+        if not self._budget(target):
+            # No further handoffs to it this round (free slots were placed already).
+            self.removed.add(target)
+        return True
+
+    def move_evicted(self) -> None:
+        for key, source in self.evicted:
+            if not self._handoff(key, source, require_room=False):
+                return
+
+    def shed_excess(self) -> None:
+        load, limit = self.load, self.limit
+        over = [w for w in self.eligible if load[w] > limit[w]]
+        # The most loaded workers give first.
+        over.sort(key=lambda w: (-(load[w] - limit[w]), w))
+        pending, partitions = self.pending, self.partitions
+        workers = self.state.workers
+        for worker in over:
+            zone = self.zone[worker]
+            candidates = []
+            for key in workers[worker].owned:
+                if key in pending:
+                    continue
+                record = partitions[key[0]]
+                if record.quarantined:
+                    continue
+                members = self.members_of(key[0])
+                crowded = len(members) > 1 and \
+                    sum(self.zone.get(m) == zone for m in members) > 1
+                # Replicas that share a zone go first; then the heaviest; then by id.
+                candidates.append((not crowded, -record.weight, key, record.weight))
+            candidates.sort()
+            if not self.unit:
+                candidates = self._fewest_for_excess(worker, candidates)
+            for _, _, key, _ in candidates:
+                if load[worker] <= limit[worker]:
+                    break
+                if not self._handoff(key, worker, require_room=True):
+                    return
+
+    def _fewest_for_excess(self, worker: str, candidates: list) -> list:
+        """Reorder candidates so that few moves bring ``worker`` under its limit:
+        repeatedly the lightest one that covers the remaining excess, else the
+        heaviest."""
+        remaining = list(candidates)
+        chosen = []
+        excess = self.load[worker] - self.limit[worker]
+        while excess > 0 and remaining:
+            covering = [c for c in remaining if c[3] >= excess]
+            pick = min(covering, key=lambda c: (c[0], c[3], c[2])) if covering \
+                else remaining[0]
+            remaining.remove(pick)
+            chosen.append(pick)
+            excess -= pick[3]
+        return chosen
+
+    def run(self) -> list[Move]:
+        if not self.eligible:
+            return []
+        # Nobody is in `removed` before the handoff passes, which the hot path of
+        # `place_orphans` relies on.
+        self.collect()
+        self.compute_limits()
+        self.build_heaps()
+        self.place_orphans()
+        self.move_evicted()
+        self.shed_excess()
+        return self.moves
+
+
+def plan(state: CoordinatorState, policy: PlacementPolicy = PlacementPolicy(),
+         now: float = 0.0) -> list[Move]:
+    """Plan the next moves.
+
+    Args:
+        state: the coordinator state (read only).
+        policy: caps and balance tolerance.
+        now: the leader's clock, for holds and re-created groups.
+
+    Returns:
+        Moves in a deterministic order: free slots first (by partition), then
+        handoffs. Applying them (and completing the handoffs) and planning again
+        returns no moves unless something changed.
+    """
+    return _Planner(state, policy, now).run()
