@@ -108,16 +108,20 @@ def encode_batch(hard_state: HardState | None, entries: Sequence[Entry]) -> tupl
     runs: list[tuple[int, int]] = []
     if count:
         first = entries[0].index
-        expected = first
-        last_term = -1
-        # One pass checks contiguity and finds where the term changes.
-        for entry in entries:
-            if entry.index != expected:
-                raise ValueError(f"entries not consecutive: expected index {expected}, got {entry.index}")
-            if entry.term != last_term:
-                last_term = entry.term
-                runs.append((expected, last_term))
-            expected += 1
+        # List comprehensions and C-level comparisons: this is the hot path of save().
+        indexes = [entry.index for entry in entries]
+        if indexes != list(range(first, first + count)):
+            bad = next(i for i, index in enumerate(indexes) if index != first + i)
+            raise ValueError(f"entries not consecutive: expected index {first + bad}, got {indexes[bad]}")
+        terms = [entry.term for entry in entries]
+        if terms.count(terms[0]) == count:  # the usual case: one term for the batch
+            runs.append((first, terms[0]))
+        else:
+            last_term = -1
+            for i, term in enumerate(terms):
+                if term != last_term:
+                    last_term = term
+                    runs.append((first + i, term))
         types = bytes([entry.type for entry in entries])
         lengths = array("I", [len(entry.data) for entry in entries])
         if not _LITTLE:
