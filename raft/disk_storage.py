@@ -446,7 +446,10 @@ class DiskStorage:
             hard_state: the new hard state, or None to keep the current one.
             entries: consecutive entries.
             sync: fsync before returning. With False, the data becomes durable with
-                the next synced `save`, `sync` or `close`.
+                the next synced `save`, `sync` or `close`. Until then a crash may lose
+                it; and since the disk may then persist a later unsynced record but
+                not an earlier one, the next open may even report corruption. Use it
+                only for writes that a synced call follows promptly.
 
         Returns:
             Whether a sync was needed: True when this call had unsynced data to make
@@ -629,12 +632,14 @@ class DiskStorage:
             next_first = self._rec_first[p] if p < len(self._rec_first) else self._last + 1
             if next_first - 1 > snap_index:
                 break
-            self._fs.remove(self._segment_path(seq))
-            # Rule 5: the next removal may only happen once this one is durable.
-            self._sync_dir()
             self._segments.pop(0)
             if p:
                 del self._rec_first[:p], self._rec_seq[:p], self._rec_off[:p], self._rec_len[:p]
+            path = self._segment_path(seq)
+            if self._fs.exists(path):  # an earlier attempt may have removed it already
+                self._fs.remove(path)
+            # Rule 5: the next removal may only happen once this one is durable.
+            self._sync_dir()
         p = bisect.bisect_right(self._run_starts, snap_index + 1) - 1
         if p > 0:
             del self._run_starts[:p], self._run_terms[:p]
