@@ -347,7 +347,9 @@ class _Planner:
                 return None
             return best
         # The source is leaving, so its zone counts as used only through other members.
-        used = {self.zone[m] for m in members if m in self.zone}
+        zone_of = self.zone.get
+        used = set(map(zone_of, members))
+        used.discard(None)
         if self.policy.spread_zones:
             # Usually the emptiest worker overall is in an unused zone: try it first.
             best = self._top_outside(used, members)
@@ -378,8 +380,10 @@ class _Planner:
 
     def place(self, pid: str, slot: int, weight: int, source: Optional[str],
               target: str) -> None:
-        self.load[target] += weight
-        self.cur[target] = self.key(target)
+        load = self.load
+        load[target] += weight
+        self.cur[target] = (load[target] - self.limit[target]) if self.unit \
+            else load[target] / self.share[target]
         members = self.members_of(pid)
         if source is not None:
             if source in members:

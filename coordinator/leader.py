@@ -1,0 +1,223 @@
+"""What the leader proposes next: the seam between pure decisions and the drivers.
+
+`CoordinatorLeader` is created when a node becomes leader and dropped when it stops
+being one. The driver (the simulator, later the trio server) calls:
+
+* `on_heartbeat(worker_id, seq, received_at)` for every worker heartbeat, and sends
+  the returned `HeartbeatAck` once its leadership is confirmed by a quorum round that
+  started after the heartbeat arrived (rule 2 of `coordinator.lease`);
+* `next_commands(now)` on every tick, and proposes the commands it returns;
+* `on_applied(command, result)` for every command the state machine applied (any
+  proposer), and `on_dropped(command)` for every proposal Raft refused, so that
+  proposals in flight are neither lost nor repeated.
+
+It reads the state; it never mutates it. Decisions per call, in priority order:
+
+1. expire workers whose lease ran out (then nothing else this round: the rest is
+   planned on the state after the expiry);
+2. force revokes that were not released in time;
+3. complete handoffs whose slot was released (assign to the planned target);
+4. run the planner and turn its moves into `Assign` / `Revoke` commands.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from . import commands as c
+from .commands import WorkerState
+from .lease import HeartbeatAck, LeaseTable, LeaseTiming
+from .placement import PlacementPolicy, plan
+from .records import MovePhase, SlotKey
+from .state import CoordinatorState
+
+_Key = tuple
+
+
+class CoordinatorLeader:
+    """Leader-side decisions for one term.
+
+    Args:
+        state: the replicated state machine of this node (read only here).
+        timing: lease arithmetic.
+        policy: planner caps and tolerance.
+        term_start: the leader's clock when it became leader.
+        retry_after: seconds after which a proposal that was never reported applied
+            may be proposed again (it was probably dropped).
+    """
+
+    def __init__(self, state: CoordinatorState, timing: LeaseTiming,
+                 policy: PlacementPolicy = PlacementPolicy(), *, term_start: float,
+                 retry_after: float = 2.0) -> None:
+        self.state = state
+        self.timing = timing
+        self.policy = policy
+        self.retry_after = retry_after
+        live = [w for w, r in state.workers.items() if r.state is not WorkerState.DEAD]
+        self.leases = LeaseTable(timing, term_start, live)
+        # Proposals not yet seen applied: key -> (kind, last proposed at).
+        self._proposed: dict[_Key, tuple[type, float]] = {}
+        # Revoke proposals not yet reported applied or dropped, per slot.
+        self._revokes_proposed: dict[SlotKey, int] = {}
+
+    # ------------------------------------------------------------------ heartbeats
+
+    def on_heartbeat(self, worker_id: str, seq: int,
+                     received_at: float) -> Optional[HeartbeatAck]:
+        """Renew a worker's lease.
+
+        Returns:
+            The acknowledgement to send (after confirming leadership), listing the
+            (partition, epoch) pairs it covers; None when the worker is unknown or
+            dead, which tells it to stop everything and register again.
+        """
+        record = self.state.workers.get(worker_id)
+        if record is None or record.state is WorkerState.DEAD:
+            return None
+        self.leases.heartbeat(worker_id, received_at)
+        return HeartbeatAck(seq=seq, covered=self.coverage(worker_id))
+
+    def coverage(self, worker_id: str) -> tuple[tuple[str, int], ...]:
+        """(partition, epoch) of the worker's slots that are not being revoked."""
+        state = self.state
+        pending = state.pending_moves
+        covered = []
+        for key in state.owned_slots(worker_id):
+            if key in pending or self._is_revoking(key):
+                continue
+            covered.append((key[0], state.partitions[key[0]].epoch))
+        return tuple(covered)
+
+    def _is_revoking(self, key: SlotKey) -> bool:
+        # A proposed revoke stays excluded until every copy of it is reported applied
+        # or dropped: it may still commit, and its force deadline counts from its
+        # proposal.
+        return key in self._revokes_proposed
+
+    # ------------------------------------------------------------------- proposals
+
+    def on_applied(self, command: c.Command, result: Optional[c.Result] = None) -> None:
+        """Forget the proposal in flight for what ``command`` touched."""
+        if isinstance(command, c.Batch):
+            for inner in command.commands:
+                self.on_applied(inner)
+            return
+        key = _proposal_key(command)
+        if key is not None:
+            self._proposed.pop(key, None)
+        if isinstance(command, c.Revoke):
+            slot = (command.partition_id, command.slot)
+            left = self._revokes_proposed.get(slot, 0) - 1
+            if left > 0:
+                self._revokes_proposed[slot] = left
+            else:
+                self._revokes_proposed.pop(slot, None)
+
+    def on_dropped(self, command: c.Command) -> None:
+        """Raft refused the proposal (nothing was appended): it may be proposed again,
+        and a refused `Revoke` no longer excludes its slot from acknowledgements."""
+        self.on_applied(command)
+
+    def _may_propose(self, key: _Key, now: float) -> bool:
+        proposal = self._proposed.get(key)
+        return proposal is None or now >= proposal[1] + self.retry_after
+
+    def _propose(self, out: list, command: c.Command, now: float) -> None:
+        key = _proposal_key(command)
+        assert key is not None
+        self._proposed[key] = (type(command), now)
+        if isinstance(command, c.Revoke):
+            self._revokes_proposed[(command.partition_id, command.slot)] = \
+                self._revokes_proposed.get((command.partition_id, command.slot), 0) + 1
+        out.append(command)
+
+    def next_commands(self, now: float) -> list[c.Command]:
+        """The commands to propose now (possibly none), in order."""
+        state, leases = self.state, self.leases
+        out: list[c.Command] = []
+        for worker_id in leases.tracked():
+            record = state.workers.get(worker_id)
+            if record is None or record.state is WorkerState.DEAD:
+                leases.forget(worker_id)
+        for worker_id in sorted(state.workers):
+            if state.workers[worker_id].state is not WorkerState.DEAD:
+                leases.track(worker_id, now)
+        if now < leases.grace_until:
+            expired: list[str] = []
+        else:
+            expired = leases.expired(now)
+        for worker_id in expired:
+            key = ("worker", worker_id)
+            if self._may_propose(key, now):
+                self._propose(out, c.ExpireWorker(worker_id=worker_id, now=now), now)
+        if expired:
+            return out
+        self._force_revokes(out, now)
+        epochs: dict[str, int] = {}
+        self._complete_handoffs(out, now, epochs)
+        self._planned_moves(out, now, epochs)
+        return out
+
+    def _force_revokes(self, out: list, now: float) -> None:
+        if now < self.leases.grace_until:
+            return
+        state = self.state
+        revoke_timeout = state.config.revoke_timeout
+        leader_lease = self.timing.leader_lease
+        for key, move in sorted(state.pending_moves.items()):
+            if move.phase is not MovePhase.REVOKING:
+                continue
+            # Rule 3 of coordinator.lease: a full leader lease after the proposal,
+            # even if revoke_timeout was configured shorter.
+            proposed_at = move.deadline - revoke_timeout
+            if now < max(move.deadline, proposed_at + leader_lease):
+                continue
+            if self._may_propose(("slot",) + key, now):
+                self._propose(out, c.ForceRevoke(
+                    partition_id=key[0], slot=key[1], worker_id=move.source,
+                    epoch=move.epoch, now=now), now)
+
+    def _next_epoch(self, epochs: dict[str, int], pid: str) -> int:
+        epoch = epochs.get(pid, self.state.partitions[pid].epoch) + 1
+        epochs[pid] = epoch
+        return epoch
+
+    def _complete_handoffs(self, out: list, now: float, epochs: dict[str, int]) -> None:
+        state = self.state
+        for key, move in sorted(state.pending_moves.items()):
+            if move.phase is not MovePhase.RELEASED or move.target is None:
+                continue
+            target = state.workers.get(move.target)
+            record = state.partitions[key[0]]
+            if target is None or target.state is not WorkerState.ACTIVE \
+                    or record.quarantined or move.target in record.owners:
+                continue  # the planner re-places the slot
+            if self._may_propose(("slot",) + key, now):
+                self._propose(out, c.Assign(
+                    partition_id=key[0], slot=key[1], worker_id=move.target,
+                    epoch=self._next_epoch(epochs, key[0]), now=now), now)
+
+    def _planned_moves(self, out: list, now: float, epochs: dict[str, int]) -> None:
+        state = self.state
+        for move in plan(state, self.policy, now):
+            key = ("slot", move.partition_id, move.slot)
+            if not self._may_propose(key, now):
+                continue
+            if move.source is None:
+                command: c.Command = c.Assign(
+                    partition_id=move.partition_id, slot=move.slot, worker_id=move.target,
+                    epoch=self._next_epoch(epochs, move.partition_id), now=now)
+            else:
+                command = c.Revoke(
+                    partition_id=move.partition_id, slot=move.slot, worker_id=move.source,
+                    epoch=state.partitions[move.partition_id].epoch, target=move.target,
+                    now=now)
+            self._propose(out, command, now)
+
+
+def _proposal_key(command: c.Command) -> Optional[_Key]:
+    if isinstance(command, (c.Assign, c.Revoke, c.ForceRevoke, c.Released)):
+        return ("slot", command.partition_id, command.slot)
+    if isinstance(command, (c.ExpireWorker, c.DeregisterWorker)):
+        return ("worker", command.worker_id)
+    return None

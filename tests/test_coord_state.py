@@ -1,0 +1,372 @@
+"""Unit tests of the coordinator state machine: every command and its error paths."""
+
+from __future__ import annotations
+
+import pytest
+
+from coordinator import commands as c
+from coordinator.commands import ErrorCode, WorkerState
+from coordinator.config import CoordinatorConfig
+from coordinator.records import MovePhase
+from coordinator.state import CoordinatorState, SnapshotError
+
+
+def register(state, worker, zone="z1", now=0.0, **kw):
+    return state.apply(c.RegisterWorker(worker_id=worker, address=f"{worker}:1", zone=zone,
+                                        now=now, **kw))
+
+
+def assign(state, pid, worker, slot=0, now=0.0, epoch=None):
+    if epoch is None:
+        epoch = state.partitions[pid].epoch + 1
+    return state.apply(c.Assign(partition_id=pid, slot=slot, worker_id=worker, epoch=epoch,
+                                now=now))
+
+
+def error_code(result):
+    assert isinstance(result, c.Error), result
+    return result.code
+
+
+@pytest.fixture
+def state():
+    s = CoordinatorState(CoordinatorConfig(revoke_timeout=10.0, restart_delay=5.0,
+                                           quarantine_threshold=2, quarantine_window=30.0))
+    register(s, "w1", "z1")
+    register(s, "w2", "z2")
+    s.apply(c.CreatePartitionGroup(name="t", count=4, replication_factor=2, now=0.0))
+    return s
+
+
+def unchanged(state, command):
+    """Apply a command that must fail, and check nothing changed."""
+    before = state.snapshot()
+    result = state.apply(command)
+    assert isinstance(result, c.Error), result
+    assert state.snapshot() == before
+    return result.code
+
+
+# ------------------------------------------------------------------------ workers
+
+
+def test_register_creates_active_worker_and_updates_live_one(state):
+    assert state.workers["w1"].state is WorkerState.ACTIVE
+    result = register(state, "w1", zone="z9", capacity=3, labels={"rack": "r1"})
+    assert result == c.WorkerRegistered(worker_id="w1", created=False)
+    record = state.workers["w1"]
+    assert (record.zone, record.capacity, record.labels) == ("z9", 3, (("rack", "r1"),))
+
+
+def test_deregister_frees_slots_and_forgets_worker(state):
+    assign(state, "t/0", "w1")
+    result = state.apply(c.DeregisterWorker(worker_id="w1", now=1.0))
+    assert result.freed == (c.SlotRef(partition_id="t/0", slot=0, epoch=1),)
+    assert "w1" not in state.workers
+    assert state.owner("t/0") is None
+    assert ("t/0", 0) in state.free_slots
+    assert unchanged(state, c.DeregisterWorker(worker_id="w1", now=1.0)) \
+        is ErrorCode.UNKNOWN_WORKER
+
+
+def test_expire_holds_slots_and_restart_within_window_gets_them_back(state):
+    assign(state, "t/0", "w1", now=0.0)
+    assign(state, "t/1", "w1", now=0.0)
+    result = state.apply(c.ExpireWorker(worker_id="w1", now=100.0))
+    assert [ref.partition_id for ref in result.held] == ["t/0", "t/1"]
+    assert state.workers["w1"].state is WorkerState.DEAD
+    assert state.owner("t/0") is None and len(state.holds) == 2
+    # Nobody else may take a held slot during the window...
+    assert unchanged(state, c.Assign(partition_id="t/0", slot=0, worker_id="w2", epoch=2,
+                                     now=101.0)) is ErrorCode.HELD
+    # ...and the worker coming back gets its slots again, each with a new epoch.
+    result = register(state, "w1", now=103.0)
+    assert [(r.partition_id, r.epoch) for r in result.restored] == [("t/0", 2), ("t/1", 2)]
+    assert state.owner("t/0") == "w1" and not state.holds
+    assert state.workers["w1"].state is WorkerState.ACTIVE
+
+
+def test_restart_after_window_gets_nothing_back_and_hold_no_longer_blocks(state):
+    assign(state, "t/0", "w1")
+    state.apply(c.ExpireWorker(worker_id="w1", now=100.0))
+    assert isinstance(assign(state, "t/0", "w2", now=105.0), c.Assigned)  # window over
+    state.apply(c.ExpireWorker(worker_id="w2", now=200.0))
+    result = register(state, "w2", now=206.0)
+    assert result.restored == ()
+    assert state.owner("t/0") is None and not state.holds
+
+
+def test_expire_of_draining_worker_frees_at_once(state):
+    assign(state, "t/0", "w1")
+    state.apply(c.DrainWorker(worker_id="w1", now=1.0))
+    result = state.apply(c.ExpireWorker(worker_id="w1", now=100.0))
+    assert result.held == () and len(result.freed) == 1
+    assert unchanged(state, c.ExpireWorker(worker_id="w1", now=101.0)) is ErrorCode.INVALID_STATE
+    assert unchanged(state, c.ExpireWorker(worker_id="nobody", now=101.0)) \
+        is ErrorCode.UNKNOWN_WORKER
+
+
+def test_drain_and_undrain(state):
+    result = state.apply(c.DrainWorker(worker_id="w1", now=1.0))
+    assert result == c.WorkerStateChanged(worker_id="w1", state=WorkerState.DRAINING)
+    # A draining worker gets nothing new.
+    assert unchanged(state, c.Assign(partition_id="t/0", slot=0, worker_id="w1", epoch=1,
+                                     now=2.0)) is ErrorCode.INVALID_STATE
+    state.apply(c.UndrainWorker(worker_id="w1", now=3.0))
+    assert state.workers["w1"].state is WorkerState.ACTIVE
+    state.apply(c.ExpireWorker(worker_id="w2", now=4.0))
+    assert unchanged(state, c.DrainWorker(worker_id="w2", now=5.0)) is ErrorCode.INVALID_STATE
+    assert unchanged(state, c.UndrainWorker(worker_id="w2", now=5.0)) is ErrorCode.INVALID_STATE
+    assert unchanged(state, c.DrainWorker(worker_id="x", now=5.0)) is ErrorCode.UNKNOWN_WORKER
+
+
+# ------------------------------------------------------------------ partition groups
+
+
+def test_create_and_delete_group(state):
+    assert sorted(state.partitions) == ["t/0", "t/1", "t/2", "t/3"]
+    assert state.partitions["t/0"].owners == [None, None]
+    assert unchanged(state, c.CreatePartitionGroup(name="t", count=1, now=1.0)) \
+        is ErrorCode.ALREADY_EXISTS
+    assign(state, "t/0", "w1")
+    state.apply(c.Revoke(partition_id="t/0", slot=0, worker_id="w1", epoch=1, now=1.0))
+    result = state.apply(c.DeletePartitionGroup(name="t", now=2.0))
+    assert result == c.GroupChanged(name="t", count=4, created=False)
+    assert not state.partitions and not state.pending_moves and not state.free_slots
+    assert state.workers["w1"].owned == set() and state.workers["w1"].load == 0
+    assert unchanged(state, c.DeletePartitionGroup(name="t", now=3.0)) is ErrorCode.UNKNOWN_GROUP
+
+
+def test_recreated_group_continues_epochs_and_waits(state):
+    assign(state, "t/0", "w1")
+    assign(state, "t/0", "w2", slot=1)
+    state.apply(c.DeletePartitionGroup(name="t", now=10.0))
+    state.apply(c.CreatePartitionGroup(name="t", count=4, now=11.0))
+    # A fencing token of the old incarnation can never become current again.
+    assert state.partitions["t/0"].epoch == 2
+    assert unchanged(state, c.Assign(partition_id="t/0", slot=0, worker_id="w1", epoch=3,
+                                     now=15.0)) is ErrorCode.TOO_EARLY
+    assert isinstance(assign(state, "t/0", "w1", now=20.0), c.Assigned)
+
+
+# ---------------------------------------------------------------------- assignments
+
+
+def test_assign_sets_owner_and_bumps_epoch(state):
+    assert assign(state, "t/0", "w1") == c.Assigned(partition_id="t/0", slot=0,
+                                                    worker_id="w1", epoch=1)
+    assert assign(state, "t/0", "w2", slot=1) == c.Assigned(partition_id="t/0", slot=1,
+                                                            worker_id="w2", epoch=2)
+    assert state.owned_slots("w1") == [("t/0", 0)]
+    assert state.workers["w1"].load == 1
+
+
+@pytest.mark.parametrize("command, code", [
+    (dict(partition_id="nope/0"), ErrorCode.UNKNOWN_PARTITION),
+    (dict(slot=2), ErrorCode.UNKNOWN_PARTITION),
+    (dict(worker_id="ghost"), ErrorCode.UNKNOWN_WORKER),
+    (dict(epoch=1, slot=1, worker_id="w2"), ErrorCode.STALE_EPOCH),
+    (dict(slot=1), ErrorCode.CO_LOCATED),
+    (dict(worker_id="w2"), ErrorCode.SLOT_OCCUPIED),
+])
+def test_assign_errors(state, command, code):
+    assign(state, "t/0", "w1")
+    fields = dict(partition_id="t/0", slot=0, worker_id="w1", epoch=2, now=1.0)
+    fields.update(command)
+    assert unchanged(state, c.Assign(**fields)) is code
+
+
+def test_graceful_handoff(state):
+    assign(state, "t/0", "w1")
+    started = state.apply(c.Revoke(partition_id="t/0", slot=0, worker_id="w1", epoch=1,
+                                   target="w2", now=5.0))
+    assert started.deadline == 15.0
+    move = state.pending_moves[("t/0", 0)]
+    assert (move.phase, move.target) == (MovePhase.REVOKING, "w2")
+    assert unchanged(state, c.Revoke(partition_id="t/0", slot=0, worker_id="w1", epoch=1,
+                                     now=5.0)) is ErrorCode.REVOKE_PENDING
+    result = state.apply(c.Released(partition_id="t/0", slot=0, worker_id="w1", epoch=1,
+                                    now=6.0))
+    assert result.forced is False
+    assert state.owner("t/0") is None
+    assert state.pending_moves[("t/0", 0)].phase is MovePhase.RELEASED
+    assert assign(state, "t/0", "w2", now=7.0).epoch == 2
+    assert not state.pending_moves
+    assert state.counters.releases == 1
+
+
+@pytest.mark.parametrize("fields, code", [
+    (dict(worker_id="w2"), ErrorCode.WRONG_OWNER),
+    (dict(epoch=0), ErrorCode.STALE_EPOCH),
+    (dict(partition_id="t/9"), ErrorCode.UNKNOWN_PARTITION),
+])
+def test_revoke_errors(state, fields, code):
+    assign(state, "t/0", "w1")
+    base = dict(partition_id="t/0", slot=0, worker_id="w1", epoch=1, now=1.0)
+    base.update(fields)
+    assert unchanged(state, c.Revoke(**base)) is code
+
+
+def test_released_and_force_errors(state):
+    assign(state, "t/0", "w1")
+    base = dict(partition_id="t/0", slot=0, worker_id="w1", epoch=1, now=1.0)
+    assert unchanged(state, c.Released(**base)) is ErrorCode.NO_PENDING_REVOKE
+    state.apply(c.Revoke(**base))
+    assert unchanged(state, c.Released(**{**base, "worker_id": "w2"})) is ErrorCode.WRONG_OWNER
+    assert unchanged(state, c.Released(**{**base, "epoch": 0})) is ErrorCode.STALE_EPOCH
+    assert unchanged(state, c.ForceRevoke(**{**base, "now": 10.999})) is ErrorCode.TOO_EARLY
+    result = state.apply(c.ForceRevoke(**{**base, "now": 11.0}))  # exactly at the deadline
+    assert result.forced and state.counters.forced_revokes == 1
+    assert unchanged(state, c.ForceRevoke(**{**base, "now": 12.0})) \
+        is ErrorCode.NO_PENDING_REVOKE
+
+
+def test_owner_death_during_handoff_keeps_target(state):
+    assign(state, "t/0", "w1")
+    state.apply(c.Revoke(partition_id="t/0", slot=0, worker_id="w1", epoch=1, target="w2",
+                         now=1.0))
+    result = state.apply(c.ExpireWorker(worker_id="w1", now=2.0))
+    assert result.held == ()  # moving anyway: nothing is held
+    assert state.pending_moves[("t/0", 0)].phase is MovePhase.RELEASED
+
+
+def test_quarantine_after_repeated_early_deaths_and_release(state):
+    register(state, "w3", "z3")
+    assign(state, "t/0", "w1", now=0.0)
+    state.apply(c.ExpireWorker(worker_id="w1", now=10.0))
+    assign(state, "t/0", "w2", now=16.0)
+    result = state.apply(c.ExpireWorker(worker_id="w2", now=20.0))
+    assert result.quarantined == ("t/0",)
+    assert state.status().quarantined == ("t/0",)
+    assert state.status().counters["quarantines"] == 1
+    assert not any(k[0] == "t/0" for k in state.holds)
+    assert unchanged(state, c.Assign(partition_id="t/0", slot=0, worker_id="w3", epoch=3,
+                                     now=21.0)) is ErrorCode.QUARANTINED
+    assert state.apply(c.ReleaseQuarantine(partition_id="t/0", now=22.0)) == \
+        c.QuarantineReleased(partition_id="t/0")
+    assert isinstance(assign(state, "t/0", "w3", now=23.0), c.Assigned)
+    assert unchanged(state, c.ReleaseQuarantine(partition_id="t/0", now=24.0)) \
+        is ErrorCode.NOT_QUARANTINED
+    assert unchanged(state, c.ReleaseQuarantine(partition_id="x/0", now=24.0)) \
+        is ErrorCode.UNKNOWN_PARTITION
+
+
+def test_deaths_long_after_taking_a_partition_do_not_quarantine(state):
+    for i, worker in enumerate(["w1", "w2", "w1", "w2"]):
+        register(state, worker, now=i * 100.0)
+        assign(state, "t/0", worker, now=i * 100.0)
+        state.apply(c.ExpireWorker(worker_id=worker, now=i * 100.0 + 50.0))
+    assert not state.partitions["t/0"].quarantined
+
+
+# --------------------------------------------------------------------- metadata KV
+
+
+def test_kv_put_get_cas_delete_list():
+    s = CoordinatorState()
+    assert s.apply(c.KvGet(key="a")) == c.KvValue(key="a", value=None, version=0)
+    assert s.apply(c.KvPut(key="a", value=b"1")).version == 1
+    assert s.apply(c.KvCas(key="b", expected_version=0, value=b"2")).version == 2
+    assert error_code(s.apply(c.KvCas(key="b", expected_version=0, value=b"x"))) \
+        is ErrorCode.VERSION_MISMATCH
+    assert s.apply(c.KvCas(key="b", expected_version=2, value=b"3")).version == 3
+    s.apply(c.KvPut(key="ab", value=b"4"))
+    listed = s.apply(c.KvList(prefix="a"))
+    assert [(e.key, e.value) for e in listed.entries] == [("a", b"1"), ("ab", b"4")]
+    assert len(s.apply(c.KvList(prefix="", limit=2)).entries) == 2
+    assert error_code(s.apply(c.KvDelete(key="a", expected_version=7))) \
+        is ErrorCode.VERSION_MISMATCH
+    assert s.apply(c.KvDelete(key="a", expected_version=1)).value is None
+    assert s.apply(c.KvGet(key="a")).version == 0
+    assert s.apply(c.KvDelete(key="a")).version == 0  # deleting nothing is fine
+    assert [e.key for e in s.apply(c.KvList(prefix="a")).entries] == ["ab"]
+
+
+def test_fenced_put_requires_current_epoch(state):
+    put = dict(key="ckpt/t/0", value=b"x", partition_id="t/0")
+    assert error_code(state.apply(c.FencedPut(epoch=0, **put))) is ErrorCode.FENCED  # unowned
+    assign(state, "t/0", "w1")
+    assert state.apply(c.FencedPut(epoch=1, **put)).version == 1
+    state.apply(c.Revoke(partition_id="t/0", slot=0, worker_id="w1", epoch=1, now=1.0))
+    state.apply(c.Released(partition_id="t/0", slot=0, worker_id="w1", epoch=1, now=1.0))
+    assign(state, "t/0", "w2")
+    # The old owner's token is now stale; the new owner's works.
+    assert error_code(state.apply(c.FencedPut(epoch=1, **put))) is ErrorCode.FENCED
+    assert state.apply(c.FencedPut(epoch=2, **put)).version == 2
+    assert error_code(state.apply(c.FencedPut(key="k", value=b"", partition_id="x/1",
+                                              epoch=1))) is ErrorCode.UNKNOWN_PARTITION
+
+
+def test_batch_applies_each_command_on_its_own(state):
+    result = state.apply(c.Batch(commands=[
+        c.Assign(partition_id="t/0", slot=0, worker_id="w1", epoch=1, now=1.0),
+        c.Assign(partition_id="t/0", slot=1, worker_id="w1", epoch=2, now=1.0),  # co-located
+        c.Assign(partition_id="t/0", slot=1, worker_id="w2", epoch=2, now=1.0),
+    ]))
+    assert [type(r) for r in result.results] == [c.Assigned, c.Error, c.Assigned]
+    assert state.partitions["t/0"].owners == ["w1", "w2"]
+
+
+def test_apply_rejects_non_commands():
+    with pytest.raises(TypeError):
+        CoordinatorState().apply("RegisterWorker")  # type: ignore[arg-type]
+
+
+# -------------------------------------------------------------- snapshot / restore
+
+
+def busy_log():
+    log = [
+        c.RegisterWorker(worker_id="b", address="b:1", zone="z2", capacity=2,
+                         labels={"k": "v"}, now=0.0),
+        c.RegisterWorker(worker_id="a", address="a:1", zone="z1", now=0.0),
+        c.RegisterWorker(worker_id="c", address="c:1", zone="z3", now=0.0),
+        c.CreatePartitionGroup(name="zz", count=3, weight=2, replication_factor=2, now=0.0),
+        c.CreatePartitionGroup(name="aa", count=2, now=0.0),
+        c.Assign(partition_id="zz/0", slot=0, worker_id="a", epoch=1, now=1.0),
+        c.Assign(partition_id="zz/0", slot=1, worker_id="b", epoch=2, now=1.0),
+        c.Assign(partition_id="aa/1", slot=0, worker_id="c", epoch=1, now=1.0),
+        c.Assign(partition_id="zz/2", slot=0, worker_id="c", epoch=1, now=1.0),
+        c.Revoke(partition_id="zz/0", slot=0, worker_id="a", epoch=2, target="c", now=2.0),
+        c.KvPut(key="x", value=b"1"),
+        c.FencedPut(key="y", value=b"2", partition_id="aa/1", epoch=1),
+        c.DrainWorker(worker_id="b", now=3.0),
+        c.ExpireWorker(worker_id="c", now=4.0),
+        c.DeletePartitionGroup(name="aa", now=5.0),
+    ]
+    return log
+
+
+def test_snapshot_restore_equals_replay():
+    config = CoordinatorConfig(restart_delay=30.0)
+    replayed = CoordinatorState(config)
+    for command in busy_log():
+        replayed.apply(command)
+    data = replayed.snapshot()
+    restored = CoordinatorState.restore(data)
+    assert restored == replayed
+    assert restored.snapshot() == data
+    assert restored.config == config
+    # Derived indexes are rebuilt too: both continue identically.
+    for command in [c.RegisterWorker(worker_id="c", address="c:2", now=6.0),
+                    c.CreatePartitionGroup(name="aa", count=2, now=6.0),
+                    c.Released(partition_id="zz/0", slot=0, worker_id="a", epoch=2, now=7.0)]:
+        assert restored.apply(command) == replayed.apply(command)
+    assert restored == replayed
+    assert restored.free_slots == replayed.free_slots
+    assert {w: r.load for w, r in restored.workers.items()} == \
+        {w: r.load for w, r in replayed.workers.items()}
+
+
+def test_restore_rejects_garbage():
+    with pytest.raises(SnapshotError):
+        CoordinatorState.restore(b"\xff\x00garbage")
+    with pytest.raises(SnapshotError):
+        CoordinatorState.restore(b"\xa1\x66format\x02")  # {"format": 2}
+
+
+def test_status_counts(state):
+    assign(state, "t/0", "w1")
+    status = state.status()
+    assert status.partitions == 4 and status.slots == 8 and status.assigned_slots == 1
+    assert status.workers[WorkerState.ACTIVE] == 2
