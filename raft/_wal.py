@@ -146,6 +146,29 @@ def encode_batch(hard_state: HardState | None, entries: Sequence[Entry]) -> tupl
     return frame(KIND_BATCH, b"".join(parts)), runs
 
 
+_HEAD_AND_RUN = struct.Struct("<BQQQQIHIQ")
+
+
+def batch_summary(payload: bytes | memoryview) -> tuple[tuple[int, int, int] | None, int, int, list[tuple[int, int]]]:
+    """The cheap part of a BATCH payload, for recovery: (hard state as a (term, vote,
+    commit) tuple or None, first index, count, term runs as (first index, term)).
+
+    Recovery calls this once per record of the whole log, so it builds no objects it
+    does not need and has a fast path for the usual single-term batch.
+
+    Raises:
+        ValueError: the payload is inconsistent.
+    """
+    size = len(payload)
+    if size >= _HEAD_AND_RUN.size:
+        flags, term, vote, commit, first, count, run_count, offset, run_term = _HEAD_AND_RUN.unpack_from(payload, 0)
+        if run_count == 1 and offset == 0 and count and first >= 1 and size >= _HEAD_AND_RUN.size + 5 * count:
+            return ((term, vote, commit) if flags & _FLAG_HARD_STATE else None), first, count, [(first, run_term)]
+    head = decode_batch_head(payload)
+    hs = head.hard_state
+    return (None if hs is None else (hs.term, hs.vote, hs.commit)), head.first_index, head.count, head.runs
+
+
 class BatchHead:
     """The decoded fixed part of a BATCH payload."""
 

@@ -158,6 +158,9 @@ def _recover(fs: FileSystem, path: str) -> _Recovered:
 
     snap_index = out.snapshot.index
     replay = out.replay
+    hard_state: tuple[int, int, int] | None = None
+    summary = _wal.batch_summary
+    run_terms = replay.run_terms
     for i, seq in enumerate(out.segments):
         name = _wal.segment_name(seq)
         full = posixpath.join(path, name)
@@ -168,20 +171,29 @@ def _recover(fs: FileSystem, path: str) -> _Recovered:
         for offset, kind, payload, end in scanned.records:
             try:
                 if kind == _wal.KIND_BATCH:
-                    head = _wal.decode_batch_head(payload)
-                    if head.hard_state is not None:
-                        replay.hard_state = head.hard_state
-                    if head.count:
-                        first = head.first_index
+                    hs, first, count, runs = summary(payload)
+                    if hs is not None:
+                        hard_state = hs
+                    if count:
                         if replay.base is None or first <= replay.base:
                             replay.reset(first - 1)
                         elif first > replay.last + 1:
                             raise ValueError(f"gap in the log: index {first} follows {replay.last}")
                         elif first <= replay.last:
                             replay.truncate_from(first)
-                        replay.append(first, head.count, head.runs, seq, offset, end - offset)
-                        seg_first = first if seg_first is None else min(seg_first, first)
-                        seg_last = replay.last if seg_last is None else max(seg_last, replay.last)
+                        if len(runs) == 1 and run_terms and run_terms[-1] == runs[0][1]:
+                            # Fast path of replay.append: same term as before.
+                            replay.rec_first.append(first)
+                            replay.rec_seq.append(seq)
+                            replay.rec_off.append(offset)
+                            replay.rec_len.append(end - offset)
+                            replay.last = first + count - 1
+                        else:
+                            replay.append(first, count, runs, seq, offset, end - offset)
+                        if seg_first is None or first < seg_first:
+                            seg_first = first
+                        if seg_last is None or replay.last > seg_last:
+                            seg_last = replay.last
                 elif kind == _wal.KIND_RESET:
                     index, _term = _wal.decode_reset(payload)
                     replay.reset(index)
@@ -203,6 +215,9 @@ def _recover(fs: FileSystem, path: str) -> _Recovered:
         )
         if scanned.tail_error is not None:
             out.torn_tail = (full, scanned.valid_end, len(data), scanned.tail_error)
+
+    if hard_state is not None:
+        replay.hard_state = HardState(*hard_state)
 
     # Reconcile the replayed log with the snapshot.
     if replay.base is None:
