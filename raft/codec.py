@@ -97,6 +97,8 @@ __all__ = [
     "decode_entry",
     "encode_conf_change",
     "decode_conf_change",
+    "encode_conf_change_entry",
+    "decode_conf_change_entry",
     "encode_conf_state",
     "decode_conf_state",
     "encode_hard_state",
@@ -144,6 +146,7 @@ class RecordKind(enum.IntEnum):
     CONF_STATE = 18
     HARD_STATE = 19
     SNAPSHOT_METADATA = 20
+    CONF_CHANGE_ENTRY = 21
 
 
 # --------------------------------------------------------------------------------
@@ -325,9 +328,9 @@ def _entry_fields(term: Any, index: Any, type_: Any, data: Any, where: str) -> E
     if entry_type is EntryType.CONF_CHANGE:
         # Validated here, at the boundary, so that a committed CONF_CHANGE entry can
         # never fail to decode when the core applies it.
-        change = _parse_record(data, f"{where}.data")
-        _conf_change_fields(
-            *_expect_header(change, RecordKind.CONF_CHANGE, 3, f"{where}.data"),
+        record = _parse_record(data, f"{where}.data")
+        _conf_change_entry_fields(
+            *_expect_header(record, RecordKind.CONF_CHANGE_ENTRY, 4, f"{where}.data"),
             f"{where}.data",
         )
     return entry
@@ -778,6 +781,49 @@ def decode_conf_change(data: bytes) -> ConfChange:
         TypeError: `data` is not bytes-like.
     """
     return _decode_record(data, RecordKind.CONF_CHANGE, 3, "conf change", _conf_change_fields)
+
+
+def encode_conf_change_entry(cc: ConfChange, conf_state: ConfState) -> bytes:
+    """Encode the data of a CONF_CHANGE log entry:
+    ``[FORMAT_VERSION, 21, type, node_id, context, [[voters...], [learners...]]]``.
+
+    The entry carries the configuration that results from the change, so a node
+    that joins an existing cluster learns the whole membership from the log alone.
+
+    Raises:
+        TypeError, ValueError: a field cannot be represented.
+    """
+    change = encode_conf_change(cc)
+    # Reuse the change's fields (after its 3-byte prefix) and append the state.
+    return b"".join(
+        (
+            _record_prefix(RecordKind.CONF_CHANGE_ENTRY, 4),
+            change[len(_record_prefix(RecordKind.CONF_CHANGE, 3)) :],
+            _put_conf_state(conf_state, "ConfState"),
+        )
+    )
+
+
+def _conf_change_entry_fields(
+    type_: Any, node_id: Any, context: Any, conf_state: Any, where: str
+) -> tuple[ConfChange, ConfState]:
+    change = _conf_change_fields(type_, node_id, context, where)
+    return change, _conf_state(conf_state, f"{where}.conf_state")
+
+
+def decode_conf_change_entry(data: bytes) -> tuple[ConfChange, ConfState]:
+    """Decode the data of a CONF_CHANGE entry written by `encode_conf_change_entry`.
+
+    Returns:
+        The change and the configuration in force after it.
+
+    Raises:
+        CodecError: `data` is not a valid conf change entry.
+        TypeError: `data` is not bytes-like.
+    """
+    return _decode_record(
+        data, RecordKind.CONF_CHANGE_ENTRY, 4, "conf change entry", _conf_change_entry_fields
+    )
 
 
 def encode_conf_state(cs: ConfState) -> bytes:

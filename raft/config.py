@@ -39,7 +39,8 @@ class Config:
         max_uncommitted_bytes: proposals are refused while the uncommitted tail of
             the leader's log is larger than this (0 = no limit).
         max_snapshot_chunk_bytes: snapshot payloads are sent in chunks of this size.
-        seed: seeds the node's `random.Random` (election timeout jitter).
+        seed: seeds the node's `random.Random` (election timeout jitter); the node
+            id is mixed in, so nodes sharing a seed still draw different timeouts.
     """
 
     id: NodeId = attrs.field(validator=_positive)

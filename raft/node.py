@@ -131,6 +131,7 @@ class RawNode:
         # A str seed is hashed with SHA-512, so this stays deterministic.
         self._rng = random.Random(f"raft-election:{config.seed}:{config.id}")
         self.log = RaftLog(storage)
+        self.role = Role.FOLLOWER
         hard_state, conf_state = storage.initial_state()
         snapshot_index = storage.first_index() - 1
         if not conf_state.voters and not conf_state.learners and snapshot_index == 0:
@@ -146,7 +147,6 @@ class RawNode:
             self.log.commit_to(hard_state.commit)
         self.log.applied = max(self.log.applied, min(applied, self.log.committed))
 
-        self.role = Role.FOLLOWER
         self.leader: NodeId = NONE
         self._progress: dict[NodeId, Progress] = {}
         self._votes: dict[NodeId, bool] = {}
@@ -256,7 +256,7 @@ class RawNode:
                 raise ProposalDropped(DropReason.INVALID_CHANGE, self.leader, f"{node} is not a member")
             if node in conf.voters and len(conf.voters) == 1:
                 raise ProposalDropped(DropReason.INVALID_CHANGE, self.leader, "cannot remove the last voter")
-        data = codec.encode_conf_change(change)
+        data = codec.encode_conf_change_entry(change, next_conf_state(conf, change))
         return self._append_proposal(Entry(term=self.term, index=0, type=EntryType.CONF_CHANGE, data=data))
 
     def apply_conf_change(self, entry: Entry) -> ConfState:
@@ -811,11 +811,10 @@ class RawNode:
 
     def _apply_conf_entry(self, e: Entry) -> None:
         try:
-            change = codec.decode_conf_change(e.data)
+            _change, new = codec.decode_conf_change_entry(e.data)
         except Exception as exc:  # a corrupt change entry must not take the node down
             log.error("node %d: undecodable membership change at %d: %s", self.id, e.index, exc)
             return
-        new = next_conf_state(self.conf_state, change)
         self._conf_history.append((e.index, new))
         if self.role is Role.LEADER:
             self._on_leader_conf_change(e.index, new)
@@ -997,6 +996,8 @@ class RawNode:
         else:
             pr.inflights.free_le(m.index)
         self._maybe_commit()
+        if self.role is not Role.LEADER:
+            return  # the commit removed us from the configuration and we stepped down
         # Keep streaming while the window allows and there is more to send.
         while self._send_append(m.sender, send_if_empty=False):
             pass

@@ -3,7 +3,7 @@
 Every strategy produces values the codec accepts (so `decode(encode(x)) == x`), which
 also makes them valid inputs for the core: node ids are >= 1, entries inside an
 `AppendEntries` are consecutive from ``prev_index + 1`` with non-decreasing terms no
-larger than the message term, and CONF_CHANGE entries carry an encoded `ConfChange`.
+larger than the message term, and CONF_CHANGE entries carry an encoded change and the resulting configuration.
 
 Integer fields cover the whole wire range [0, 2**64 - 1] by default; pass a smaller
 ``max_value``/``max_id`` where a test wants realistic numbers.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from raft.codec import MAX_UINT, encode_conf_change
+from raft.codec import MAX_UINT, encode_conf_change_entry
 from raft.types import (
     AppendEntries,
     AppendResponse,
@@ -92,7 +92,9 @@ def conf_changes(max_id: int = MAX_UINT) -> st.SearchStrategy[ConfChange]:
 def _entry_kind_and_data() -> st.SearchStrategy[tuple[EntryType, bytes]]:
     return st.one_of(
         st.tuples(st.just(EntryType.NORMAL), payloads()),
-        conf_changes().map(lambda cc: (EntryType.CONF_CHANGE, encode_conf_change(cc))),
+        st.tuples(conf_changes(), conf_states()).map(
+            lambda pair: (EntryType.CONF_CHANGE, encode_conf_change_entry(*pair))
+        ),
     )
 
 

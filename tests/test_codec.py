@@ -28,6 +28,8 @@ from raft.codec import (
     decode_message,
     decode_snapshot_metadata,
     encode_conf_change,
+    encode_conf_change_entry,
+    decode_conf_change_entry,
     encode_conf_state,
     encode_entry,
     encode_hard_state,
@@ -70,7 +72,9 @@ from strategies import (
 # and quadratic blow-ups on a loaded 2-core CI machine.
 QUICKLY = 0.5
 
-CC_DATA = encode_conf_change(ConfChange(ConfChangeType.ADD_LEARNER, 4, b"10.0.0.4:7000"))
+CC_DATA = encode_conf_change_entry(
+    ConfChange(ConfChangeType.ADD_LEARNER, 4, b"10.0.0.4:7000"), ConfState(voters={1, 2, 3}, learners={4})
+)
 
 # One hand-written message per kind, with non-default values everywhere, for the
 # exhaustive (non-random) corruption tests.
@@ -576,3 +580,16 @@ def test_unencodable_messages_raise_local_errors(msg, error) -> None:
 def test_encoding_a_non_message_is_a_type_error() -> None:
     with pytest.raises(TypeError):
         encode_message(HardState())  # type: ignore[arg-type]
+
+
+@given(change=conf_changes(), state=conf_states())
+def test_conf_change_entry_round_trips(change, state):
+    assert decode_conf_change_entry(encode_conf_change_entry(change, state)) == (change, state)
+
+
+def test_conf_change_entry_is_not_a_plain_conf_change():
+    data = encode_conf_change_entry(ConfChange(ConfChangeType.ADD_VOTER, 2), ConfState(voters={1, 2}))
+    with pytest.raises(CodecError):
+        decode_conf_change(data)
+    with pytest.raises(CodecError):
+        decode_conf_change_entry(encode_conf_change(ConfChange(ConfChangeType.ADD_VOTER, 2)))
