@@ -36,7 +36,9 @@ class CoordinatorConfig:
         restart_delay: seconds during which the slots of an expired ACTIVE worker are
             held for it; if it re-registers in time it gets them back without moves.
             0 frees them at once.
-        quarantine_threshold: owner deaths that quarantine a partition.
+        quarantine_threshold: owner deaths that quarantine a partition (deaths with
+            the same timestamp, such as a whole zone expiring in one leader tick,
+            count as one).
         quarantine_window: a death counts when the owner took the slot at most this
             many seconds earlier, and only deaths within this many seconds of each
             other add up.

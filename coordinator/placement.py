@@ -225,7 +225,7 @@ class _Planner:
             ordered.append((record.ordinal << 5 | slot, record.partition_id, slot,
                             record.weight, record.replication_factor))
         ordered.sort()
-        self.orphans = [item[1:] for item in ordered]
+        self.orphans = self._placeable([item[1:] for item in ordered], reserved)
         for worker_id in sorted(state.workers):
             record = state.workers[worker_id]
             if record.state is not WorkerState.DRAINING:
@@ -238,6 +238,28 @@ class _Planner:
         self.unit_weight = weights[0] if weights else 1
         self.heaviest = weights[-1] if weights else 0
 
+    def _placeable(self, orphans: list, reserved: set[SlotKey]) -> list:
+        """Drop free slots that could only be placed next to a sibling replica (more
+        replicas than eligible workers): they must not count towards the quotas."""
+        eligible = len(self.eligible)
+        if all(item[3] <= eligible for item in orphans):
+            return orphans
+        allowance: dict[str, int] = {}
+        kept = []
+        for item in orphans:
+            pid, _, _, rf = item
+            if rf > eligible:
+                if pid not in allowance:
+                    record = self.partitions[pid]
+                    present = sum(o is not None for o in record.owners) + sum(
+                        (pid, slot) in reserved for slot in range(rf))
+                    allowance[pid] = eligible - present
+                if allowance[pid] <= 0:
+                    continue
+                allowance[pid] -= 1
+            kept.append(item)
+        return kept
+
     # -- limits and keys
 
     def compute_limits(self) -> None:
@@ -246,7 +268,9 @@ class _Planner:
         if self.unit:
             unit = self.unit_weight
             total = placed + unit * (len(self.orphans) + len(self.evicted))
-            self.unit_weight = unit
+            self.total = total
+            cap_sum = sum(self.capacity.values())
+            self.fair = {w: total * self.capacity[w] / cap_sum for w in self.eligible}
             counts = {w: self.load[w] // unit for w in self.eligible}
             limit = quotas(counts, self.capacity, total // unit)
             self.limit = {w: limit[w] * unit for w in self.eligible}
@@ -263,8 +287,22 @@ class _Planner:
                 self.limit[w] = share + max(tolerance * share, self.heaviest)
         self.cur = {w: self.key(w) for w in self.eligible}
 
+    def requota(self) -> None:
+        """Hand the rounding surplus of the quotas out again after free slots were
+        placed: a slot that could only land above quota (because of the replica
+        constraint) then keeps its place instead of causing a handoff."""
+        if not self.unit:
+            return
+        unit = self.unit_weight
+        counts = {w: self.load[w] // unit for w in self.eligible}
+        limit = quotas(counts, self.capacity, self.total // unit)
+        self.limit = {w: limit[w] * unit for w in self.eligible}
+        self.cur = {w: self.key(w) for w in self.eligible}
+        self.build_heaps()
+
     def key(self, worker: str) -> float:
-        """Smaller is emptier: slots short of quota (counts) or load / fair share."""
+        """Smaller is emptier: load minus quota (equal weights; room is then exactly
+        ``key <= -weight``), or load divided by fair share (unequal weights)."""
         if self.unit:
             return self.load[worker] - self.limit[worker]
         return self.load[worker] / self.share[worker]
@@ -360,7 +398,6 @@ class _Planner:
                       [z for z in self.zones if z in used])
         else:
             passes = (self.zones, [])
-        fallback = None
         for zones in passes:
             best = None
             for zone in zones:
@@ -368,15 +405,29 @@ class _Planner:
                 if worker is None:
                     continue
                 candidate = (self.cur[worker], worker)
-                if fallback is None or candidate < fallback:
-                    fallback = candidate
                 if self.has_room(worker, weight) and (best is None or candidate < best):
                     best = candidate
             if best is not None:
                 return best[1]
-        if require_room or fallback is None:
+        if require_room:
             return None
-        return fallback[1]
+        return self._least_loaded(members, used)
+
+    def _least_loaded(self, members: list[str], used: set[str]) -> Optional[str]:
+        """Where a slot goes when nobody allowed to take it has room: the worker
+        least loaded relative to its fair share (then an unused zone, then the id).
+        Rare (the replica constraint blocked the quotas), so a scan is fine."""
+        best = None
+        spread = self.policy.spread_zones
+        for worker in self.eligible:
+            if worker in members or worker in self.removed:
+                continue
+            fill = self.load[worker] - self.fair[worker] if self.unit \
+                else self.load[worker] / self.share[worker]
+            rank = (fill, spread and self.zone[worker] in used, worker)
+            if best is None or rank < best:
+                best = rank
+        return None if best is None else best[2]
 
     def place(self, pid: str, slot: int, weight: int, source: Optional[str],
               target: str) -> None:
@@ -544,6 +595,7 @@ class _Planner:
         self.build_heaps()
         self.place_orphans()
         self.move_evicted()
+        self.requota()
         self.shed_excess()
         return self.moves
 

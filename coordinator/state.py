@@ -287,7 +287,8 @@ class CoordinatorState:
             took = record.assigned_at[key[1]]
             ref = self._free_slot(key, worker)
             horizon = cmd.now - config.quarantine_window
-            if took is not None and took >= horizon:
+            # Deaths at one timestamp (e.g. a zone failing) are one incident.
+            if took is not None and took >= horizon and cmd.now not in record.deaths:
                 record.deaths.append(cmd.now)
             record.deaths = [t for t in record.deaths if t >= horizon]
             if not record.quarantined and len(record.deaths) >= config.quarantine_threshold:
