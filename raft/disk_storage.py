@@ -355,6 +355,16 @@ class DiskStorage:
 
     # -- reads -----------------------------------------------------------------------
 
+    @property
+    def path(self) -> str:
+        """The data directory."""
+        return self._dir
+
+    @property
+    def fs(self) -> FileSystem:
+        """The file-system layer the storage does its I/O through."""
+        return self._fs
+
     def initial_state(self) -> tuple[HardState, ConfState]:
         return self._hs, self._snapshot.metadata.conf_state
 

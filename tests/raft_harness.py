@@ -7,6 +7,8 @@ Messages are queued, not delivered, until `deliver()` runs; `cut`, `isolate` and
 from __future__ import annotations
 
 from collections import deque
+
+import cbor2
 from typing import Callable, Iterable
 
 from raft import Config, ConfChange, ConfChangeType, EntryType, MemoryStorage, Role
@@ -22,7 +24,9 @@ class Peer:
         self.storage = storage if storage is not None else MemoryStorage()
         self.node = RawNode(config, self.storage)
         self.applied: list[Entry] = []
-        self.snapshot_data: bytes = b""
+        # The application state: payloads of applied NORMAL entries, in order.
+        self.state: list[bytes] = []
+        self.snapshots_installed = 0
         self.read_states = []
         self.conf_changes = []
 
@@ -37,12 +41,15 @@ class Peer:
             rd = self.node.ready()
             if rd.snapshot is not None:
                 self.storage.apply_snapshot(rd.snapshot)
-                self.snapshot_data = rd.snapshot.data
+                self.state = list(cbor2.loads(rd.snapshot.data))
                 self.applied = [e for e in self.applied if e.index <= rd.snapshot.index]
+                self.snapshots_installed += 1
             self.storage.save(rd.hard_state, rd.entries)
             out.extend(rd.messages)
             for e in rd.committed_entries:
                 self.applied.append(e)
+                if e.type is EntryType.NORMAL and e.data:
+                    self.state.append(e.data)
                 if e.type is EntryType.CONF_CHANGE:
                     self.conf_changes.append(self.node.apply_conf_change(e))
             self.read_states.extend(rd.read_states)
@@ -51,11 +58,20 @@ class Peer:
 
     def app_data(self) -> list[bytes]:
         """Application payloads applied, in order (no-ops and changes skipped)."""
-        return [e.data for e in self.applied if e.type is EntryType.NORMAL and e.data]
+        return list(self.state)
+
+    def compact(self) -> Snapshot:
+        """Snapshot the state at the applied index and compact the log up to it."""
+        snap = self.node.create_snapshot(self.node.applied_index, cbor2.dumps(self.state))
+        self.storage.compact(snap)
+        return snap
 
     def restart(self) -> None:
         """Crash and restart from storage (everything Ready asked to persist)."""
         self.node = RawNode(self.config, self.storage)
+        snap = self.storage.snapshot()
+        self.state = list(cbor2.loads(snap.data)) if not snap.is_empty() else []
+        self.applied = []
 
 
 def make_config(nid: int, voters: Iterable[int], **kwargs) -> Config:

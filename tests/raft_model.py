@@ -194,6 +194,9 @@ class CheckedCluster:
             return
         peer.crash_and_restart(self.reopen)
         peer.alive = True
+        # The commit index need not be durable (only term, vote and entries must
+        # be); it is re-learned from the leader.
+        self.max_commit[nid] = peer.node.log.committed
         self.process()
 
     def partition(self, side: set[int]) -> None:

@@ -8,11 +8,17 @@ teardown heals the cluster and requires a leader that commits everything it acce
 
 from __future__ import annotations
 
+import os
+import random
+import tempfile
+
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from raft import ConfChange, ConfChangeType, MemoryStorage, ProposalDropped, Role
+from raft.disk_storage import DiskStorage
+from raft.fs import MemoryFileSystem
 from raft_model import CheckedCluster
 
 
@@ -174,8 +180,67 @@ class RaftMembershipCluster(RaftCluster):
         self.cluster.process()
 
 
+class RaftDiskCluster(RaftMembershipCluster):
+    """Membership churn and compaction over the real `DiskStorage` format on an
+    in-memory file system whose crashes lose (or tear) everything not fsynced."""
+
+    @initialize(n=st.integers(1, 5), seed=st.integers(0, 2**16))
+    def setup(self, n: int, seed: int) -> None:
+        rng = random.Random(seed)
+
+        def open_storage(nid: int) -> DiskStorage:
+            # Tiny segments so rollover and segment deletion happen too.
+            return DiskStorage(f"/node{nid}", fs=MemoryFileSystem(), segment_bytes=512)
+
+        def power_cut_and_reopen(storage: DiskStorage) -> DiskStorage:
+            fs = storage.fs
+            fs.crash(rng)
+            return DiskStorage(storage.path, fs=fs, segment_bytes=512)
+
+        ids = list(range(1, 8))
+        self.cluster = CheckedCluster(
+            ids, list(range(1, n + 1)), open_storage, seed=seed, reopen=power_cut_and_reopen
+        )
+        self.proposals = 0
+
+
+class RaftTempDirCluster(RaftCluster):
+    """The core over `DiskStorage` in a real temporary directory; a crash closes
+    the storage and reopens it from the files."""
+
+    @initialize(n=st.integers(3, 5), seed=st.integers(0, 2**16))
+    def setup(self, n: int, seed: int) -> None:
+        self.tmp = tempfile.TemporaryDirectory(prefix="raftcoord-stateful-")
+        root = self.tmp.name
+
+        def open_storage(nid: int) -> DiskStorage:
+            return DiskStorage(os.path.join(root, f"node{nid}"), segment_bytes=4096)
+
+        def reopen(storage: DiskStorage) -> DiskStorage:
+            storage.close()
+            return DiskStorage(storage.path, segment_bytes=4096)
+
+        ids = list(range(1, n + 1))
+        self.cluster = CheckedCluster(ids, ids, open_storage, seed=seed, reopen=reopen)
+        self.proposals = 0
+
+    def teardown(self) -> None:
+        try:
+            super().teardown()
+        finally:
+            for peer in self.cluster.peers.values():
+                peer.storage.close()
+            self.tmp.cleanup()
+
+
 TestRaftCluster = RaftCluster.TestCase
 TestRaftCluster.settings = settings(max_examples=150, stateful_step_count=60, deadline=None)
 
 TestRaftMembershipCluster = RaftMembershipCluster.TestCase
 TestRaftMembershipCluster.settings = settings(max_examples=150, stateful_step_count=60, deadline=None)
+
+TestRaftDiskCluster = RaftDiskCluster.TestCase
+TestRaftDiskCluster.settings = settings(max_examples=60, stateful_step_count=50, deadline=None)
+
+TestRaftTempDirCluster = RaftTempDirCluster.TestCase
+TestRaftTempDirCluster.settings = settings(max_examples=10, stateful_step_count=40, deadline=None)
