@@ -493,6 +493,9 @@ class RawNode:
             own.match = last
             own.become_replicate()
             own.recent_active = True
+        if self.id not in conf.voters:
+            # Elected only to commit our own removal; step down once it commits.
+            self._step_down_after_commit_of = self._pending_conf_index()
         # The no-op of the new term: committing it commits every earlier entry and
         # lets the leader serve reads and accept membership changes.
         self._append_entries([Entry(term=self.term, index=last + 1)])
@@ -500,7 +503,13 @@ class RawNode:
         log.debug("node %d became leader of term %d", self.id, self.term)
 
     def _promotable(self) -> bool:
-        return self.id in self.conf_state.voters
+        if self.id in self.conf_state.voters:
+            return True
+        # Our removal is in the log but not committed. We may hold the only copy of
+        # it (a leader that removed itself and crashed), and the others then cannot
+        # win our vote: keep campaigning until the removal commits, or nobody can.
+        pending = self._pending_conf_index()
+        return pending > self.log.committed and self.id in self.conf_state_at(pending - 1).voters
 
     # ==================================================================================
     # Ticks and elections

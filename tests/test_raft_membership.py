@@ -367,3 +367,21 @@ def test_restart_recovers_configuration_from_log_and_snapshot():
     net.peers[1].compact()
     net.peers[1].restart()
     assert voters(net, 1) == {1, 2, 3, 4}
+
+
+def test_leader_that_removed_itself_and_crashed_still_lets_the_cluster_recover():
+    # Node 1 leads {1, 2}, appends its own removal, and crashes before node 2 hears
+    # of it. Node 1 now holds the only up-to-date log, so node 2 cannot win its vote:
+    # node 1 must still campaign until its removal commits.
+    net = Network({1: Peer(make_config(1, (1, 2))), 2: Peer(make_config(2, (1, 2)))})
+    net.campaign(1)
+    net.isolate(2)
+    net.change(1, REMOVE, 1)
+    assert voters(net, 1) == {2} and voters(net, 2) == {1, 2}
+    net.peers[1].restart()
+    net.heal()
+    net.tick(100)
+    assert voters(net, 2) == {2}
+    assert net.leader() == 2
+    net.propose(2, b"alone")
+    assert net.peers[2].app_data() == [b"alone"]
