@@ -106,8 +106,9 @@ class RaftLog:
 
     def find_conflict(self, entries: tuple[Entry, ...] | list[Entry]) -> int:
         """Index of the first entry that is new or conflicts with ours; 0 if none."""
+        last = self.last_index()
         for e in entries:
-            if not self.match_term(e.index, e.term):
+            if e.index > last or not self.match_term(e.index, e.term):
                 return e.index
         return 0
 
@@ -151,6 +152,14 @@ class RaftLog:
             del unstable[after - offset :]
             unstable.extend(entries)
         return self.last_index()
+
+    def append_one(self, entry: Entry) -> None:
+        """Append one entry right after the last (the leader's proposal path)."""
+        unstable = self.unstable_entries
+        if entry.index == self.unstable_offset + len(unstable):
+            unstable.append(entry)
+        else:
+            self.append((entry,))
 
     def commit_to(self, index: int) -> bool:
         if index > self.committed:

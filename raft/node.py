@@ -224,7 +224,7 @@ class RawNode:
             ProposalDropped: not leader, a leadership transfer is in progress, or
                 too much data is uncommitted. Nothing was appended.
         """
-        return self._append_proposal(Entry(term=self.term, index=0, type=EntryType.NORMAL, data=bytes(data)))
+        return self._append_proposal(EntryType.NORMAL, bytes(data))
 
     def propose_conf_change(self, change: ConfChange) -> int:
         """Propose a one-server membership change.
@@ -257,7 +257,7 @@ class RawNode:
             if node in conf.voters and len(conf.voters) == 1:
                 raise ProposalDropped(DropReason.INVALID_CHANGE, self.leader, "cannot remove the last voter")
         data = codec.encode_conf_change_entry(change, next_conf_state(conf, change))
-        return self._append_proposal(Entry(term=self.term, index=0, type=EntryType.CONF_CHANGE, data=data))
+        return self._append_proposal(EntryType.CONF_CHANGE, data)
 
     def apply_conf_change(self, entry: Entry) -> ConfState:
         """Report that a committed CONF_CHANGE entry was applied.
@@ -781,18 +781,27 @@ class RawNode:
         if self._lead_transferee != NONE:
             raise ProposalDropped(DropReason.TRANSFER_IN_PROGRESS, self.leader)
 
-    def _append_proposal(self, entry: Entry) -> int:
-        self._check_can_propose()
-        size = entry.size()
+    def _append_proposal(self, entry_type: EntryType, data: bytes) -> int:
+        if self.role is not Role.LEADER or self._lead_transferee != NONE:
+            self._check_can_propose()
+        size = len(data) + 16  # == Entry.size()
         limit = self.config.max_uncommitted_bytes
         if limit and self._uncommitted_bytes and self._uncommitted_bytes + size > limit:
             raise ProposalDropped(DropReason.TOO_MUCH_UNCOMMITTED, self.leader)
         index = self.log.last_index() + 1
-        entry = Entry(term=self.term, index=index, type=entry.type, data=entry.data)
-        self._append_entries([entry])
+        entry = Entry(self.term, index, entry_type, data)
         self._uncommitted_bytes += size
         self._uncommitted.append((index, size))
         self._broadcast_pending = True
+        if entry_type is EntryType.NORMAL and len(self.conf_state.voters) > 1:
+            # Fast path: a local append cannot complete a quorum of two or more.
+            self.log.append_one(entry)
+            own = self._progress.get(self.id)
+            if own is not None:
+                own.match = index
+                own.next = index + 1
+        else:
+            self._append_entries([entry])
         return index
 
     def _append_entries(self, entries: list[Entry] | tuple[Entry, ...], truncate_conf_from: int = 0) -> None:
