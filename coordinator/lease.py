@@ -188,6 +188,7 @@ class WorkerLease:
         self._sent: dict[int, float] = {}
         self._valid_until = -math.inf
         self._coverage: dict[str, tuple[int, float]] = {}
+        self._released: dict[str, int] = {}
 
     @property
     def timing(self) -> LeaseTiming:
@@ -221,6 +222,8 @@ class WorkerLease:
         until = sent + self._timing.worker_lease
         self._valid_until = max(self._valid_until, until)
         for partition, epoch in ack.covered:
+            if epoch <= self._released.get(partition, -1):
+                continue
             known = self._coverage.get(partition)
             if known is None or epoch > known[0] or (epoch == known[0] and until > known[1]):
                 self._coverage[partition] = (epoch, until)
@@ -235,8 +238,22 @@ class WorkerLease:
         known = self._coverage.get(partition)
         return known is not None and known[0] == epoch and now < known[1]
 
+    def active_partitions(self, now: float) -> list[tuple[str, int]]:
+        """(partition, epoch) pairs the worker may act for at ``now``, sorted."""
+        return sorted((p, e) for p, (e, until) in self._coverage.items() if now < until)
+
+    def release(self, partition: str, epoch: int) -> None:
+        """Stop acting for a partition now (before sending `Released`).
+
+        Acknowledgements still in flight may list ``(partition, epoch)``; they are
+        ignored from now on for this epoch and older ones.
+        """
+        self._coverage.pop(partition, None)
+        self._released[partition] = max(epoch, self._released.get(partition, -1))
+
     def lost(self) -> None:
         """Forget everything (e.g. after re-registering as a new incarnation)."""
         self._sent.clear()
         self._coverage.clear()
+        self._released.clear()
         self._valid_until = -math.inf

@@ -138,3 +138,16 @@ def test_worker_stops_before_leader_may_expire(timing, worker_rate_fraction,
                                            leader_rate)
     assert stop_real <= expire_real + 1e-6 * max(1.0, expire_real)
     assert not lease.may_act(worker_clock(stop_real) + 1e-6)
+
+
+def test_released_partition_ignores_acks_in_flight():
+    lease = WorkerLease(TIMING)
+    before = lease.heartbeat_sent(0.0)
+    after = lease.heartbeat_sent(0.5)
+    lease.ack_received(HeartbeatAck(seq=before, covered=[("p", 2)]))
+    lease.release("p", 2)
+    assert not lease.may_act_for("p", 2, 1.0)
+    lease.ack_received(HeartbeatAck(seq=after, covered=[("p", 2)]))  # computed earlier
+    assert lease.active_partitions(1.0) == []
+    lease.ack_received(HeartbeatAck(seq=lease.heartbeat_sent(2.0), covered=[("p", 5)]))
+    assert lease.active_partitions(3.0) == [("p", 5)]

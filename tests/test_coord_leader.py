@@ -1,0 +1,309 @@
+"""The leader helper: what it proposes, lease coverage, and a small timed run that
+checks no two workers may act for one partition at the same real instant."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from coordinator import commands as c
+from coordinator.commands import WorkerState
+from coordinator.config import CoordinatorConfig
+from coordinator.leader import CoordinatorLeader
+from coordinator.lease import LeaseTiming, WorkerLease
+from coordinator.placement import PlacementPolicy
+from coordinator.records import MovePhase
+from coordinator.state import CoordinatorState
+
+TIMING = LeaseTiming(lease_duration=10.0, max_drift=0.05, safety_margin=0.5)
+CONFIG = CoordinatorConfig(revoke_timeout=TIMING.leader_lease)
+
+
+def make_state(workers=3, partitions=6):
+    state = CoordinatorState(CONFIG)
+    for i in range(workers):
+        state.apply(c.RegisterWorker(worker_id=f"w{i}", address="", zone=f"z{i}", now=0.0))
+    state.apply(c.CreatePartitionGroup(name="g", count=partitions, now=0.0))
+    return state
+
+
+def run(leader, state, now):
+    """Propose and apply at once; returns the proposed commands."""
+    commands = leader.next_commands(now)
+    for command in commands:
+        leader.on_applied(command, state.apply(command))
+    return commands
+
+
+def test_initial_assignment_then_quiet():
+    state = make_state()
+    leader = CoordinatorLeader(state, TIMING, term_start=0.0)
+    commands = run(leader, state, 0.0)
+    assert [type(cmd) for cmd in commands] == [c.Assign] * 6
+    assert all(state.owner(f"g/{i}") is not None for i in range(6))
+    assert leader.next_commands(0.1) == []
+
+
+def test_proposals_in_flight_are_not_repeated_until_retry():
+    state = make_state()
+    leader = CoordinatorLeader(state, TIMING, term_start=0.0, retry_after=2.0)
+    first = leader.next_commands(0.0)
+    assert len(first) == 6
+    assert leader.next_commands(1.0) == []
+    assert len(leader.next_commands(2.0)) == 6  # presumed lost: proposed again
+    leader.on_dropped(first[0])
+    for command in first[1:]:
+        leader.on_applied(command, state.apply(command))
+    assert len(leader.next_commands(2.5)) == 1
+
+
+def test_heartbeat_ack_covers_owned_slots():
+    state = make_state()
+    leader = CoordinatorLeader(state, TIMING, term_start=0.0)
+    run(leader, state, 0.0)
+    ack = leader.on_heartbeat("w0", seq=7, received_at=1.0)
+    assert ack.seq == 7
+    assert list(ack.covered) == [(pid, state.partitions[pid].epoch)
+                                 for pid, _ in state.owned_slots("w0")]
+    assert leader.on_heartbeat("ghost", seq=1, received_at=1.0) is None
+    state.apply(c.ExpireWorker(worker_id="w1", now=2.0))
+    assert leader.on_heartbeat("w1", seq=1, received_at=2.0) is None
+
+
+def test_silent_worker_expires_only_after_grace_and_lease():
+    state = make_state()
+    leader = CoordinatorLeader(state, TIMING, term_start=100.0)
+    run(leader, state, 100.0)
+    for t in range(101, 130):
+        for worker in ("w0", "w1"):
+            leader.on_heartbeat(worker, seq=t, received_at=float(t))
+        commands = run(leader, state, float(t) + 0.5)
+        expired = [cmd for cmd in commands if isinstance(cmd, c.ExpireWorker)]
+        if t + 0.5 < 110.5:
+            assert expired == []
+        elif expired:
+            assert expired == [c.ExpireWorker(worker_id="w2", now=t + 0.5)]
+            break
+    else:
+        pytest.fail("w2 never expired")
+    assert state.workers["w2"].state is WorkerState.DEAD
+    # Next round: its slots are re-placed on the survivors.
+    commands = run(leader, state, t + 1.0)
+    assert commands and all(isinstance(cmd, c.Assign) for cmd in commands)
+    assert not state.workers["w2"].owned
+
+
+def test_graceful_handoff_and_coverage_during_revoke():
+    state = make_state(workers=2, partitions=6)
+    leader = CoordinatorLeader(state, TIMING, term_start=0.0)
+    run(leader, state, 0.0)
+    state.apply(c.RegisterWorker(worker_id="w9", address="", zone="z9", now=1.0))
+    revokes = leader.next_commands(1.0)
+    assert len(revokes) == 2 and all(isinstance(cmd, c.Revoke) for cmd in revokes)
+    assert all(cmd.target == "w9" for cmd in revokes)
+    # From the proposal on, acknowledgements no longer cover the revoked slots.
+    for revoke in revokes:
+        ack = leader.on_heartbeat(revoke.worker_id, seq=1, received_at=1.1)
+        assert revoke.partition_id not in dict(ack.covered)
+    # A dropped revoke is covered again.
+    leader.on_dropped(revokes[0])
+    ack = leader.on_heartbeat(revokes[0].worker_id, seq=2, received_at=1.2)
+    assert revokes[0].partition_id in dict(ack.covered)
+    revokes = leader.next_commands(4.0)  # proposed again after retry_after
+    for revoke in revokes:
+        leader.on_applied(revoke, state.apply(revoke))
+    first, second = revokes
+    # The first owner releases; the leader then assigns to the target, epoch + 1.
+    epoch = state.partitions[first.partition_id].epoch
+    state.apply(c.Released(partition_id=first.partition_id, slot=0, worker_id=first.worker_id,
+                           epoch=epoch, now=5.0))
+    assigns = run(leader, state, 5.0)
+    assert assigns == [c.Assign(partition_id=first.partition_id, slot=0, worker_id="w9",
+                                epoch=epoch + 1, now=5.0)]
+    # The second never releases: forced a full leader lease after the proposal.
+    proposed_at = 4.0
+    for worker in ("w0", "w1", "w9"):
+        leader.on_heartbeat(worker, seq=3, received_at=13.0)
+    assert run(leader, state, proposed_at + TIMING.leader_lease - 0.01) == []
+    forced = run(leader, state, proposed_at + TIMING.leader_lease)
+    assert [type(cmd) for cmd in forced] == [c.ForceRevoke]
+    assert state.counters.forced_revokes == 1
+    assigns = run(leader, state, proposed_at + TIMING.leader_lease + 0.1)
+    assert [(cmd.partition_id, cmd.worker_id) for cmd in assigns] == \
+        [(second.partition_id, "w9")]
+
+
+def test_new_leader_waits_for_its_grace_before_forcing():
+    state = make_state(workers=2, partitions=2)
+    old = CoordinatorLeader(state, TIMING, term_start=0.0)
+    run(old, state, 0.0)
+    owner = state.owner("g/0")
+    state.apply(c.Revoke(partition_id="g/0", slot=0, worker_id=owner, epoch=1, now=1.0))
+    # The deadline of the revoke has passed on the new leader's clock, but its
+    # grace has not.
+    new = CoordinatorLeader(state, TIMING, term_start=50.0)
+    assert all(not isinstance(cmd, c.ForceRevoke) for cmd in new.next_commands(55.0))
+    for worker in ("w0", "w1"):
+        new.on_heartbeat(worker, seq=1, received_at=55.0)
+    assert any(isinstance(cmd, c.ForceRevoke) for cmd in new.next_commands(60.5))
+
+
+def test_released_slot_with_dead_target_is_replanned():
+    state = make_state(workers=3, partitions=3)
+    leader = CoordinatorLeader(state, TIMING, PlacementPolicy(), term_start=0.0)
+    run(leader, state, 0.0)
+    owner = state.owner("g/0")
+    state.apply(c.Revoke(partition_id="g/0", slot=0, worker_id=owner, epoch=1, target="w2",
+                         now=1.0))
+    state.apply(c.Released(partition_id="g/0", slot=0, worker_id=owner, epoch=1, now=1.0))
+    state.apply(c.ExpireWorker(worker_id="w2", now=1.0))
+    assert state.pending_moves[("g/0", 0)].phase is MovePhase.RELEASED
+    commands = run(leader, state, 2.0)
+    assert ("g/0", 0) not in state.pending_moves and state.owner("g/0") is not None
+    assert all(isinstance(cmd, c.Assign) for cmd in commands)
+
+
+# ------------------------------------------------------------- a small timed run
+
+# No safety margin: the lease inequality is tight, so any mistake in the arithmetic,
+# in the coverage of acknowledgements or in the grace of a new leader shows up.
+TIGHT = LeaseTiming(lease_duration=4.0, max_drift=0.05, safety_margin=0.0)
+TIGHT_CONFIG = CoordinatorConfig(revoke_timeout=TIGHT.leader_lease, quarantine_threshold=100)
+
+
+class _World:
+    """Leader, workers and a slow network under one real (virtual) clock.
+
+    Worker clocks run as slow and leader clocks as fast as the drift bound allows
+    (the worst case), with arbitrary offsets.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        drift = TIGHT.max_drift
+        self.state = CoordinatorState(TIGHT_CONFIG)
+        self.rate: dict[str, float] = {}
+        self.offset: dict[str, float] = {}
+        self.leader_node = "leader"
+        for node in ["leader", "leader2", "w0", "w1", "w2", "w3", "w4"]:
+            worst = 1 + drift if node.startswith("leader") else 1 - drift
+            self.rate[node] = worst if self.rng.random() < 0.8 else \
+                1 + self.rng.uniform(-drift, drift)
+            self.offset[node] = self.rng.uniform(-1000.0, 1000.0)
+        self.workers = ["w0", "w1", "w2", "w3"]
+        self.leases = {w: WorkerLease(TIGHT) for w in self.rate if w.startswith("w")}
+        self.isolated: set[str] = set()  # its messages to the leader are lost
+        self.crashed: set[str] = set()
+        self.deaf: set[str] = set()  # heartbeats, but never releases anything
+        self.next_heartbeat: dict[str, float] = {}
+        self.inbox: list[tuple[float, str, object]] = []
+        self.commits: list[tuple[float, object]] = []
+        self.time = 0.0
+        now = self.clock(self.leader_node)
+        for worker in self.workers:
+            self.state.apply(c.RegisterWorker(worker_id=worker, address="", zone=f"z{worker}",
+                                              now=now))
+        self.state.apply(c.CreatePartitionGroup(name="g", count=12, now=now))
+        self.leader = self._new_leader()
+
+    def _new_leader(self) -> CoordinatorLeader:
+        return CoordinatorLeader(self.state, TIGHT, PlacementPolicy(max_moves_per_worker=2),
+                                 term_start=self.clock(self.leader_node), retry_after=1.0)
+
+    def fail_over(self) -> None:
+        """Another node takes over with the same state and its own clock."""
+        self.leader_node = "leader2"
+        self.leader = self._new_leader()
+
+    def clock(self, node: str) -> float:
+        return self.offset[node] + self.time * self.rate[node]
+
+    def send(self, to: str, message: object) -> None:
+        self.inbox.append((self.time + self.rng.uniform(0.0, 0.3), to, message))
+
+    def step(self, dt: float) -> None:
+        self.time += dt
+        due = [m for m in self.inbox if m[0] <= self.time]
+        self.inbox = [m for m in self.inbox if m[0] > self.time]
+        for _, to, message in sorted(due, key=lambda m: m[0]):
+            if to == "leader":
+                worker, seq = message
+                if worker in self.isolated:
+                    continue  # the partition cuts messages in flight too
+                ack = self.leader.on_heartbeat(worker, seq, self.clock(self.leader_node))
+                if ack is not None:
+                    self.send(worker, ack)
+            elif to not in self.crashed:
+                self.leases[to].ack_received(message)
+        # Commands commit after a short delay.
+        ready = [m for m in self.commits if m[0] <= self.time]
+        self.commits = [m for m in self.commits if m[0] > self.time]
+        for _, command in ready:
+            self.leader.on_applied(command, self.state.apply(command))
+        for command in self.leader.next_commands(self.clock(self.leader_node)):
+            self.commits.append((self.time + self.rng.uniform(0.0, 0.2), command))
+        for worker in self.workers:
+            if worker in self.crashed:
+                continue
+            lease = self.leases[worker]
+            if self.time >= self.next_heartbeat.get(worker, 0.0):
+                self.next_heartbeat[worker] = self.time + self.rng.uniform(0.2, 0.8)
+                self.send("leader", (worker, lease.heartbeat_sent(self.clock(worker))))
+            if worker not in self.isolated and worker not in self.deaf:
+                self._obey_revokes(worker, lease)
+
+    def _obey_revokes(self, worker: str, lease: WorkerLease) -> None:
+        for key, move in sorted(self.state.pending_moves.items()):
+            if move.source == worker and move.phase is MovePhase.REVOKING:
+                lease.release(key[0], move.epoch)
+                self.commits.append((self.time + 0.1, c.Released(
+                    partition_id=key[0], slot=key[1], worker_id=worker, epoch=move.epoch,
+                    now=self.clock(self.leader_node))))
+
+    def check_single_owner(self) -> None:
+        holders: dict[str, list[str]] = {}
+        for worker, lease in self.leases.items():
+            if worker in self.crashed:
+                continue  # a crashed process acts no more
+            for partition, _ in lease.active_partitions(self.clock(worker)):
+                holders.setdefault(partition, []).append(worker)
+        for partition, workers in holders.items():
+            assert len(workers) == 1, (self.time, partition, workers)
+
+
+def run_world(seed: int) -> _World:
+    world = _World(seed)
+    jitter = world.rng.uniform
+    events = [
+        (10.0 + jitter(0, 3), lambda: world.isolated.add("w1")),  # runs on, hears nothing
+        (20.0 + jitter(0, 3), lambda: world.crashed.add("w2")),
+        (30.0 + jitter(0, 3), lambda: world.workers.append("w4") or world.state.apply(
+            c.RegisterWorker(worker_id="w4", address="", zone="zw4",
+                             now=world.clock(world.leader_node)))),
+        # Drain w0, which heartbeats but never releases: its revokes are forced.
+        (40.0, lambda: world.deaf.add("w0") or world.commits.append((world.time, c.DrainWorker(
+            worker_id="w0", now=world.clock(world.leader_node))))),
+        (50.0 + jitter(0, 3), world.fail_over),
+        (52.0 + jitter(0, 3), lambda: world.crashed.add("w3")),
+    ]
+    events.sort(key=lambda event: event[0])
+    while world.time < 90.0:
+        world.step(0.05)
+        while events and events[0][0] <= world.time:
+            events.pop(0)[1]()
+        world.check_single_owner()
+    return world
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**32))
+def test_no_two_workers_act_for_one_partition(seed):
+    world = run_world(seed)
+    # Healed phase: every partition is owned by the one live, active worker.
+    for record in world.state.partitions.values():
+        assert record.owners == ["w4"], (seed, record)
+    assert world.state.workers["w0"].state is WorkerState.DRAINING
+    assert world.state.counters.forced_revokes > 0
