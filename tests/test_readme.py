@@ -1,0 +1,45 @@
+"""The README's promises: its embedding example is the file it claims to be, runs,
+and the quick-start commands name files that exist."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def readme() -> str:
+    return (ROOT / "README.md").read_text()
+
+
+def test_readme_embedding_example_is_the_example_file():
+    blocks = re.findall(r"```python\n(.*?)```", readme(), flags=re.S)
+    example = (ROOT / "examples" / "three_nodes.py").read_text()
+    assert example in blocks
+
+
+def test_embedding_example_runs_and_replicates():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "three_nodes.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "leads term" in result.stdout
+    assert result.stdout.count("applied ['set x=1', 'set y=2', 'del x']") == 3
+
+
+def test_quick_start_has_run_and_test_commands():
+    text = readme()
+    quick = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```sh\n(.*?)\n```", quick, flags=re.S)
+    assert len(commands) == 2
+    assert "examples/three_nodes.py" in commands[0]
+    assert "pytest" in commands[1]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "pip install --quiet -e '.[test]'" in ci and "pytest" in ci
