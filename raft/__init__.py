@@ -46,3 +46,6 @@ from .types import (
     VoteRequest,
     VoteResponse,
 )
+from .node import RawNode  # noqa: E402  (after the types it is built from)
+from .ready import ProgressStatus, Ready, Status  # noqa: E402
+from .disk_storage import DiskStorage  # noqa: E402
