@@ -26,6 +26,11 @@ from raft.types import Entry, HardState, Snapshot
 _Write = tuple[str, Any, Any]
 
 
+def replay(storage: MemoryStorage, write: _Write) -> None:
+    """Apply one recorded write to `storage`."""
+    _replay(storage, write)
+
+
 def _replay(storage: MemoryStorage, write: _Write) -> None:
     kind, a, b = write
     if kind == "save":
@@ -60,6 +65,7 @@ class ModelDisk:
         self.storage = MemoryStorage()
         self.durable = MemoryStorage()
         self.before_crash = self.durable
+        self.unsynced_at_crash: list[_Write] = []
         self.pending: list[_Write] = []
         self.syncs = 0
 
@@ -92,6 +98,7 @@ class ModelDisk:
     def crash(self, rng: random.Random) -> None:
         """Power cut: a random prefix of the unsynced writes reaches the medium."""
         self.before_crash = copy_storage(self.durable)
+        self.unsynced_at_crash = list(self.pending)
         kept = rng.randint(0, len(self.pending)) if self.pending else 0
         for write in self.pending[:kept]:
             _replay(self.durable, write)
@@ -118,7 +125,9 @@ class FileDisk(ModelDisk):
         self._open = DiskStorage
         self.fs = MemoryFileSystem()
         self.path = f"/node{node_id}"
-        self.storage = DiskStorage(self.path, fs=self.fs)
+        # Small segments keep every fsync of the in-memory file system cheap (it
+        # copies the file) and exercise segment rolling and deletion.
+        self.storage = DiskStorage(self.path, fs=self.fs, segment_bytes=SEGMENT_BYTES)
 
     def save(self, hard_state: HardState | None, entries: Sequence[Entry], sync: bool) -> None:
         if hard_state is None and not entries:
@@ -140,12 +149,13 @@ class FileDisk(ModelDisk):
 
     def crash(self, rng: random.Random) -> None:
         self.before_crash = copy_storage(self.durable)
+        self.unsynced_at_crash = list(self.pending)
         self.pending.clear()
         self.fs.crash(rng)
         self.storage = None  # type: ignore[assignment]
 
     def recover(self) -> Any:
-        self.storage = self._open(self.path, fs=self.fs)
+        self.storage = self._open(self.path, fs=self.fs, segment_bytes=SEGMENT_BYTES)
         self.durable = storage_copy_of(self.storage)
         return self.storage
 
@@ -162,6 +172,8 @@ def storage_copy_of(storage: Any) -> MemoryStorage:
     copy.set_hard_state(storage.initial_state()[0])
     return copy
 
+
+SEGMENT_BYTES = 64 * 1024
 
 DISK_KINDS = {"model": lambda node_id: ModelDisk(), "file": FileDisk}
 

@@ -31,8 +31,8 @@ class Fault:
         time: virtual seconds at which it starts.
         kind: one of ALL_KINDS (link kinds are set for the whole fault phase).
         duration: how long it lasts (seconds).
-        node: the node crashed, paused or isolated, or the bridge node (0 = pick at
-            random when it fires).
+        node: the node crashed, paused or isolated, or the bridge node (0 = the
+            leader when it fires, if there is one, else a random node).
         rate: for link faults, the per-message probability.
     """
 
@@ -45,7 +45,7 @@ class Fault:
     def describe(self) -> str:
         if self.kind in LINK_KINDS:
             return f"{self.kind} {self.rate:.3f}"
-        target = f" node {self.node}" if self.node else ""
+        target = f" node {self.node}" if self.node else " leader"
         return f"{self.kind}{target} for {self.duration:.2f}s"
 
 
@@ -125,7 +125,9 @@ def generate_plan(config: FaultConfig, nodes: int, duration: float, rng: random.
                                   ("pause", config.pause_rate, 0.2, 6.0)):
         if kind in kinds:
             for t in _poisson_times(rng, rate, duration):
-                plan.append(Fault(t, kind, rng.uniform(low, high), node=rng.randint(1, nodes)))
+                # node 0: hit whoever leads when the fault fires (leaders matter most).
+                node = 0 if rng.random() < 0.5 else rng.randint(1, nodes)
+                plan.append(Fault(t, kind, rng.uniform(low, high), node=node))
     plan.sort(key=lambda f: (f.time, f.kind, f.node))
     return plan
 

@@ -4,7 +4,7 @@ linearizability, figures, and the command line that reproduces it."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 import attrs
 
@@ -109,7 +109,7 @@ def reproduce_command(config: SimConfig, scenario: str = "kv", extra: str = "") 
 
 def max_unavailability(world: World) -> float:
     """The longest stretch of the fault phase in which no client operation succeeded."""
-    if not world.clients:
+    if not world.history.ops:
         return 0.0
     end = world.heal_time if world.heal_time is not None else world.now
     times = sorted(op.complete_time for op in world.history
@@ -122,10 +122,16 @@ def max_unavailability(world: World) -> float:
 
 
 def run_simulation(config: SimConfig, scenario: str = "kv", check_linearizability: bool = True,
-                   reproduce_extra: str = "") -> tuple[RunResult, World]:
-    """Run one simulation and check it. Returns the result and the finished world."""
+                   reproduce_extra: str = "",
+                   build: Callable[[SimConfig], World] | None = None) -> tuple[RunResult, World]:
+    """Run one simulation and check it. Returns the result and the finished world.
+
+    Args:
+        build: makes the world instead of the scenario's builder (tests plant
+            broken drivers this way).
+    """
     started = time.perf_counter()  # wall time is only reported, never used
-    world = get_scenario(scenario).build(config)
+    world = (build or get_scenario(scenario).build)(config)
     world.run()
     violations = [world.violation] if world.violation else []
     linearizable: bool | None = None

@@ -74,16 +74,8 @@ class SafetyChecker:
     # -- hooks ------------------------------------------------------------------
 
     def on_start(self, node: int, storage: Any) -> None:
-        """A node (re)starts on `storage`: reset its per-process state."""
-        hs, _ = storage.initial_state()
-        previous = self.hard_state.get(node)
-        if previous is not None and hs.term < previous.term:
-            # The previous process may have held an unsynced higher term only if
-            # the node never acted on it, and acting requires a sync; the durable
-            # shadow check (on_recover) is the precise one. Terms still may not go
-            # below what was fsynced, which on_recover enforces.
-            pass
-        self.hard_state[node] = hs
+        """A brand-new node starts on `storage`."""
+        self.hard_state[node] = storage.initial_state()[0]
         self.applied[node] = storage.snapshot().index
 
     def on_leader(self, node: int, term: int, storage: Any) -> None:
@@ -195,36 +187,67 @@ class SafetyChecker:
                 f"entry {entry.index}/{entry.term} applied by node {node} is fsynced on only "
                 f"{durable} of {len(self.voters)} voters")
 
-    def on_recover(self, node: int, before: MemoryStorage, recovered: Any) -> None:
-        """`node` restarted: `before` is the durability shadow just before the crash's
-        torn writes, `recovered` the storage the new process reads."""
-        hs_before = before.hard_state
-        hs, _ = recovered.initial_state()
-        if hs.term < hs_before.term or (hs.term == hs_before.term and hs_before.vote != NONE
-                                         and hs.vote != hs_before.vote):
+    def on_recover(self, node: int, before: MemoryStorage, unsynced: list, recovered: Any) -> None:
+        """`node` restarted. `before` is what it had fsynced when it crashed,
+        `unsynced` the writes made since; `recovered` is the storage it reopened.
+
+        A correct disk gives back `before` plus a prefix of `unsynced` (a crash may
+        keep some of the writes that had not been fsynced, in order).
+        """
+        from .disk import copy_storage, replay  # local: disk imports nothing from here
+
+        candidate = copy_storage(before)
+        matched = _same_storage(candidate, recovered)
+        for write in unsynced:
+            if matched:
+                break
+            replay(candidate, write)
+            matched = _same_storage(candidate, recovered)
+        if not matched:
+            hs, _ = recovered.initial_state()
             raise SafetyViolation(
-                "durable term and vote",
-                f"node {node} fsynced term {hs_before.term} vote {hs_before.vote} but recovered "
-                f"term {hs.term} vote {hs.vote}")
-        # Committed prefix of the recovered log must match what the cluster committed.
+                "fsynced state survives crashes",
+                f"node {node} fsynced {_summary(before)} (+{len(unsynced)} unsynced writes) "
+                f"but recovered {_summary(recovered)}")
+        hs, _ = recovered.initial_state()
+        # Every term or vote change is fsynced before anyone hears of it, so the
+        # last ones the process persisted must come back.
+        previous = self.hard_state.get(node)
+        if previous is not None and (hs.term < previous.term or (
+                hs.term == previous.term and previous.vote != NONE and hs.vote != previous.vote)):
+            raise SafetyViolation(
+                "term and vote survive crashes",
+                f"node {node} had term {previous.term} vote {previous.vote} before the crash, "
+                f"recovered term {hs.term} vote {hs.vote}")
+        # The recovered committed prefix must match what the cluster committed.
         first = max(recovered.first_index(), 1)
-        last = min(recovered.last_index(), self.max_committed)
+        last = min(recovered.last_index(), self.max_committed, hs.commit)
         committed = self.committed
         for index in range(first, last + 1):
             known = committed.get(index)
             if known is not None and _term_at(recovered, index) != known[0]:
-                # Not necessarily a bug: an uncommitted suffix may diverge. Only a
-                # mismatch at or below the recovered commit index is.
-                if index <= hs.commit:
-                    raise SafetyViolation(
-                        "committed entries survive crashes",
-                        f"node {node} recovered term {_term_at(recovered, index)} at committed "
-                        f"index {index}, committed term is {known[0]}")
-        # Everything fsynced must be back (unless a torn unsynced write replaced it).
-        if recovered.last_index() < min(before.last_index(), hs_before.commit):
-            raise SafetyViolation(
-                "fsynced entries survive crashes",
-                f"node {node} fsynced entries up to {before.last_index()} (commit "
-                f"{hs_before.commit}) but recovered only up to {recovered.last_index()}")
+                raise SafetyViolation(
+                    "committed entries survive crashes",
+                    f"node {node} recovered term {_term_at(recovered, index)} at committed "
+                    f"index {index}, committed term is {known[0]}")
         self.hard_state[node] = hs
         self.applied[node] = recovered.snapshot().index
+
+
+def _summary(storage: Any) -> str:
+    hs, _ = storage.initial_state()
+    last = storage.last_index()
+    return (f"term {hs.term} vote {hs.vote} commit {hs.commit}, snapshot {storage.snapshot().index}, "
+            f"log up to {last} (term {_term_at(storage, last)})")
+
+
+def _same_storage(a: MemoryStorage, b: Any) -> bool:
+    """Same hard state, snapshot index and entry terms."""
+    if a.initial_state()[0] != b.initial_state()[0]:
+        return False
+    if a.snapshot().index != b.snapshot().index or a.last_index() != b.last_index():
+        return False
+    first, last = a.first_index(), a.last_index()
+    if last < first:
+        return True
+    return [e.term for e in a.entries(first, last + 1)] == [e.term for e in b.entries(first, last + 1)]

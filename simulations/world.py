@@ -96,6 +96,8 @@ class SimConfig:
         node_factory: builds a RawNode (tests plant broken variants here).
         disk_factory: builds a node's disk (tests plant broken disks here).
         codec: send messages as bytes through raft.codec.
+        max_events_per_second: a run that handles more events than this times its
+            simulated length is stopped as an "event storm" (a livelock).
     """
 
     seed: int = 0
@@ -115,6 +117,7 @@ class SimConfig:
     node_factory: NodeFactory | None = attrs.field(default=None, eq=False)
     disk_factory: Callable[[int], Any] | None = attrs.field(default=None, eq=False)
     codec: bool = True
+    max_events_per_second: float = 25_000.0
 
 
 class SimNode:
@@ -192,7 +195,7 @@ class World:
             self.plan = list(config.plan)
         else:
             self.plan = generate_plan(self.fault_config, config.nodes, config.duration, self._rng_faults)
-        self.clients = [Client(i) for i in range(1, config.workload.clients + 1)] if self.workload_on else []
+        self.clients = [Client(i) for i in range(1, config.workload.clients + 1)]
 
     # == event queue ===============================================================
 
@@ -211,23 +214,26 @@ class World:
 
     # == setup =====================================================================
 
-    def start(self) -> None:
-        """Boot every node, schedule the plan, the clients and the heal."""
+    def start(self, schedule_heal: bool = True) -> None:
+        """Boot every node, schedule the plan, the clients and (unless driven by
+        hand) the heal at the end of the fault phase."""
         for node in self.nodes.values():
             self._boot(node, recovering=False)
         for fault in self.plan:
             self._seq += 1
             heapq.heappush(self._queue, (fault.time, self._seq, FAULT, fault, None))
-        self.push(self.config.duration, HEAL)
+        if schedule_heal:
+            self.push(self.config.duration, HEAL)
         for client in self.clients:
             self._schedule_client(client)
 
     def _boot(self, node: SimNode, recovering: bool) -> None:
         config = self.config
         if recovering:
-            before = node.disk.before_crash
-            storage = node.disk.recover()
-            self.checker.on_recover(node.id, before, storage)
+            disk = node.disk
+            before, lost = disk.before_crash, disk.unsynced_at_crash
+            storage = disk.recover()
+            self.checker.on_recover(node.id, before, lost, storage)
         else:
             storage = node.disk.storage
             self.checker.on_start(node.id, storage)
@@ -251,17 +257,53 @@ class World:
     def run(self) -> "World":
         """Run to completion: fault phase, healed phase, convergence or a violation."""
         self.start()
-        deadline = self.config.duration + self.config.converge_within
+        self.run_until(self.config.duration + self.config.converge_within)
+        if self.violation is None and self.converged_at is None:
+            self._fail("liveness", self._liveness_detail(), self.now)
+        return self
+
+    def run_until(self, deadline: float) -> None:
+        """Handle events up to virtual time `deadline` (or until a violation).
+
+        Raises nothing: a broken invariant is recorded in `violation`.
+        """
+        budget = int(self.config.max_events_per_second * max(
+            self.config.duration + self.config.converge_within, deadline, 1.0))
+        queue = self._queue
         try:
-            while self._queue and self.violation is None:
-                if self._queue[0][0] > deadline:
-                    break
+            while queue and self.violation is None and queue[0][0] <= deadline:
                 self.step()
-            if self.violation is None and self.converged_at is None:
-                self._fail("liveness", self._liveness_detail(), deadline)
+                if self.events > budget:
+                    self._fail("event storm", f"more than {budget} events by t={self.now:.3f}s "
+                               f"(a message storm or livelock): " + self._liveness_detail(), self.now)
         except SafetyViolation as exc:
             self._fail(exc.invariant, exc.detail, self.now)
-        return self
+        if self.violation is None and self.now < deadline and self.converged_at is None:
+            self.now = deadline
+
+    def heal_and_converge(self) -> bool:
+        """Manual driving (tests): heal now and run the healed phase to its bound.
+        Returns whether the cluster converged; a failure is recorded as liveness."""
+        if self.heal_time is None:
+            self._heal()
+        self.run_until(self.now + self.config.converge_within)
+        if self.violation is None and self.converged_at is None:
+            self._fail("liveness", self._liveness_detail(), self.now)
+        return self.converged_at is not None
+
+    def in_flight(self) -> list[tuple[float, int, int, Any, Any]]:
+        """Messages on the wire, in delivery order."""
+        return sorted(e for e in self._queue if e[2] == DELIVER)
+
+    def drop_in_flight(self, which: int) -> None:
+        """Lose the `which`-th message on the wire (modulo their number)."""
+        messages = [i for i, e in enumerate(self._queue) if e[2] == DELIVER]
+        if messages:
+            position = messages[which % len(messages)]
+            self._trace(DELIVER, 0, 0, b"drop")
+            self._queue[position] = self._queue[-1]
+            self._queue.pop()
+            heapq.heapify(self._queue)
 
     def step(self) -> None:
         """Handle the next event."""
@@ -433,7 +475,7 @@ class World:
 
     def _schedule_client(self, client: Client) -> None:
         if not self.workload_on:
-            return
+            return  # driven by hand (tests) or the healed phase
         workload = self.config.workload
         think = self._rng_client.expovariate(workload.rate / workload.clients)
         self.push(think, CLIENT_NEXT, client)
@@ -446,20 +488,32 @@ class World:
         key = f"k{rng.randrange(workload.keys)}"
         roll = rng.random()
         if roll < workload.read_fraction:
-            op = self.history.invoke(client.id, OpKind.GET, key, self.now)
+            self.submit(client.id, OpKind.GET, key)
         elif roll < workload.read_fraction + workload.cas_fraction:
-            value = f"c{client.id}-{len(self.history)}"
-            op = self.history.invoke(client.id, OpKind.CAS, key, self.now, value=value,
-                                     expected=client.last_seen.get(key))
+            self.submit(client.id, OpKind.CAS, key, expected=client.last_seen.get(key))
         else:
-            value = f"c{client.id}-{len(self.history)}"
-            op = self.history.invoke(client.id, OpKind.PUT, key, self.now, value=value)
+            self.submit(client.id, OpKind.PUT, key)
+
+    def submit(self, client_id: int, kind: OpKind, key: str, expected: str | None = None,
+               target: int = 0) -> Operation | None:
+        """Client `client_id` invokes an operation now (a no-op while it has one in
+        flight). Written values are unique: "c<client>-<op id>"."""
+        client = self.clients[client_id - 1]
+        if client.current is not None:
+            return None
+        value = None if kind is OpKind.GET else f"c{client.id}-{len(self.history)}"
+        op = self.history.invoke(client.id, kind, key, self.now, value=value,
+                                 expected=expected if kind is OpKind.CAS else None)
         client.current = op
-        if not client.target:
+        rng = self._rng_client
+        if target:
+            client.target = target
+        elif not client.target:
             client.target = rng.choice(self.voters)
         self._trace(CLIENT_NEXT, client.id, client.target, repr((op.kind.value, key)).encode())
         self.push(0.0005 + rng.expovariate(1000.0), REQUEST, client.target, (client, op))
-        self.push(workload.timeout, TIMEOUT, (client, op))
+        self.push(self.config.workload.timeout, TIMEOUT, (client, op))
+        return op
 
     def _on_request(self, node_id: int, request: tuple[Client, Operation]) -> None:
         client, op = request
@@ -533,7 +587,10 @@ class World:
         kind = fault.kind
         rng = self._rng_faults
         network = self.network
-        node_id = fault.node or rng.choice(self.voters)
+        node_id = fault.node
+        if not node_id:
+            leaders = [n.id for n in self.nodes.values() if n.up and n.role is Role.LEADER]
+            node_id = leaders[-1] if leaders else rng.choice(self.voters)
         if kind == "loss":
             network.faults.loss = fault.rate
         elif kind == "duplicate":
