@@ -158,7 +158,7 @@ def main() -> None:
     print(f"replication: {args.entries:,} x 64 B entries, batch {args.batch}, 3 nodes, {messages:,} messages")
     print(f"  wall {elapsed:.2f} s = {rate:,.0f} committed entries/s")
     print(f"  cpu  {cpu:.2f} s = {cpu_rate:,.0f} committed entries/s per core "
-          f"(goal >= 100,000/s: {'met' if min(rate, cpu_rate) >= 100_000 or cpu_rate >= 100_000 else 'MISSED'})")
+          f"(goal >= 100,000/s on one core: {'met' if cpu_rate >= 100_000 else 'MISSED'})")
     if args.catch_up:
         t = catch_up_by_log(args.catch_up)
         print(f"learner catch-up by log: {args.catch_up:,} entries in {t:.2f} s ({args.catch_up / t:,.0f} entries/s)")
