@@ -1,0 +1,75 @@
+"""`raftcoord simulate`: options, JSON lines, exit status, HTML report."""
+
+from __future__ import annotations
+
+import json
+
+import attrs
+from click.testing import CliRunner
+
+import cli.simulate_cmd as simulate_cmd
+from cli.main import main
+from simulations.world import Violation
+
+QUICK = ["--duration", "4", "--rate", "10", "--converge-within", "20"]
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, ["simulate", *args])
+
+
+def test_single_run_json_has_the_documented_fields():
+    result = invoke("--seed", "3", "--json", *QUICK)
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output.strip().splitlines()[-1])
+    for field in ("seed", "ok", "violations", "trace_hash", "simulated_seconds", "wall_seconds",
+                  "events", "elections", "max_unavailability_seconds", "client_ops", "linearizable"):
+        assert field in record
+    assert record["seed"] == 3 and record["ok"] is True and record["violations"] == []
+    assert record["linearizable"] is True
+
+
+def test_seed_range_prints_one_json_object_per_run():
+    result = invoke("--seeds", "5..7", "--json", *QUICK)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert [r["seed"] for r in lines] == [5, 6, 7]
+
+
+def test_count_summary_table_and_determinism_check():
+    result = invoke("--seed", "2", "--count", "2", "--check-determinism", *QUICK)
+    assert result.exit_code == 0, result.output
+    assert "2/2 runs ok" in result.output
+
+
+def test_report_is_self_contained_html(tmp_path):
+    path = tmp_path / "run.html"
+    result = invoke("--seed", "1", "--report", str(path), "--faults", "crash,partition", *QUICK)
+    assert result.exit_code == 0, result.output
+    text = path.read_text()
+    assert text.startswith("<!DOCTYPE html>") and "<svg" in text
+    assert "<script src" not in text and "<link" not in text
+    assert "node 1" in text and "client 1" in text
+
+
+def test_violation_gives_exit_status_1_and_a_reproducing_command(monkeypatch):
+    real = simulate_cmd.run_simulation
+
+    def broken(config, scenario="kv"):
+        result, world = real(config, scenario)
+        bad = attrs.evolve(result, violations=(Violation("election safety", "two leaders", 1.0),))
+        return bad, world
+
+    monkeypatch.setattr(simulate_cmd, "run_simulation", broken)
+    result = invoke("--seeds", "4..6", *QUICK)
+    assert result.exit_code == 1
+    assert "seed 4: FAILED" in result.output
+    assert "invariant: election safety" in result.output
+    assert "reproduce: raftcoord simulate --seed 4" in result.output
+    assert "seed 5" not in result.output  # stopped at the first failure
+
+
+def test_bad_fault_kind_is_a_usage_error():
+    result = invoke("--faults", "meteor")
+    assert result.exit_code == 2
+    assert "meteor" in result.output
