@@ -14,6 +14,7 @@ An operation is invoked at some virtual time and then ends in one of three ways:
 from __future__ import annotations
 
 import enum
+import random
 from typing import Any, Iterator
 
 import attrs
@@ -106,3 +107,50 @@ class History:
         for op in self.ops:
             result[op.outcome.value if op.outcome else "open"] += 1
         return result
+
+
+def random_linearizable_history(seed: int, n_ops: int, keys: int = 4, clients: int = 8,
+                                unknown_rate: float = 0.02) -> History:
+    """A random linearizable history, for tests and benchmarks of the checker.
+
+    Each operation takes effect at a random point inside its interval; a fraction
+    `unknown_rate` of them is then recorded as UNKNOWN (they did happen).
+    """
+    rng = random.Random(seed)
+    events = []  # (linearization time, start, end, client, kind, key, value, expected, unknown)
+    client_free = [0.0] * clients
+    for i in range(n_ops):
+        c = rng.randrange(clients)
+        start = client_free[c] + rng.expovariate(10.0)
+        end = start + rng.expovariate(5.0) + 0.001
+        client_free[c] = end
+        point = rng.uniform(start, end)
+        kind = rng.choice([OpKind.PUT, OpKind.GET, OpKind.GET, OpKind.CAS])
+        events.append([point, start, end, c, kind, f"k{rng.randrange(keys)}", f"v{i}", None,
+                       rng.random() < unknown_rate])
+    state: dict[str, str | None] = {}
+    for ev in sorted(events):
+        _, _, _, _, kind, key, value, _, _ = ev
+        if kind is OpKind.PUT:
+            ev.append(None)
+            state[key] = value
+        elif kind is OpKind.GET:
+            ev.append(state.get(key))
+        else:
+            expected = state.get(key) if rng.random() < 0.6 else f"v{rng.randrange(n_ops)}"
+            ev[7] = expected
+            swapped = state.get(key) == expected
+            if swapped:
+                state[key] = value
+            ev.append(swapped)
+    h = History()
+    for ev in sorted(events, key=lambda e: e[1]):
+        _, start, end, c, kind, key, value, expected, unknown, result = ev
+        op = h.invoke(c, kind, key, start, value=value if kind is not OpKind.GET else None,
+                      expected=expected)
+        if unknown:
+            # Unknown ops really happened here; a lost one would simply be absent.
+            h.complete(op, Outcome.UNKNOWN, end + 5.0)
+        else:
+            h.complete(op, Outcome.OK, end, result)
+    return h

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 from simulations.history import History, OpKind, Outcome
+from simulations.history import random_linearizable_history as generate_history
 from simulations.linearizability import check_history, check_key
 
 
@@ -131,49 +132,6 @@ def test_keys_are_checked_independently():
     result = check_history(h)
     assert result.linearizable is False
     assert [k.key for k in result.failures] == ["y"]
-
-
-def generate_history(seed: int, n_ops: int, keys: int = 4, clients: int = 8,
-                     unknown_rate: float = 0.02) -> History:
-    """A linearizable history: each op takes effect at a point inside its interval."""
-    rng = random.Random(seed)
-    events = []  # (linearization time, start, end, client, kind, key, value, expected, unknown)
-    client_free = [0.0] * clients
-    for i in range(n_ops):
-        c = rng.randrange(clients)
-        start = client_free[c] + rng.expovariate(10.0)
-        end = start + rng.expovariate(5.0) + 0.001
-        client_free[c] = end
-        point = rng.uniform(start, end)
-        kind = rng.choice([OpKind.PUT, OpKind.GET, OpKind.GET, OpKind.CAS])
-        events.append([point, start, end, c, kind, f"k{rng.randrange(keys)}", f"v{i}", None,
-                       rng.random() < unknown_rate])
-    state: dict[str, str | None] = {}
-    for ev in sorted(events):
-        _, _, _, _, kind, key, value, _, _ = ev
-        if kind is OpKind.PUT:
-            ev.append(None)
-            state[key] = value
-        elif kind is OpKind.GET:
-            ev.append(state.get(key))
-        else:
-            expected = state.get(key) if rng.random() < 0.6 else f"v{rng.randrange(n_ops)}"
-            ev[7] = expected
-            swapped = state.get(key) == expected
-            if swapped:
-                state[key] = value
-            ev.append(swapped)
-    h = History()
-    for ev in sorted(events, key=lambda e: e[1]):
-        _, start, end, c, kind, key, value, expected, unknown, result = ev
-        op = h.invoke(c, kind, key, start, value=value if kind is not OpKind.GET else None,
-                      expected=expected)
-        if unknown:
-            # Unknown ops really happened here; a lost one would simply be absent.
-            h.complete(op, Outcome.UNKNOWN, end + 5.0)
-        else:
-            h.complete(op, Outcome.OK, end, result)
-    return h
 
 
 def test_generated_linearizable_histories_pass():
