@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import math
 from collections import Counter
 from typing import Iterable, Mapping, NamedTuple, Optional
 
@@ -271,9 +272,11 @@ class _Planner:
             self.total = total
             cap_sum = sum(self.capacity.values())
             self.fair = {w: total * self.capacity[w] / cap_sum for w in self.eligible}
-            counts = {w: self.load[w] // unit for w in self.eligible}
-            limit = quotas(counts, self.capacity, total // unit)
-            self.limit = {w: limit[w] * unit for w in self.eligible}
+            # Placing free slots: the least loaded first, up to the most any balanced
+            # layout allows (one slot above the fair share, rounded down).
+            self.base = self.fair
+            self.limit = {w: math.ceil(self.fair[w] / unit - 1e-9) * unit
+                          for w in self.eligible}
         else:
             total = placed + sum(item[2] for item in self.orphans) \
                 + sum(partitions[k[0]].weight for k, _ in self.evicted)
@@ -288,23 +291,28 @@ class _Planner:
         self.cur = {w: self.key(w) for w in self.eligible}
 
     def requota(self) -> None:
-        """Hand the rounding surplus of the quotas out again after free slots were
-        placed: a slot that could only land above quota (because of the replica
-        constraint) then keeps its place instead of causing a handoff."""
+        """Switch to exact quotas for the handoff pass (equal weights).
+
+        The quotas are computed from the loads *after* free slots were placed, with
+        the rounding surplus going to the workers that hold the most: a balanced
+        layout then needs no handoff at all, and an unbalanced one only the excess.
+        """
         if not self.unit:
             return
         unit = self.unit_weight
         counts = {w: self.load[w] // unit for w in self.eligible}
         limit = quotas(counts, self.capacity, self.total // unit)
         self.limit = {w: limit[w] * unit for w in self.eligible}
+        self.base = self.limit
         self.cur = {w: self.key(w) for w in self.eligible}
         self.build_heaps()
 
     def key(self, worker: str) -> float:
-        """Smaller is emptier: load minus quota (equal weights; room is then exactly
-        ``key <= -weight``), or load divided by fair share (unequal weights)."""
+        """Smaller is emptier. Equal weights: load minus fair share while placing
+        free slots, load minus quota during handoffs (room is then exactly
+        ``key <= -weight``). Unequal weights: load divided by fair share."""
         if self.unit:
-            return self.load[worker] - self.limit[worker]
+            return self.load[worker] - self.base[worker]
         return self.load[worker] / self.share[worker]
 
     def has_room(self, worker: str, weight: int) -> bool:
@@ -374,8 +382,14 @@ class _Planner:
             heapq.heappush(heap, entry)
         return found
 
-    def pick(self, pid: str, weight: int, source: Optional[str],
-             require_room: bool) -> Optional[str]:
+    def pick(self, pid: str, weight: int, source: Optional[str], require_room: bool,
+             strict: bool = False) -> Optional[str]:
+        """Choose the target of one slot.
+
+        Order: a worker with room in a zone no other replica uses; unless ``strict``,
+        a worker with room in a used zone; finally (without ``require_room``) the least
+        loaded worker anywhere. Never a worker holding another replica.
+        """
         members = self.members_of(pid)
         if source is not None:
             members = [m for m in members if m != source]
@@ -394,29 +408,35 @@ class _Planner:
             if best is not None and self.has_room(best, weight):
                 return best
         if self.policy.spread_zones:
-            passes = ([z for z in self.zones if z not in used],
-                      [z for z in self.zones if z in used])
-        else:
-            passes = (self.zones, [])
-        for zones in passes:
-            best = None
-            for zone in zones:
-                worker = self._top(self.zone_heap[zone], members)
-                if worker is None:
-                    continue
-                candidate = (self.cur[worker], worker)
-                if self.has_room(worker, weight) and (best is None or candidate < best):
-                    best = candidate
+            unused = [z for z in self.zones if z not in used]
+            best = self._best_with_room(unused, members, weight)
             if best is not None:
-                return best[1]
-        if require_room:
-            return None
+                return best
+            if strict:
+                return None
+            best = self._best_with_room([z for z in self.zones if z in used], members, weight)
+        else:
+            best = self._best_with_room(self.zones, members, weight)
+        if best is not None or require_room:
+            return best
         return self._least_loaded(members, used)
 
+    def _best_with_room(self, zones: list[str], members: list[str],
+                        weight: int) -> Optional[str]:
+        best = None
+        for zone in zones:
+            worker = self._top(self.zone_heap[zone], members)
+            if worker is None:
+                continue
+            candidate = (self.cur[worker], worker)
+            if self.has_room(worker, weight) and (best is None or candidate < best):
+                best = candidate
+        return None if best is None else best[1]
+
     def _least_loaded(self, members: list[str], used: set[str]) -> Optional[str]:
-        """Where a slot goes when nobody allowed to take it has room: the worker
-        least loaded relative to its fair share (then an unused zone, then the id).
-        Rare (the replica constraint blocked the quotas), so a scan is fine."""
+        """Where a slot goes when nobody suitable has room: the worker least loaded
+        relative to its fair share (then an unused zone, then the id). Rare (the
+        replica constraint blocked the quotas), so a scan is fine."""
         best = None
         spread = self.policy.spread_zones
         for worker in self.eligible:
@@ -433,22 +453,38 @@ class _Planner:
               target: str) -> None:
         load = self.load
         load[target] += weight
-        self.cur[target] = (load[target] - self.limit[target]) if self.unit \
+        self.cur[target] = (load[target] - self.base[target]) if self.unit \
             else load[target] / self.share[target]
         members = self.members_of(pid)
         if source is not None:
-            if source in members:
-                members.remove(source)
-            if source in self.load:
-                self.load[source] -= weight
-                entry = self.cur[source] = self.key(source)
-                heapq.heappush(self.all_heap, (entry, source))
-                heapq.heappush(self.zone_heap[self.zone[source]], (entry, source))
+            self._take_from(source, pid, weight)
             self.inflight[source] = self.inflight.get(source, 0) + 1
             self.inflight[target] = self.inflight.get(target, 0) + 1
             self.pending_total += 1
         members.append(target)
         self.moves.append(Move(pid, slot, source, target))
+
+    def _take_from(self, worker: str, pid: str, weight: int) -> None:
+        members = self.members_of(pid)
+        if worker in members:
+            members.remove(worker)
+        if worker in self.load:
+            self.load[worker] -= weight
+            entry = self.cur[worker] = self.key(worker)
+            heapq.heappush(self.all_heap, (entry, worker))
+            heapq.heappush(self.zone_heap[self.zone[worker]], (entry, worker))
+
+    def _retarget(self, index: int, strict: bool) -> bool:
+        """Send a free slot planned in this pass elsewhere (no handoff needed)."""
+        pid, slot, _, worker = self.moves[index]
+        weight = self.partitions[pid].weight
+        target = self.pick(pid, weight, worker, require_room=True, strict=strict)
+        if target is None:
+            return False
+        self._take_from(worker, pid, weight)
+        self.place(pid, slot, weight, None, target)
+        self.moves[index] = self.moves.pop()
+        return True
 
     # -- passes
 
@@ -518,16 +554,18 @@ class _Planner:
     def _budget(self, worker: str) -> bool:
         return self.inflight.get(worker, 0) < self.policy.max_moves_per_worker
 
-    def _handoff(self, key: SlotKey, source: str, require_room: bool) -> bool:
-        """Plan one graceful handoff; False once the cluster-wide cap is reached."""
+    def _handoff(self, key: SlotKey, source: str, require_room: bool,
+                 strict: bool = False) -> Optional[bool]:
+        """Plan one graceful handoff: True if planned, False if not, None once the
+        cluster-wide cap is reached."""
         if self.pending_total >= self.policy.max_moves_in_flight:
-            return False
+            return None
         if not self._budget(source):
-            return True
+            return False
         weight = self.partitions[key[0]].weight
-        target = self.pick(key[0], weight, source, require_room)
+        target = self.pick(key[0], weight, source, require_room, strict)
         if target is None:
-            return True
+            return False
         self.place(key[0], key[1], weight, source, target)
         if not self._budget(target):
             # No further handoffs to it this round (free slots were placed already).
@@ -536,7 +574,7 @@ class _Planner:
 
     def move_evicted(self) -> None:
         for key, source in self.evicted:
-            if not self._handoff(key, source, require_room=False):
+            if self._handoff(key, source, require_room=False) is None:
                 return
 
     def shed_excess(self) -> None:
@@ -546,7 +584,19 @@ class _Planner:
         over.sort(key=lambda w: (-(load[w] - limit[w]), w))
         pending, partitions = self.pending, self.partitions
         workers = self.state.workers
+        fresh: dict[str, list[int]] = {}
+        if over:
+            for index, move in enumerate(self.moves):
+                if move.source is None and move.target in limit:
+                    fresh.setdefault(move.target, []).append(index)
         for worker in over:
+            # Free slots planned onto it in this pass are redirected first: free.
+            for strict in (True, False):
+                for index in reversed(fresh.get(worker, [])):
+                    if load[worker] <= limit[worker]:
+                        break
+                    if self.moves[index].target == worker:
+                        self._retarget(index, strict)
             zone = self.zone[worker]
             candidates = []
             for key in workers[worker].owned:
@@ -563,11 +613,20 @@ class _Planner:
             candidates.sort()
             if not self.unit:
                 candidates = self._fewest_for_excess(worker, candidates)
-            for _, _, key, _ in candidates:
-                if load[worker] <= limit[worker]:
-                    break
-                if not self._handoff(key, worker, require_room=True):
-                    return
+            # First only moves that keep replicas in distinct zones; then, if the
+            # worker is still above its quota, any move (balance wins).
+            for strict in (True, False):
+                left = []
+                for candidate in candidates:
+                    if load[worker] <= limit[worker]:
+                        break
+                    moved = self._handoff(candidate[2], worker, require_room=True,
+                                          strict=strict)
+                    if moved is None:
+                        return
+                    if not moved:
+                        left.append(candidate)
+                candidates = left
 
     def _fewest_for_excess(self, worker: str, candidates: list) -> list:
         """Reorder candidates so that few moves bring ``worker`` under its limit:
