@@ -43,3 +43,20 @@ def test_codec_does_not_change_the_run():
     without, _ = run_simulation(SimConfig(seed=2, codec=False, **SHORT))
     assert with_codec.events == without.events
     assert with_codec.client_ops == without.client_ops
+
+
+def test_trace_hash_is_stable_across_processes_and_hash_seeds():
+    import json
+    import os
+    import subprocess
+    import sys
+
+    hashes = set()
+    for hash_seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed)
+        out = subprocess.run(
+            [sys.executable, "-c", "from cli.main import main; main()", "simulate", "--seed", "9", "--duration", "5",
+             "--rate", "20", "--swarm", "--json"],
+            capture_output=True, text=True, env=env, check=True).stdout
+        hashes.add(json.loads(out.strip().splitlines()[-1])["trace_hash"])
+    assert len(hashes) == 1
