@@ -3,7 +3,9 @@
 A scenario builds the `World` for a `SimConfig`. The default, "kv", runs the
 replicated key-value store with its client workload. The coordinator scenarios
 (worker leases, partition ownership) register here too, with `register`, so that
-`raftcoord simulate --scenario NAME` and the seed sweeps pick them up unchanged.
+`raftcoord simulate --scenario NAME` and the seed sweeps pick them up unchanged:
+subclass `World` (its `state_machine`, client hooks and checks), and register a
+`Scenario` whose `build` returns it. The CLI lists registered names in `--help`.
 """
 
 from __future__ import annotations

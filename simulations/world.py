@@ -161,7 +161,14 @@ class Violation:
 
 
 class World:
-    """One simulated cluster run. Build it, then `run()` (or drive it step by step)."""
+    """One simulated cluster run. Build it, then `run()` (or drive it step by step).
+
+    Scenarios other than the key-value store subclass it: `state_machine` is the
+    replicated application (apply / snapshot / restore / applied, as
+    `KeyValueStore`), and `_next_op` / `_on_request` are the clients' side.
+    """
+
+    state_machine = KeyValueStore
 
     def __init__(self, config: SimConfig) -> None:
         self.config = config
@@ -242,7 +249,7 @@ class World:
             heartbeat_ticks=config.heartbeat_ticks,
             seed=self.rngs.integer(f"node-{node.id}-incarnation-{node.incarnation}"))
         snapshot = storage.snapshot()
-        node.kv = KeyValueStore.restore(snapshot.data, snapshot.index)
+        node.kv = self.state_machine.restore(snapshot.data, snapshot.index)
         factory = config.node_factory or RawNode
         node.raw = factory(raft_config, storage)
         node.up = True
@@ -394,7 +401,7 @@ class World:
         # 1. Snapshot.
         if rd.snapshot is not None:
             disk.apply_snapshot(rd.snapshot)
-            node.kv = KeyValueStore.restore(rd.snapshot.data, rd.snapshot.index)
+            node.kv = self.state_machine.restore(rd.snapshot.data, rd.snapshot.index)
             checker.on_snapshot_installed(node_id, rd.snapshot)
         # 2. Hard state and entries, durably (fsync when the Ready says so).
         entries = rd.entries
