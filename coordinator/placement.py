@@ -206,25 +206,30 @@ class _Planner:
                 reserved.add(key)
         holds = state.holds
         free = state.free_slots
-        if 4 * len(free) > len(partitions):
+        ordered: list[tuple] = []
+        if 4 * len(free) > len(partitions) and not reserved and not holds:
             # Mostly free (initial assignment): walking the partitions is cheaper than
             # looking each free slot up, and yields nearly sorted input for the sort.
-            candidates = ((record, slot) for record in partitions.values()
-                          for slot, owner in enumerate(record.owners) if owner is None)
-        else:
-            candidates = ((partitions[key[0]], key[1]) for key in free)
-        ordered = []
-        for record, slot in candidates:
-            key = (record.partition_id, slot)
-            if key in reserved or record.quarantined or (
-                    record.not_before is not None and now < record.not_before):
-                continue
-            if holds:
-                hold = holds.get(key)
-                if hold is not None and hold.until > now:
+            for record in partitions.values():
+                if record.quarantined or (record.not_before is not None
+                                          and now < record.not_before):
                     continue
-            ordered.append((record.ordinal << 5 | slot, record.partition_id, slot,
-                            record.weight, record.replication_factor))
+                base, pid = record.ordinal << 5, record.partition_id
+                weight, rf = record.weight, record.replication_factor
+                ordered.extend((base | slot, pid, slot, weight, rf)
+                               for slot, owner in enumerate(record.owners) if owner is None)
+        else:
+            for key in free:
+                record = partitions[key[0]]
+                if key in reserved or record.quarantined or (
+                        record.not_before is not None and now < record.not_before):
+                    continue
+                if holds:
+                    hold = holds.get(key)
+                    if hold is not None and hold.until > now:
+                        continue
+                ordered.append((record.ordinal << 5 | key[1], key[0], key[1],
+                                record.weight, record.replication_factor))
         ordered.sort()
         self.orphans = self._placeable([item[1:] for item in ordered], reserved)
         for worker_id in sorted(state.workers):
@@ -489,46 +494,97 @@ class _Planner:
     # -- passes
 
     def place_orphans(self) -> None:
-        simple = [item for item in self.orphans if item[3] == 1]
-        constrained = [item for item in self.orphans if item[3] > 1]
         if not self.unit:
             # Heaviest first (longest-processing-time rule) balances weights best.
-            simple.sort(key=lambda item: -item[2])
-            constrained.sort(key=lambda item: -item[2])
-        if simple and self.unit:
-            self._fill(simple)
-        else:
+            simple = sorted((i for i in self.orphans if i[3] == 1), key=lambda i: -i[2])
+            constrained = sorted((i for i in self.orphans if i[3] > 1), key=lambda i: -i[2])
             self._place_simple(simple)
+        else:
+            bulk, constrained = self._split_fresh(self.orphans)
+            if bulk:
+                constrained = self._fill(bulk) + constrained
         for pid, slot, weight, _ in constrained:
             target = self.pick(pid, weight, None, require_room=False)
             if target is not None:
                 self.place(pid, slot, weight, None, target)
 
-    def _fill(self, simple: list) -> None:
-        """Place single-replica slots of equal weight in bulk by water-filling.
+    def _split_fresh(self, orphans: list) -> tuple[list, list]:
+        """Single-replica slots and partitions with every slot free (bulk-placed),
+        versus slots that have placed siblings (placed one by one)."""
+        bulk, constrained = [], []
+        index = 0
+        while index < len(orphans):
+            pid, _, _, rf = orphans[index]
+            if rf == 1:
+                bulk.append(orphans[index])
+                index += 1
+                continue
+            end = index + 1
+            while end < len(orphans) and orphans[end][0] == pid:
+                end += 1
+            # Every slot free means no owner and no handoff target (reserved slots
+            # are never listed as free): no constraint from siblings.
+            (bulk if end - index == rf else constrained).extend(orphans[index:end])
+            index = end
+        return bulk, constrained
+
+    def _fill(self, items: list) -> list:
+        """Place free slots of equal weight in bulk by water-filling.
 
         Level by level, every worker whose key is at or below the level receives one
-        slot, in worker-id order: exactly what repeatedly taking the emptiest worker
-        (ties by id) would do, without a heap operation per slot.
+        slot, the workers of a level taken zone by zone in turn (the first worker of
+        each zone, then the second of each zone, ...). The replicas of a partition
+        take consecutive places of that sequence, so they land on distinct workers in
+        distinct zones; a partition for which that fails is returned, to be placed
+        one slot at a time.
         """
-        unit, cur = self.unit_weight, self.cur
+        unit, cur, zone = self.unit_weight, self.cur, self.zone
+        rank: dict[str, tuple] = {}
+        seen: dict[str, int] = {}
+        for worker in self.eligible:  # sorted by id
+            seen[zone[worker]] = seen.get(zone[worker], 0) + 1
+            rank[worker] = (seen[zone[worker]], zone[worker], worker)
         order = sorted(self.eligible, key=lambda w: (cur[w], w))
         targets: list[str] = []
-        active: list[str] = []
-        index, needed = 0, len(simple)
+        active: list[tuple] = []
+        index, needed = 0, len(items)
         level = cur[order[0]]
         while len(targets) < needed:
             while index < len(order) and cur[order[index]] <= level:
-                bisect.insort(active, order[index])
+                bisect.insort(active, rank[order[index]])
                 index += 1
-            targets.extend(active[:needed - len(targets)])
+            targets.extend(r[2] for r in active[:needed - len(targets)])
             level += unit
+        zones_alive = len(self.zones)
+        spread = self.policy.spread_zones
+        zone_of = zone.__getitem__
+        members = self.members
+        rejected: list[int] = []
+        position = 0
+        while position < needed:
+            rf = items[position][3]
+            if rf > 1:
+                chosen = targets[position:position + rf]
+                if len(set(chosen)) == rf and (not spread or len(set(map(zone_of, chosen)))
+                                               == min(rf, zones_alive)):
+                    members[items[position][0]] = chosen
+                else:
+                    rejected.append(position)
+            position += rf
+        deferred: list = []
+        for position in reversed(rejected):
+            rf = items[position][3]
+            deferred[:0] = items[position:position + rf]
+            del items[position:position + rf]
+            del targets[position:position + rf]
+        placed = targets[:len(items)]
         self.moves.extend(Move(pid, slot, None, target)
-                          for (pid, slot, _, _), target in zip(simple, targets))
-        for target, count in Counter(targets).items():
+                          for (pid, slot, _, _), target in zip(items, placed))
+        for target, count in Counter(placed).items():
             self.load[target] += count * unit
             cur[target] = self.key(target)
         self.build_heaps()
+        return deferred
 
     def _place_simple(self, simple: list) -> None:
         moves = self.moves
