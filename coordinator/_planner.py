@@ -1,0 +1,655 @@
+"""One pass of the placement planner (see `coordinator.placement` for the theory).
+
+The public names defined here (`PlacementPolicy`, `Move`, `quotas`, `UNLIMITED`) are
+re-exported by `coordinator.placement`; import them from there.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import math
+from collections import Counter
+from typing import Iterable, Mapping, NamedTuple, Optional
+
+import attrs
+
+from .commands import WorkerState
+from .records import MovePhase, SlotKey
+from .state import CoordinatorState
+
+
+@attrs.frozen(kw_only=True)
+class PlacementPolicy:
+    """Leader-side knobs of the planner.
+
+    Attributes:
+        max_moves_in_flight: graceful handoffs in flight cluster-wide, at most.
+        max_moves_per_worker: handoffs in flight per worker (as source or target).
+        weight_tolerance: with unequal weights, how far above its fair share of weight
+            a worker may be (a fraction of the share).
+        spread_zones: place replicas of a partition in different zones when possible.
+    """
+
+    max_moves_in_flight: int = attrs.field(default=256)
+    max_moves_per_worker: int = attrs.field(default=16)
+    weight_tolerance: float = attrs.field(default=0.05)
+    spread_zones: bool = attrs.field(default=True)
+
+    @max_moves_in_flight.validator
+    @max_moves_per_worker.validator
+    def _check_cap(self, attribute: attrs.Attribute, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{attribute.name} must be an int >= 0, got {value!r}")
+
+
+UNLIMITED = PlacementPolicy(max_moves_in_flight=1 << 60, max_moves_per_worker=1 << 60)
+"""A policy without move caps (benchmarks, checkers of the final layout)."""
+
+
+class Move(NamedTuple):
+    """Give ``(partition_id, slot)`` to ``target`` (an immutable value).
+
+    Attributes:
+        source: the current owner for a graceful handoff (revoke first), or None
+            when the slot is free (assign at once).
+    """
+
+    partition_id: str
+    slot: int
+    source: Optional[str]
+    target: str
+
+    @property
+    def is_handoff(self) -> bool:
+        return self.source is not None
+
+
+def quotas(counts: Mapping[str, int], capacities: Mapping[str, int], total: int) -> dict[str, int]:
+    """Integer quotas summing to ``total``, proportional to capacity, within one.
+
+    The workers that receive the rounding surplus are those holding the most already
+    (then the larger fractional share, then the smaller id), which is what makes the
+    quotas reachable with the fewest moves.
+
+    Args:
+        counts: slots each eligible worker holds now.
+        capacities: eligible workers and their capacities.
+        total: slots to place on them.
+    """
+    cap_sum = sum(capacities.values())
+    if cap_sum == 0:
+        return {}
+    result = {w: total * cap // cap_sum for w, cap in capacities.items()}
+    surplus = total - sum(result.values())
+    if surplus:
+        order = sorted(capacities, key=lambda w: (-counts.get(w, 0),
+                                                  -(total * capacities[w] % cap_sum), w))
+        for worker in order[:surplus]:
+            result[worker] += 1
+    return result
+
+
+class Planner:
+    """One planning pass over a state; `run` returns the moves."""
+
+    def __init__(self, state: CoordinatorState, policy: PlacementPolicy, now: float) -> None:
+        self.state = state
+        self.policy = policy
+        self.now = now
+        self.partitions = state.partitions
+        self.pending = state.pending_moves
+        workers = state.workers
+        self.eligible = sorted(w for w, r in workers.items() if r.state is WorkerState.ACTIVE)
+        self.zone = {w: workers[w].zone for w in self.eligible}
+        self.load = {w: workers[w].load for w in self.eligible}
+        self.capacity = {w: workers[w].capacity for w in self.eligible}
+        self.inflight: dict[str, int] = {}
+        self.pending_total = len(self.pending)
+        self.members: dict[str, list[str]] = {}
+        self.removed: set[str] = set()
+        self.orphans: list[SlotKey] = []
+        self.evicted: list[tuple[SlotKey, str]] = []
+        self.moves: list[Move] = []
+
+    def members_of(self, pid: str) -> list[str]:
+        """Current owners of the partition plus eligible targets of its handoffs."""
+        members = self.members.get(pid)
+        if members is None:
+            record = self.partitions[pid]
+            members = [owner for owner in record.owners if owner is not None]
+            if self.pending:
+                for slot in range(record.replication_factor):
+                    move = self.pending.get((pid, slot))
+                    if move is not None and move.target in self.load \
+                            and move.target not in members:
+                        members.append(move.target)
+            self.members[pid] = members
+        return members
+
+    # -- collecting
+
+    def collect(self) -> None:
+        state, now, load, partitions = self.state, self.now, self.load, self.partitions
+        inflight = self.inflight
+        reserved = set()
+        for key, move in self.pending.items():
+            inflight[move.source] = inflight.get(move.source, 0) + 1
+            if move.target is not None:
+                inflight[move.target] = inflight.get(move.target, 0) + 1
+            if move.target in load:
+                # Count the slot where it is going, so it is not planned twice.
+                weight = partitions[key[0]].weight
+                load[move.target] += weight
+                if move.phase is MovePhase.REVOKING and move.source in load:
+                    load[move.source] -= weight
+                reserved.add(key)
+        holds = state.holds
+        free = state.free_slots
+        ordered: list[tuple] = []
+        if 4 * len(free) > len(partitions) and not reserved and not holds:
+            # Mostly free (initial assignment): walking the partitions is cheaper than
+            # looking each free slot up, and yields nearly sorted input for the sort.
+            for record in partitions.values():
+                if record.quarantined or (record.not_before is not None
+                                          and now < record.not_before):
+                    continue
+                base, pid = record.ordinal << 5, record.partition_id
+                weight, rf = record.weight, record.replication_factor
+                ordered.extend((base | slot, pid, slot, weight, rf)
+                               for slot, owner in enumerate(record.owners) if owner is None)
+        else:
+            for key in free:
+                record = partitions[key[0]]
+                if key in reserved or record.quarantined or (
+                        record.not_before is not None and now < record.not_before):
+                    continue
+                if holds:
+                    hold = holds.get(key)
+                    if hold is not None and hold.until > now:
+                        continue
+                ordered.append((record.ordinal << 5 | key[1], key[0], key[1],
+                                record.weight, record.replication_factor))
+        ordered.sort()
+        self.orphans = self._placeable([item[1:] for item in ordered], reserved)
+        for worker_id in sorted(state.workers):
+            record = state.workers[worker_id]
+            if record.state is not WorkerState.DRAINING:
+                continue
+            for key in sorted(record.owned):
+                if key not in self.pending and not partitions[key[0]].quarantined:
+                    self.evicted.append((key, worker_id))
+        weights = state.partition_weights
+        self.unit = len(weights) <= 1
+        self.unit_weight = weights[0] if weights else 1
+        self.heaviest = weights[-1] if weights else 0
+
+    def _placeable(self, orphans: list, reserved: set[SlotKey]) -> list:
+        """Drop free slots that could only be placed next to a sibling replica (more
+        replicas than eligible workers): they must not count towards the quotas."""
+        eligible = len(self.eligible)
+        if all(item[3] <= eligible for item in orphans):
+            return orphans
+        allowance: dict[str, int] = {}
+        kept = []
+        for item in orphans:
+            pid, _, _, rf = item
+            if rf > eligible:
+                if pid not in allowance:
+                    record = self.partitions[pid]
+                    present = sum(o is not None for o in record.owners) + sum(
+                        (pid, slot) in reserved for slot in range(rf))
+                    allowance[pid] = eligible - present
+                if allowance[pid] <= 0:
+                    continue
+                allowance[pid] -= 1
+            kept.append(item)
+        return kept
+
+    # -- limits and keys
+
+    def compute_limits(self) -> None:
+        partitions = self.partitions
+        placed = sum(self.load.values())
+        if self.unit:
+            unit = self.unit_weight
+            total = placed + unit * (len(self.orphans) + len(self.evicted))
+            self.total = total
+            cap_sum = sum(self.capacity.values())
+            self.fair = {w: total * self.capacity[w] / cap_sum for w in self.eligible}
+            # Placing free slots: the least loaded first, up to the most any balanced
+            # layout allows (one slot above the fair share, rounded down).
+            self.base = self.fair
+            self.limit = {w: math.ceil(self.fair[w] / unit - 1e-9) * unit
+                          for w in self.eligible}
+        else:
+            total = placed + sum(item[2] for item in self.orphans) \
+                + sum(partitions[k[0]].weight for k, _ in self.evicted)
+            cap_sum = sum(self.capacity.values())
+            tolerance = self.policy.weight_tolerance
+            self.limit = {}
+            self.share = {}
+            for w in self.eligible:
+                share = total * self.capacity[w] / cap_sum
+                self.share[w] = max(share, 1e-9)
+                self.limit[w] = share + max(tolerance * share, self.heaviest)
+        self.cur = {w: self.key(w) for w in self.eligible}
+
+    def requota(self) -> None:
+        """Switch to exact quotas for the handoff pass (equal weights).
+
+        The quotas are computed from the loads *after* free slots were placed, with
+        the rounding surplus going to the workers that hold the most: a balanced
+        layout then needs no handoff at all, and an unbalanced one only the excess.
+        """
+        if not self.unit:
+            return
+        unit = self.unit_weight
+        counts = {w: self.load[w] // unit for w in self.eligible}
+        limit = quotas(counts, self.capacity, self.total // unit)
+        self.limit = {w: limit[w] * unit for w in self.eligible}
+        self.base = self.limit
+        self.cur = {w: self.key(w) for w in self.eligible}
+        self.build_heaps()
+
+    def key(self, worker: str) -> float:
+        """Smaller is emptier. Equal weights: load minus fair share while placing
+        free slots, load minus quota during handoffs (room is then exactly
+        ``key <= -weight``). Unequal weights: load divided by fair share."""
+        if self.unit:
+            return self.load[worker] - self.base[worker]
+        return self.load[worker] / self.share[worker]
+
+    def has_room(self, worker: str, weight: int) -> bool:
+        return self.load[worker] + weight <= self.limit[worker]
+
+    # -- heaps with lazy invalidation
+    #
+    # Invariant: every worker not in `removed` has at least one entry in each of
+    # `all_heap` and its zone's heap whose key is <= its current key. A placement
+    # raises the target's key without touching the heaps (its entry becomes low and
+    # is refreshed when it reaches the top); lowering a key pushes a fresh entry.
+
+    def build_heaps(self) -> None:
+        self.zones = sorted(set(self.zone.values()))
+        self.zone_heap: dict[str, list] = {z: [] for z in self.zones}
+        self.all_heap: list = []
+        for w in self.eligible:
+            entry = (self.cur[w], w)
+            self.zone_heap[self.zone[w]].append(entry)
+            self.all_heap.append(entry)
+        for heap in self.zone_heap.values():
+            heapq.heapify(heap)
+        heapq.heapify(self.all_heap)
+
+    def _top(self, heap: list, excluded: Iterable[str]) -> Optional[str]:
+        """The emptiest worker of ``heap`` that is not in ``excluded``."""
+        cur, removed = self.cur, self.removed
+        parked = []
+        found = None
+        while heap:
+            key, worker = heap[0]
+            if worker in removed:
+                heapq.heappop(heap)
+                continue
+            current = cur[worker]
+            if current != key:
+                if current > key:
+                    heapq.heapreplace(heap, (current, worker))
+                else:
+                    heapq.heappop(heap)  # a fresher, lower entry exists
+                continue
+            if worker in excluded:
+                parked.append(heapq.heappop(heap))
+                continue
+            found = worker
+            break
+        for entry in parked:
+            heapq.heappush(heap, entry)
+        return found
+
+    def _top_outside(self, used: set[str], members: list[str]) -> Optional[str]:
+        """The emptiest worker overall if it is among the first few outside ``used``
+        zones and ``members``; None means "ask the zone heaps"."""
+        heap, zone = self.all_heap, self.zone
+        parked = []
+        found = None
+        for _ in range(4 + 2 * len(members)):
+            worker = self._top(heap, ())
+            if worker is None:
+                break
+            if zone[worker] in used or worker in members:
+                parked.append(heapq.heappop(heap))
+                continue
+            found = worker
+            break
+        for entry in parked:
+            heapq.heappush(heap, entry)
+        return found
+
+    def pick(self, pid: str, weight: int, source: Optional[str], require_room: bool,
+             strict: bool = False) -> Optional[str]:
+        """Choose the target of one slot.
+
+        Order: a worker with room in a zone no other replica uses; unless ``strict``,
+        a worker with room in a used zone; finally (without ``require_room``) the least
+        loaded worker anywhere. Never a worker holding another replica.
+        """
+        members = self.members_of(pid)
+        if source is not None:
+            members = [m for m in members if m != source]
+        if not members:
+            best = self._top(self.all_heap, ())
+            if best is None or (require_room and not self.has_room(best, weight)):
+                return None
+            return best
+        # The source is leaving, so its zone counts as used only through other members.
+        zone_of = self.zone.get
+        used = set(map(zone_of, members))
+        used.discard(None)
+        if self.policy.spread_zones:
+            # Usually the emptiest worker overall is in an unused zone: try it first.
+            best = self._top_outside(used, members)
+            if best is not None and self.has_room(best, weight):
+                return best
+        if self.policy.spread_zones:
+            unused = [z for z in self.zones if z not in used]
+            best = self._best_with_room(unused, members, weight)
+            if best is not None:
+                return best
+            if strict:
+                return None
+            best = self._best_with_room([z for z in self.zones if z in used], members, weight)
+        else:
+            best = self._best_with_room(self.zones, members, weight)
+        if best is not None or require_room:
+            return best
+        return self._least_loaded(members, used)
+
+    def _best_with_room(self, zones: list[str], members: list[str],
+                        weight: int) -> Optional[str]:
+        best = None
+        for zone in zones:
+            worker = self._top(self.zone_heap[zone], members)
+            if worker is None:
+                continue
+            candidate = (self.cur[worker], worker)
+            if self.has_room(worker, weight) and (best is None or candidate < best):
+                best = candidate
+        return None if best is None else best[1]
+
+    def _least_loaded(self, members: list[str], used: set[str]) -> Optional[str]:
+        """Where a slot goes when nobody suitable has room: the worker least loaded
+        relative to its fair share (then an unused zone, then the id). Rare (the
+        replica constraint blocked the quotas), so a scan is fine."""
+        best = None
+        spread = self.policy.spread_zones
+        for worker in self.eligible:
+            if worker in members or worker in self.removed:
+                continue
+            fill = self.load[worker] - self.fair[worker] if self.unit \
+                else self.load[worker] / self.share[worker]
+            rank = (fill, spread and self.zone[worker] in used, worker)
+            if best is None or rank < best:
+                best = rank
+        return None if best is None else best[2]
+
+    def place(self, pid: str, slot: int, weight: int, source: Optional[str],
+              target: str) -> None:
+        load = self.load
+        load[target] += weight
+        self.cur[target] = (load[target] - self.base[target]) if self.unit \
+            else load[target] / self.share[target]
+        members = self.members_of(pid)
+        if source is not None:
+            self._take_from(source, pid, weight)
+            self.inflight[source] = self.inflight.get(source, 0) + 1
+            self.inflight[target] = self.inflight.get(target, 0) + 1
+            self.pending_total += 1
+        members.append(target)
+        self.moves.append(Move(pid, slot, source, target))
+
+    def _take_from(self, worker: str, pid: str, weight: int) -> None:
+        members = self.members_of(pid)
+        if worker in members:
+            members.remove(worker)
+        if worker in self.load:
+            self.load[worker] -= weight
+            entry = self.cur[worker] = self.key(worker)
+            heapq.heappush(self.all_heap, (entry, worker))
+            heapq.heappush(self.zone_heap[self.zone[worker]], (entry, worker))
+
+    def _retarget(self, index: int, strict: bool) -> bool:
+        """Send a free slot planned in this pass elsewhere (no handoff needed)."""
+        pid, slot, _, worker = self.moves[index]
+        weight = self.partitions[pid].weight
+        target = self.pick(pid, weight, worker, require_room=True, strict=strict)
+        if target is None:
+            return False
+        self._take_from(worker, pid, weight)
+        self.place(pid, slot, weight, None, target)
+        self.moves[index] = self.moves.pop()
+        return True
+
+    # -- passes
+
+    def place_orphans(self) -> None:
+        if not self.unit:
+            # Heaviest first (longest-processing-time rule) balances weights best.
+            simple = sorted((i for i in self.orphans if i[3] == 1), key=lambda i: -i[2])
+            constrained = sorted((i for i in self.orphans if i[3] > 1), key=lambda i: -i[2])
+            self._place_simple(simple)
+        else:
+            bulk, constrained = self._split_fresh(self.orphans)
+            if bulk:
+                constrained = self._fill(bulk) + constrained
+        for pid, slot, weight, _ in constrained:
+            target = self.pick(pid, weight, None, require_room=False)
+            if target is not None:
+                self.place(pid, slot, weight, None, target)
+
+    def _split_fresh(self, orphans: list) -> tuple[list, list]:
+        """Single-replica slots and partitions with every slot free (bulk-placed),
+        versus slots that have placed siblings (placed one by one)."""
+        bulk, constrained = [], []
+        index = 0
+        while index < len(orphans):
+            pid, _, _, rf = orphans[index]
+            if rf == 1:
+                bulk.append(orphans[index])
+                index += 1
+                continue
+            end = index + 1
+            while end < len(orphans) and orphans[end][0] == pid:
+                end += 1
+            # Every slot free means no owner and no handoff target (reserved slots
+            # are never listed as free): no constraint from siblings.
+            (bulk if end - index == rf else constrained).extend(orphans[index:end])
+            index = end
+        return bulk, constrained
+
+    def _fill(self, items: list) -> list:
+        """Place free slots of equal weight in bulk by water-filling.
+
+        Level by level, every worker whose key is at or below the level receives one
+        slot, the workers of a level taken zone by zone in turn (the first worker of
+        each zone, then the second of each zone, ...). The replicas of a partition
+        take consecutive places of that sequence, so they land on distinct workers in
+        distinct zones; a partition for which that fails is returned, to be placed
+        one slot at a time.
+        """
+        unit, cur, zone = self.unit_weight, self.cur, self.zone
+        rank: dict[str, tuple] = {}
+        seen: dict[str, int] = {}
+        for worker in self.eligible:  # sorted by id
+            seen[zone[worker]] = seen.get(zone[worker], 0) + 1
+            rank[worker] = (seen[zone[worker]], zone[worker], worker)
+        order = sorted(self.eligible, key=lambda w: (cur[w], w))
+        targets: list[str] = []
+        active: list[tuple] = []
+        index, needed = 0, len(items)
+        level = cur[order[0]]
+        while len(targets) < needed:
+            while index < len(order) and cur[order[index]] <= level:
+                bisect.insort(active, rank[order[index]])
+                index += 1
+            targets.extend(r[2] for r in active[:needed - len(targets)])
+            level += unit
+        zones_alive = len(self.zones)
+        spread = self.policy.spread_zones
+        zone_of = zone.__getitem__
+        members = self.members
+        rejected: list[int] = []
+        position = 0
+        while position < needed:
+            rf = items[position][3]
+            if rf > 1:
+                chosen = targets[position:position + rf]
+                if len(set(chosen)) == rf and (not spread or len(set(map(zone_of, chosen)))
+                                               == min(rf, zones_alive)):
+                    members[items[position][0]] = chosen
+                else:
+                    rejected.append(position)
+            position += rf
+        deferred: list = []
+        for position in reversed(rejected):
+            rf = items[position][3]
+            deferred[:0] = items[position:position + rf]
+            del items[position:position + rf]
+            del targets[position:position + rf]
+        placed = targets[:len(items)]
+        self.moves.extend(Move(pid, slot, None, target)
+                          for (pid, slot, _, _), target in zip(items, placed))
+        for target, count in Counter(placed).items():
+            self.load[target] += count * unit
+            cur[target] = self.key(target)
+        self.build_heaps()
+        return deferred
+
+    def _place_simple(self, simple: list) -> None:
+        moves = self.moves
+        heap, cur, load = self.all_heap, self.cur, self.load
+        heappop, heapreplace = heapq.heappop, heapq.heapreplace
+        for pid, slot, weight, _ in simple:
+            # The inlined hot path of `_top` (nobody is in `removed` yet).
+            while heap:
+                key, target = heap[0]
+                current = cur[target]
+                if current == key:
+                    break
+                if current > key:
+                    heapreplace(heap, (current, target))
+                else:
+                    heappop(heap)
+            else:
+                return
+            load[target] += weight
+            cur[target] = self.key(target)
+            moves.append(Move(pid, slot, None, target))
+
+    def _budget(self, worker: str) -> bool:
+        return self.inflight.get(worker, 0) < self.policy.max_moves_per_worker
+
+    def _handoff(self, key: SlotKey, source: str, require_room: bool,
+                 strict: bool = False) -> Optional[bool]:
+        """Plan one graceful handoff: True if planned, False if not, None once the
+        cluster-wide cap is reached."""
+        if self.pending_total >= self.policy.max_moves_in_flight:
+            return None
+        if not self._budget(source):
+            return False
+        weight = self.partitions[key[0]].weight
+        target = self.pick(key[0], weight, source, require_room, strict)
+        if target is None:
+            return False
+        self.place(key[0], key[1], weight, source, target)
+        if not self._budget(target):
+            # No further handoffs to it this round (free slots were placed already).
+            self.removed.add(target)
+        return True
+
+    def move_evicted(self) -> None:
+        for key, source in self.evicted:
+            if self._handoff(key, source, require_room=False) is None:
+                return
+
+    def shed_excess(self) -> None:
+        load, limit = self.load, self.limit
+        over = [w for w in self.eligible if load[w] > limit[w]]
+        # The most loaded workers give first.
+        over.sort(key=lambda w: (-(load[w] - limit[w]), w))
+        pending, partitions = self.pending, self.partitions
+        workers = self.state.workers
+        fresh: dict[str, list[int]] = {}
+        if over:
+            for index, move in enumerate(self.moves):
+                if move.source is None and move.target in limit:
+                    fresh.setdefault(move.target, []).append(index)
+        for worker in over:
+            # Free slots planned onto it in this pass are redirected first: free.
+            for strict in (True, False):
+                for index in reversed(fresh.get(worker, [])):
+                    if load[worker] <= limit[worker]:
+                        break
+                    if self.moves[index].target == worker:
+                        self._retarget(index, strict)
+            zone = self.zone[worker]
+            candidates = []
+            for key in workers[worker].owned:
+                if key in pending:
+                    continue
+                record = partitions[key[0]]
+                if record.quarantined:
+                    continue
+                members = self.members_of(key[0])
+                crowded = len(members) > 1 and \
+                    sum(self.zone.get(m) == zone for m in members) > 1
+                # Replicas that share a zone go first; then the heaviest; then by id.
+                candidates.append((not crowded, -record.weight, key, record.weight))
+            candidates.sort()
+            if not self.unit:
+                candidates = self._fewest_for_excess(worker, candidates)
+            # First only moves that keep replicas in distinct zones; then, if the
+            # worker is still above its quota, any move (balance wins).
+            for strict in (True, False):
+                left = []
+                for candidate in candidates:
+                    if load[worker] <= limit[worker]:
+                        break
+                    moved = self._handoff(candidate[2], worker, require_room=True,
+                                          strict=strict)
+                    if moved is None:
+                        return
+                    if not moved:
+                        left.append(candidate)
+                candidates = left
+
+    def _fewest_for_excess(self, worker: str, candidates: list) -> list:
+        """Reorder candidates so that few moves bring ``worker`` under its limit:
+        repeatedly the lightest one that covers the remaining excess, else the
+        heaviest."""
+        remaining = list(candidates)
+        chosen = []
+        excess = self.load[worker] - self.limit[worker]
+        while excess > 0 and remaining:
+            covering = [c for c in remaining if c[3] >= excess]
+            pick = min(covering, key=lambda c: (c[0], c[3], c[2])) if covering \
+                else remaining[0]
+            remaining.remove(pick)
+            chosen.append(pick)
+            excess -= pick[3]
+        return chosen
+
+    def run(self) -> list[Move]:
+        if not self.eligible:
+            return []
+        # Nobody is in `removed` before the handoff passes, which the hot path of
+        # `place_orphans` relies on.
+        self.collect()
+        self.compute_limits()
+        self.build_heaps()
+        self.place_orphans()
+        self.move_evicted()
+        self.requota()
+        self.shed_excess()
+        return self.moves
