@@ -98,6 +98,8 @@ def reproduce_command(config: SimConfig, scenario: str = "kv", extra: str = "") 
             parts.append(f"{option} {getattr(w, name):g}")
     if config.converge_within != 30.0:
         parts.append(f"--converge-within {config.converge_within:g}")
+    if config.compact_every != 500:
+        parts.append(f"--compact-every {config.compact_every}")
     if config.disk != "file":
         parts.append(f"--disk {config.disk}")
     if not config.codec:
