@@ -388,6 +388,14 @@ class Batch:
     commands: tuple = attrs.field(converter=_to_commands)
 
 
+def batched(commands: list, size: int = 512) -> list:
+    """Group commands into `Batch` commands of at most ``size`` (for proposing many
+    small commands, e.g. an initial assignment, as few log entries)."""
+    if size < 1:
+        raise ValueError("size must be >= 1")
+    return [Batch(commands=commands[i:i + size]) for i in range(0, len(commands), size)]
+
+
 SIMPLE_COMMAND_TYPES = (
     RegisterWorker, DeregisterWorker, ExpireWorker, DrainWorker, UndrainWorker,
     CreatePartitionGroup, DeletePartitionGroup, Assign, Revoke, Released, ForceRevoke,

@@ -17,6 +17,11 @@ order, on every replica. Rules of operation:
    with the next epoch. An owner's death (`ExpireWorker`) frees its slots at once or,
    for an ACTIVE worker with ``restart_delay`` > 0, holds them for it; a hold blocks
    `Assign` to anyone else until it runs out.
+5. **Timestamps are the proposer's.** ``command.now`` comes from the clock of the
+   leader that proposed the command, and different leaders' clocks may be offset.
+   The state only compares timestamps for liveness (hold windows, quarantine windows,
+   the earliest time a revoke may be forced); lease *safety* never rests on them
+   (see `coordinator.lease`).
 
 The state is a plain object: the planner and the leader helper read it through the
 read-only mappings below; only `apply` and `restore` change it.

@@ -370,3 +370,14 @@ def test_status_counts(state):
     status = state.status()
     assert status.partitions == 4 and status.slots == 8 and status.assigned_slots == 1
     assert status.workers[WorkerState.ACTIVE] == 2
+
+
+def test_batched_groups_commands():
+    commands = [c.KvPut(key=f"k{i}", value=b"") for i in range(5)]
+    batches = c.batched(commands, 2)
+    assert [len(b.commands) for b in batches] == [2, 2, 1]
+    state = CoordinatorState()
+    results = [state.apply(b) for b in batches]
+    assert sum(len(r.results) for r in results) == 5
+    with pytest.raises(ValueError):
+        c.batched(commands, 0)
