@@ -6,7 +6,10 @@ being one. The driver (the simulator, later the trio server) calls:
 * `on_heartbeat(worker_id, seq, received_at)` for every worker heartbeat, and sends
   the returned `HeartbeatAck` once its leadership is confirmed by a quorum round that
   started after the heartbeat arrived (rule 2 of `coordinator.lease`);
-* `next_commands(now)` on every tick, and proposes the commands it returns;
+* `next_commands(now)` on every tick once the state machine has applied the
+  leader's first entry of its term (before that its view of the state is stale;
+  stale proposals would only be refused, but there is no point), and proposes the
+  commands it returns;
 * `on_applied(command, result)` for every command the state machine applied (any
   proposer), and `on_dropped(command)` for every proposal Raft refused, so that
   proposals in flight are neither lost nor repeated.
@@ -22,6 +25,7 @@ It reads the state; it never mutates it. Decisions per call, in priority order:
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 from . import commands as c
@@ -59,6 +63,9 @@ class CoordinatorLeader:
         self._proposed: dict[_Key, tuple[type, float]] = {}
         # Revoke proposals not yet reported applied or dropped, per slot.
         self._revokes_proposed: dict[SlotKey, int] = {}
+        # When this leader last received a heartbeat whose acknowledgement covered a
+        # slot (leader clock).
+        self._covered_at: dict[SlotKey, float] = {}
 
     # ------------------------------------------------------------------ heartbeats
 
@@ -75,18 +82,23 @@ class CoordinatorLeader:
         if record is None or record.state is WorkerState.DEAD:
             return None
         self.leases.heartbeat(worker_id, received_at)
-        return HeartbeatAck(seq=seq, covered=self.coverage(worker_id))
+        covered = []
+        for key in self._covered_slots(worker_id):
+            # Rule 3 of coordinator.lease: no revoke of this slot is forced before a
+            # full leader lease after this heartbeat.
+            self._covered_at[key] = received_at
+            covered.append((key[0], self.state.partitions[key[0]].epoch))
+        return HeartbeatAck(seq=seq, covered=covered)
 
     def coverage(self, worker_id: str) -> tuple[tuple[str, int], ...]:
         """(partition, epoch) of the worker's slots that are not being revoked."""
-        state = self.state
-        pending = state.pending_moves
-        covered = []
-        for key in state.owned_slots(worker_id):
-            if key in pending or self._is_revoking(key):
-                continue
-            covered.append((key[0], state.partitions[key[0]].epoch))
-        return tuple(covered)
+        partitions = self.state.partitions
+        return tuple((pid, partitions[pid].epoch) for pid, _ in self._covered_slots(worker_id))
+
+    def _covered_slots(self, worker_id: str) -> list[SlotKey]:
+        pending = self.state.pending_moves
+        return [key for key in self.state.owned_slots(worker_id)
+                if key not in pending and not self._is_revoking(key)]
 
     def _is_revoking(self, key: SlotKey) -> bool:
         # A proposed revoke stays excluded until every copy of it is reported applied
@@ -167,12 +179,15 @@ class CoordinatorLeader:
         for key, move in sorted(state.pending_moves.items()):
             if move.phase is not MovePhase.REVOKING:
                 continue
-            # Rule 3 of coordinator.lease: a full leader lease after the proposal,
-            # even if revoke_timeout was configured shorter.
+            # Rule 3 of coordinator.lease: a full leader lease after the last
+            # heartbeat whose acknowledgement covered the slot (and after the
+            # proposal, in case revoke_timeout was configured shorter).
             proposed_at = move.deadline - revoke_timeout
-            if now < max(move.deadline, proposed_at + leader_lease):
+            covered_at = self._covered_at.get(key, -math.inf)
+            if now < max(move.deadline, proposed_at + leader_lease, covered_at + leader_lease):
                 continue
             if self._may_propose(("slot",) + key, now):
+                self._covered_at.pop(key, None)
                 self._propose(out, c.ForceRevoke(
                     partition_id=key[0], slot=key[1], worker_id=move.source,
                     epoch=move.epoch, now=now), now)

@@ -43,9 +43,10 @@ Four rules make every path to a new owner go through this inequality:
    it covers (`HeartbeatAck.covered`); a worker acts for a partition only while the
    latest acknowledgement that covered it is valid (`WorkerLease.may_act_for`). The
    leader leaves a slot out of every acknowledgement from the moment it *proposes*
-   a `Revoke` for it, and forces the revoke only ``L(1+ρ)`` after that proposal (and
-   not before the grace of rule 1). The last covering heartbeat was then received
-   before the proposal, and the same inequality applies to it.
+   a `Revoke` for it, remembers when it last received a heartbeat whose
+   acknowledgement covered the slot, and forces the revoke only ``L(1+ρ)`` after
+   that (and not before the grace of rule 1, which covers acknowledgements of
+   earlier leaders). The same inequality applies to that last covering heartbeat.
 4. **Released or deregistered slots are given up by the worker itself**, which stops
    before sending `Released` / `DeregisterWorker`; no lease reasoning is needed.
 

@@ -307,3 +307,19 @@ def test_no_two_workers_act_for_one_partition(seed):
         assert record.owners == ["w4"], (seed, record)
     assert world.state.workers["w0"].state is WorkerState.DRAINING
     assert world.state.counters.forced_revokes > 0
+
+
+def test_force_waits_a_lease_after_the_last_covering_ack():
+    # A leader whose state did not show the revoke yet acknowledged the slot; the
+    # revoke's own deadline (another leader's clock) must not let it force earlier.
+    state = make_state(workers=2, partitions=2)
+    run(CoordinatorLeader(state, TIMING, term_start=0.0), state, 0.0)
+    owner = state.owner("g/0")
+    leader = CoordinatorLeader(state, TIMING, term_start=50.0)
+    leader.on_heartbeat(owner, seq=1, received_at=61.0)  # covers g/0
+    state.apply(c.Revoke(partition_id="g/0", slot=0, worker_id=owner, epoch=1, now=1.0))
+    for t in (62.0, 70.0):
+        for worker in ("w0", "w1"):
+            leader.on_heartbeat(worker, seq=2, received_at=t)
+    assert not any(isinstance(cmd, c.ForceRevoke) for cmd in leader.next_commands(71.4))
+    assert any(isinstance(cmd, c.ForceRevoke) for cmd in leader.next_commands(71.5))
