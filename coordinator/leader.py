@@ -216,7 +216,7 @@ class CoordinatorLeader:
         state = self.state
         for move in plan(state, self.policy, now):
             key = ("slot", move.partition_id, move.slot)
-            if not self._may_propose(key, now):
+            if not self._may_propose(key, now) or not self._reusable(move, now):
                 continue
             if move.source is None:
                 command: c.Command = c.Assign(
@@ -228,6 +228,16 @@ class CoordinatorLeader:
                     epoch=state.partitions[move.partition_id].epoch, target=move.target,
                     now=now)
             self._propose(out, command, now)
+
+
+    def _reusable(self, move, now: float) -> bool:
+        """A re-created partition (same id as a deleted one) is given out only once
+        every acknowledgement that covered the old one has run out (rule 3 of
+        `coordinator.lease`, with the deletion in the role of the revoke)."""
+        if self.state.partitions[move.partition_id].not_before is None:
+            return True
+        covered_at = self._covered_at.get((move.partition_id, move.slot), -math.inf)
+        return now >= max(self.leases.grace_until, covered_at + self.timing.leader_lease)
 
 
 def _proposal_key(command: c.Command) -> Optional[_Key]:

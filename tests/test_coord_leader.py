@@ -323,3 +323,21 @@ def test_force_waits_a_lease_after_the_last_covering_ack():
             leader.on_heartbeat(worker, seq=2, received_at=t)
     assert not any(isinstance(cmd, c.ForceRevoke) for cmd in leader.next_commands(71.4))
     assert any(isinstance(cmd, c.ForceRevoke) for cmd in leader.next_commands(71.5))
+
+
+def test_recreated_partition_waits_for_old_coverage_to_run_out():
+    state = make_state(workers=2, partitions=1)
+    leader = CoordinatorLeader(state, TIMING, term_start=0.0)
+    run(leader, state, 0.0)
+    owner = state.owner("g/0")
+    leader.on_heartbeat(owner, seq=1, received_at=20.0)  # covers g/0
+    # Deleted and re-created through another node whose clock is 15 s behind.
+    state.apply(c.DeletePartitionGroup(name="g", now=5.5))
+    state.apply(c.CreatePartitionGroup(name="g", count=1, now=5.5))
+    for t in (21.0, 30.0):
+        for worker in ("w0", "w1", "w2"):
+            leader.on_heartbeat(worker, seq=2, received_at=t)
+    # The state would allow an Assign from 5.5 + revoke_timeout = 16.0; the leader
+    # waits until the coverage it granted at 20.0 has run out (20.0 + 10.5).
+    assert run(leader, state, 30.4) == []
+    assert [type(cmd) for cmd in run(leader, state, 30.5)] == [c.Assign]
