@@ -18,7 +18,7 @@ from .codec import (
     encode_command,
     encode_result,
 )
-from .commands import ErrorCode, WorkerState
+from .commands import ErrorCode, WorkerState, batched
 from .config import CoordinatorConfig
 from .leader import CoordinatorLeader
 from .lease import HeartbeatAck, LeaseTable, LeaseTiming, WorkerLease
@@ -36,7 +36,8 @@ from .state import CoordinatorState, CoordinatorStatus, SnapshotError
 
 __all__ = [
     "FORMAT_VERSION", "CommandDecodeError", "decode_command", "decode_result",
-    "encode_command", "encode_result", "ErrorCode", "WorkerState", "CoordinatorConfig",
+    "encode_command", "encode_result", "ErrorCode", "WorkerState", "batched",
+    "CoordinatorConfig",
     "CoordinatorLeader", "HeartbeatAck", "LeaseTable", "LeaseTiming", "WorkerLease",
     "UNLIMITED", "Move", "PlacementPolicy", "max_imbalance", "moves_lower_bound", "plan",
     "quotas", "MovePhase", "CoordinatorState", "CoordinatorStatus", "SnapshotError",

@@ -31,7 +31,7 @@ from typing import Optional
 from . import commands as c
 from .commands import WorkerState
 from .lease import HeartbeatAck, LeaseTable, LeaseTiming
-from .placement import PlacementPolicy, plan
+from .placement import Move, PlacementPolicy, plan
 from .records import MovePhase, SlotKey
 from .state import CoordinatorState
 
@@ -230,7 +230,7 @@ class CoordinatorLeader:
             self._propose(out, command, now)
 
 
-    def _reusable(self, move, now: float) -> bool:
+    def _reusable(self, move: Move, now: float) -> bool:
         """A re-created partition (same id as a deleted one) is given out only once
         every acknowledgement that covered the old one has run out (rule 3 of
         `coordinator.lease`, with the deletion in the role of the revoke)."""

@@ -47,6 +47,8 @@ Four rules make every path to a new owner go through this inequality:
    acknowledgement covered the slot, and forces the revoke only ``L(1+ρ)`` after
    that (and not before the grace of rule 1, which covers acknowledgements of
    earlier leaders). The same inequality applies to that last covering heartbeat.
+   A partition of a deleted group whose name is re-used waits the same way before
+   it is given out again.
 4. **Released or deregistered slots are given up by the worker itself**, which stops
    before sending `Released` / `DeregisterWorker`; no lease reasoning is needed.
 
