@@ -50,6 +50,8 @@ def _parse_seed_range(text: str) -> range:
               show_default=True, help="Partitions per simulated second.")
 @click.option("--crash-rate", type=float, default=0.05, show_default=True, help="Crashes per simulated second.")
 @click.option("--pause-rate", type=float, default=0.05, show_default=True, help="Pauses per simulated second.")
+@click.option("--transfer-rate", type=float, default=0.03, show_default=True,
+              help="Leadership transfers per simulated second.")
 @click.option("--loss", type=float, default=0.05, show_default=True, help="Message loss probability.")
 @click.option("--duplicate", type=float, default=0.02, show_default=True, help="Message duplication probability.")
 @click.option("--reorder", type=float, default=0.1, show_default=True, help="Message reordering probability.")
@@ -73,9 +75,9 @@ def _parse_seed_range(text: str) -> range:
                    "otherwise only the first failing run (or the single run) is written.")
 @click.option("--verbose", "-v", is_flag=True, help="Show the raft library's log messages.")
 def simulate(seed, seed_range, count, scenario, nodes, duration, converge_within, fault_kinds,
-             partition_rate, crash_rate, pause_rate, loss, duplicate, reorder, swarm, rate, clients,
-             keys, timeout, disk, compact_every, no_codec, as_json, keep_going, check_determinism, report_path,
-             verbose):
+             partition_rate, crash_rate, pause_rate, transfer_rate, loss, duplicate, reorder, swarm,
+             rate, clients, keys, timeout, disk, compact_every, no_codec, as_json, keep_going,
+             check_determinism, report_path, verbose):
     """Run deterministic simulations of the cluster under faults and check them.
 
     Each run has a fault phase (--duration) and a healed phase that must converge.
@@ -93,8 +95,8 @@ def simulate(seed, seed_range, count, scenario, nodes, duration, converge_within
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--faults") from None
     faults = FaultConfig(kinds=kinds, partition_rate=partition_rate, crash_rate=crash_rate,
-                         pause_rate=pause_rate, loss=loss, duplicate=duplicate, reorder=reorder,
-                         swarm=swarm)
+                         pause_rate=pause_rate, transfer_rate=transfer_rate, loss=loss,
+                         duplicate=duplicate, reorder=reorder, swarm=swarm)
     workload = WorkloadConfig(rate=rate, clients=clients, keys=keys, timeout=timeout)
 
     def config_for(s: int) -> SimConfig:

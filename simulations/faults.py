@@ -18,7 +18,7 @@ from typing import Iterable
 import attrs
 
 PARTITION_KINDS = ("partition", "one_way", "isolate", "bridge")
-NODE_KINDS = ("crash", "pause")
+NODE_KINDS = ("crash", "pause", "transfer")
 LINK_KINDS = ("loss", "duplicate", "reorder")
 ALL_KINDS = PARTITION_KINDS + NODE_KINDS + LINK_KINDS
 
@@ -45,6 +45,8 @@ class Fault:
     def describe(self) -> str:
         if self.kind in LINK_KINDS:
             return f"{self.kind} {self.rate:.3f}"
+        if self.kind == "transfer":
+            return f"transfer leadership to node {self.node}" if self.node else "transfer leadership"
         target = f" node {self.node}" if self.node else " leader"
         return f"{self.kind}{target} for {self.duration:.2f}s"
 
@@ -55,7 +57,8 @@ class FaultConfig:
 
     Attributes:
         kinds: enabled fault kinds.
-        partition_rate / crash_rate / pause_rate: mean events per simulated second.
+        partition_rate / crash_rate / pause_rate / transfer_rate: mean events per
+            simulated second (a transfer asks the leader to hand leadership over).
         loss / duplicate / reorder: per-message probabilities in the fault phase.
         swarm: draw a per-seed subset of `kinds` and per-seed rates (each at most
             the configured one).
@@ -65,6 +68,7 @@ class FaultConfig:
     partition_rate: float = 0.1
     crash_rate: float = 0.05
     pause_rate: float = 0.05
+    transfer_rate: float = 0.03
     loss: float = 0.05
     duplicate: float = 0.02
     reorder: float = 0.1
@@ -85,6 +89,7 @@ class FaultConfig:
             partition_rate=self.partition_rate * rng.uniform(0.2, 2.0),
             crash_rate=self.crash_rate * rng.uniform(0.2, 2.0),
             pause_rate=self.pause_rate * rng.uniform(0.2, 2.0),
+            transfer_rate=self.transfer_rate * rng.uniform(0.2, 2.0),
             loss=self.loss * rng.uniform(0.0, 2.0),
             duplicate=self.duplicate * rng.uniform(0.0, 2.0),
             reorder=self.reorder * rng.uniform(0.0, 2.0),
@@ -122,7 +127,8 @@ def generate_plan(config: FaultConfig, nodes: int, duration: float, rng: random.
             plan.append(Fault(t, kind, length, node=node))
             busy_until = t + length
     for kind, rate, low, high in (("crash", config.crash_rate, 0.2, 8.0),
-                                  ("pause", config.pause_rate, 0.2, 6.0)):
+                                  ("pause", config.pause_rate, 0.2, 6.0),
+                                  ("transfer", config.transfer_rate, 0.0, 0.0)):
         if kind in kinds:
             for t in _poisson_times(rng, rate, duration):
                 # node 0: hit whoever leads when the fault fires (leaders matter most).

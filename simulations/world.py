@@ -594,6 +594,9 @@ class World:
         kind = fault.kind
         rng = self._rng_faults
         network = self.network
+        if kind == "transfer":
+            self._transfer(fault.node)
+            return
         node_id = fault.node
         if not node_id:
             leaders = [n.id for n in self.nodes.values() if n.up and n.role is Role.LEADER]
@@ -625,6 +628,23 @@ class World:
         elif kind == "pause":
             self.pause(node_id)
             self.push(fault.duration, UNDO, "resume", node_id)
+
+    def _transfer(self, target: int) -> None:
+        """Ask the current leader (if any) to hand leadership to `target` (0 = any)."""
+        leaders = [n for n in self.nodes.values() if n.up and not n.paused and n.role is Role.LEADER]
+        if not leaders:
+            return
+        leader = leaders[-1]
+        others = [v for v in self.voters if v != leader.id]
+        if not others:
+            return
+        if not target or target == leader.id:
+            target = self._rng_faults.choice(others)
+        try:
+            leader.raw.transfer_leadership(target)
+        except ProposalDropped:
+            return
+        self._drive(leader)
 
     def _on_undo(self, action: str, arg: Any) -> None:
         if action == "heal-network":
