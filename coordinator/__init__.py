@@ -31,7 +31,7 @@ from .placement import (
     plan,
     quotas,
 )
-from .records import MovePhase
+from .records import MovePhase, OwnedSlot
 from .state import CoordinatorState, CoordinatorStatus, SnapshotError
 
 __all__ = [
@@ -40,5 +40,5 @@ __all__ = [
     "CoordinatorConfig",
     "CoordinatorLeader", "HeartbeatAck", "LeaseTable", "LeaseTiming", "WorkerLease",
     "UNLIMITED", "Move", "PlacementPolicy", "max_imbalance", "moves_lower_bound", "plan",
-    "quotas", "MovePhase", "CoordinatorState", "CoordinatorStatus", "SnapshotError",
+    "quotas", "MovePhase", "OwnedSlot", "CoordinatorState", "CoordinatorStatus", "SnapshotError",
 ]

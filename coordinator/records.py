@@ -154,6 +154,21 @@ class Counters:
                 self.quarantines)
 
 
+@attrs.frozen
+class OwnedSlot:
+    """What a worker holds, as it should see it (`CoordinatorState.worker_view`).
+
+    Attributes:
+        epoch: the fencing token to pass with every write for the partition.
+        revoking: a `Revoke` is pending: stop acting for it, then send `Released`.
+    """
+
+    partition_id: str
+    slot: int
+    epoch: int
+    revoking: bool
+
+
 def partition_id(group: str, index: int) -> str:
     """The id of partition ``index`` of ``group``."""
     return f"{group}/{index}"

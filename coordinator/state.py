@@ -45,6 +45,7 @@ from .records import (
     Hold,
     KvRecord,
     MovePhase,
+    OwnedSlot,
     PartitionRecord,
     PendingMove,
     SlotKey,
@@ -188,6 +189,14 @@ class CoordinatorState:
         """The slots a worker owns, sorted."""
         record = self._workers.get(worker_id)
         return sorted(record.owned) if record is not None else []
+
+    def worker_view(self, worker_id: str) -> list[OwnedSlot]:
+        """The slots a worker owns with their epochs and whether each is being
+        revoked, sorted; what a worker agent acts on (empty for unknown workers)."""
+        pending = self._pending
+        return [OwnedSlot(partition_id=pid, slot=slot, epoch=self._partitions[pid].epoch,
+                          revoking=(pid, slot) in pending)
+                for pid, slot in self.owned_slots(worker_id)]
 
     def kv_get(self, key: str) -> Optional[KvRecord]:
         """Local (non-linearizable) read of a KV entry; use `KvGet` through the log or

@@ -381,3 +381,15 @@ def test_batched_groups_commands():
     assert sum(len(r.results) for r in results) == 5
     with pytest.raises(ValueError):
         c.batched(commands, 0)
+
+
+def test_worker_view(state):
+    from coordinator.records import OwnedSlot
+    assign(state, "t/0", "w1")
+    assign(state, "t/1", "w1")
+    state.apply(c.Revoke(partition_id="t/1", slot=0, worker_id="w1", epoch=1, now=1.0))
+    assert state.worker_view("w1") == [
+        OwnedSlot(partition_id="t/0", slot=0, epoch=1, revoking=False),
+        OwnedSlot(partition_id="t/1", slot=0, epoch=1, revoking=True),
+    ]
+    assert state.worker_view("nobody") == []
