@@ -117,6 +117,9 @@ def simulate(seed, seed_range, count, scenario, nodes, duration, converge_within
                 same, _, again = rerun_and_compare(config, scenario, result)
                 result = _with_determinism(result, same, again)
             results.append(result)
+            if result.linearizable is None and result.ok:
+                click.echo(f"seed {s}: warning: linearizability check inconclusive "
+                           f"(search budget exhausted)", err=True)
             if report_path and (not many or "{seed}" in report_path or (not result.ok and not failed)):
                 from simulations.report import write_report
 
