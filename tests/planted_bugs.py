@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 
 from raft.node import RawNode
-from raft.types import NONE, VoteResponse
+from raft.types import VoteResponse
 
 from simulations.disk import FileDisk
 from simulations.history import OpKind, Outcome

@@ -9,7 +9,7 @@ import logging
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from simulations.faults import Fault
 from simulations.history import OpKind
