@@ -14,6 +14,25 @@ being one. The driver (the simulator, later the trio server) calls:
   proposer), and `on_dropped(command)` for every proposal Raft refused, so that
   proposals in flight are neither lost nor repeated.
 
+A driver loop, in outline (``node`` is the Raft node, ``clock`` the local clock)::
+
+    leader = CoordinatorLeader(state, timing, policy, term_start=clock())
+    ...
+    ack = leader.on_heartbeat(worker_id, seq, received_at=clock())
+    # confirm leadership (ReadIndex), then send ack (or "re-register" when None)
+    ...
+    for command in leader.next_commands(clock()):    # or batched(...)
+        try:
+            node.propose(encode_command(command))
+        except ProposalDropped:
+            leader.on_dropped(command)
+    ...
+    for entry in ready.committed_entries:             # on every node
+        command = decode_command(entry.data)
+        result = state.apply(command)
+        if leader is not None:
+            leader.on_applied(command, result)
+
 It reads the state; it never mutates it. Decisions per call, in priority order:
 
 1. expire workers whose lease ran out (then nothing else this round: the rest is

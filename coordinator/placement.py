@@ -85,8 +85,7 @@ def max_imbalance(state: CoordinatorState) -> float:
     return max(abs(r.load - total * r.capacity / cap_sum) for r in eligible.values())
 
 
-def plan(state: CoordinatorState, policy: PlacementPolicy = PlacementPolicy(),
-         now: float = 0.0) -> list[Move]:
+def plan(state: CoordinatorState, policy: PlacementPolicy, now: float) -> list[Move]:
     """Plan the next moves.
 
     Args:
