@@ -586,7 +586,7 @@ class Planner:
                 if move.source is None and move.target in limit:
                     fresh.setdefault(move.target, []).append(index)
         for worker in over:
-            # Free slots planned onto it in this pass are redirected first: free.
+            # First redirect free slots planned onto it in this pass (no handoff).
             for strict in (True, False):
                 for index in reversed(fresh.get(worker, [])):
                     if load[worker] <= limit[worker]:
