@@ -78,6 +78,8 @@ class CoordinatorLeader:
         self.retry_after = retry_after
         live = [w for w, r in state.workers.items() if r.state is not WorkerState.DEAD]
         self.leases = LeaseTable(timing, term_start, live)
+        # registered_at of each tracked worker: a new value means it came back.
+        self._incarnation = {w: state.workers[w].registered_at for w in live}
         # Proposals not yet seen applied: key -> (kind, last proposed at).
         self._proposed: dict[_Key, tuple[type, float]] = {}
         # Revoke proposals not yet reported applied or dropped, per slot.
@@ -168,11 +170,16 @@ class CoordinatorLeader:
         out: list[c.Command] = []
         for worker_id in leases.tracked():
             record = state.workers.get(worker_id)
-            if record is None or record.state is WorkerState.DEAD:
+            if record is None or record.state is WorkerState.DEAD \
+                    or record.registered_at != self._incarnation.get(worker_id):
+                # Gone, dead, or dead and registered again since the last look: a
+                # returning worker starts a fresh lease below.
                 leases.forget(worker_id)
         for worker_id in sorted(state.workers):
-            if state.workers[worker_id].state is not WorkerState.DEAD:
+            record = state.workers[worker_id]
+            if record.state is not WorkerState.DEAD and leases.deadline(worker_id) is None:
                 leases.track(worker_id, now)
+                self._incarnation[worker_id] = record.registered_at
         if now < leases.grace_until:
             expired: list[str] = []
         else:

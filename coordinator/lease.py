@@ -112,8 +112,20 @@ class HeartbeatAck:
             of; slots under revoke are left out (rule 3).
     """
 
-    seq: int
+    seq: int = attrs.field()
     covered: tuple[tuple[str, int], ...] = attrs.field(default=(), converter=tuple)
+
+    @seq.validator
+    def _check_seq(self, attribute: attrs.Attribute, value: object) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"seq must be an int >= 0, got {value!r}")
+
+    @covered.validator
+    def _check_covered(self, attribute: attrs.Attribute, value: tuple) -> None:
+        for item in value:
+            if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
+                    and isinstance(item[1], int) and not isinstance(item[1], bool)):
+                raise ValueError(f"covered holds (partition, epoch) pairs, got {item!r}")
 
 
 class LeaseTable:

@@ -341,3 +341,17 @@ def test_recreated_partition_waits_for_old_coverage_to_run_out():
     # waits until the coverage it granted at 20.0 has run out (20.0 + 10.5).
     assert run(leader, state, 30.4) == []
     assert [type(cmd) for cmd in run(leader, state, 30.5)] == [c.Assign]
+
+
+def test_worker_back_from_the_dead_gets_a_fresh_lease():
+    state = make_state(workers=2, partitions=2)
+    leader = CoordinatorLeader(state, TIMING, term_start=0.0)
+    run(leader, state, 0.0)
+    leader.on_heartbeat("w0", seq=1, received_at=20.0)
+    commands = run(leader, state, 20.0)  # w1 never heartbeated: expired
+    assert c.ExpireWorker(worker_id="w1", now=20.0) in commands
+    # It registers again before the leader looks at its table once more.
+    state.apply(c.RegisterWorker(worker_id="w1", address="", zone="z1", now=20.5))
+    leader.on_heartbeat("w0", seq=2, received_at=21.0)
+    assert not any(isinstance(cmd, c.ExpireWorker) for cmd in run(leader, state, 21.0))
+    assert leader.leases.deadline("w1") == 21.0 + TIMING.leader_lease

@@ -151,3 +151,11 @@ def test_released_partition_ignores_acks_in_flight():
     assert lease.active_partitions(1.0) == []
     lease.ack_received(HeartbeatAck(seq=lease.heartbeat_sent(2.0), covered=[("p", 5)]))
     assert lease.active_partitions(3.0) == [("p", 5)]
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(seq=-1), dict(seq=True), dict(seq=1, covered=[("p", "1")]), dict(seq=1, covered=["p"]),
+])
+def test_invalid_acks_cannot_be_built(kwargs):
+    with pytest.raises(ValueError):
+        HeartbeatAck(**kwargs)
