@@ -609,6 +609,8 @@ class World:
             network.faults.reorder = fault.rate
         elif kind in ("partition", "one_way", "bridge"):
             others = [n for n in self.voters if kind != "bridge" or n != node_id]
+            if len(others) < 2:
+                return  # nothing to cut
             rng.shuffle(others)
             cut = rng.randint(1, len(others) - 1)
             side_a, side_b = others[:cut], others[cut:]

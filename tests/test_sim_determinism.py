@@ -60,3 +60,13 @@ def test_trace_hash_is_stable_across_processes_and_hash_seeds():
             capture_output=True, text=True, env=env, check=True).stdout
         hashes.add(json.loads(out.strip().splitlines()[-1])["trace_hash"])
     assert len(hashes) == 1
+
+
+def test_small_clusters_survive_every_fault_kind():
+    from simulations.faults import FaultConfig
+
+    for nodes in (1, 2, 3):
+        result, _ = run_simulation(SimConfig(seed=nodes, nodes=nodes, duration=10.0,
+                                             faults=FaultConfig(partition_rate=1.0, crash_rate=0.3),
+                                             workload=WorkloadConfig(rate=10)))
+        assert result.ok, result.explain()
