@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import struct
+import traceback
 from collections import deque
 from typing import Any, Callable
 
@@ -285,6 +286,9 @@ class World:
                                f"(a message storm or livelock): " + self._liveness_detail(), self.now)
         except SafetyViolation as exc:
             self._fail(exc.invariant, exc.detail, self.now)
+        except Exception as exc:  # noqa: BLE001 - any crash of the code under test is a finding
+            self._fail("unexpected exception",
+                       f"{type(exc).__name__}: {exc}\n" + traceback.format_exc(limit=12), self.now)
         if self.violation is None and self.now < deadline and self.converged_at is None:
             self.now = deadline
 

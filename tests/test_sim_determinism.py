@@ -70,3 +70,19 @@ def test_small_clusters_survive_every_fault_kind():
                                              faults=FaultConfig(partition_rate=1.0, crash_rate=0.3),
                                              workload=WorkloadConfig(rate=10)))
         assert result.ok, result.explain()
+
+
+def test_an_exception_in_the_code_under_test_is_reported_with_its_seed():
+    from raft.node import RawNode
+
+    class Exploding(RawNode):
+        def tick(self):
+            if self.role.value == "leader":
+                raise RuntimeError("boom")
+            super().tick()
+
+    result, _ = run_simulation(SimConfig(seed=1, node_factory=Exploding, **SHORT))
+    assert not result.ok
+    assert result.violations[0].invariant == "unexpected exception"
+    assert "RuntimeError: boom" in result.explain()
+    assert "reproduce: raftcoord simulate --seed 1" in result.explain()
