@@ -63,6 +63,10 @@ class ClusterMachine(RuleBasedStateMachine):
     def resume(self, node):
         self.world.resume(node)
 
+    @rule(node=nodes)
+    def transfer_leadership(self, node):
+        self.world.apply_fault(Fault(self.world.now, "transfer", node=node))
+
     @rule(which=st.integers(0, 1000))
     def drop(self, which):
         self.world.drop_in_flight(which)
