@@ -36,6 +36,9 @@ from .history import OpKind, Operation, Outcome
 ABSENT = None
 """The register value of a key that was never written."""
 
+_OPAQUE = object()
+"""Stands for any value that no operation of the key observes (see check_key)."""
+
 
 @attrs.frozen
 class KeyResult:
@@ -116,6 +119,11 @@ def check_key(key: str, ops: list[Operation], initial: Any = ABSENT,
     n_def = len(definite)
     if n_def == 0:
         return KeyResult(key, True, len(definite) + len(unknown))
+    # Values nobody ever reads or compares against are interchangeable: every later
+    # operation behaves the same whichever of them the register holds. Folding them
+    # into one token merges search states that differ only in such a value.
+    observed = {op.result for op in definite if op.kind is OpKind.GET}
+    observed.update(op.expected for op in ops if op.kind is OpKind.CAS)
 
     # Main list: node 0 is the head sentinel; nodes 1..2n are call/return events.
     events: list[tuple[float, int, int]] = []  # (time, 0 call / 1 return, op index)
@@ -166,7 +174,7 @@ def check_key(key: str, ops: list[Operation], initial: Any = ABSENT,
     stack: list[tuple[bool, int, Any, float]] = []
     placed_mask = 0
     unknown_mask = 0
-    value = initial
+    value = initial if initial in observed else _OPAQUE
     remaining = n_def
     best_depth = -1
     best_block = None
@@ -194,6 +202,8 @@ def check_key(key: str, ops: list[Operation], initial: Any = ABSENT,
                 continue
             i = ev_op[node]
             ok, new_value = _apply(definite[i], value, True)
+            if new_value not in observed:
+                new_value = _OPAQUE
             if ok:
                 new_mask = placed_mask | (1 << i)
                 if _first_visit(seen, new_mask, new_value, unknown_mask):
@@ -213,6 +223,8 @@ def check_key(key: str, ops: list[Operation], initial: Any = ABSENT,
         if node != -1 and u_time[node] <= bound:
             op = unknown[node - 1]
             ok, new_value = _apply(op, value, False)
+            if new_value not in observed:
+                new_value = _OPAQUE
             if ok:
                 new_unknown = unknown_mask | (1 << (node - 1))
                 if _first_visit(seen, placed_mask, new_value, new_unknown):
