@@ -164,3 +164,19 @@ def test_budget_exhaustion_is_inconclusive():
     h.ops[-1].result = "never-written" if h.ops[-1].kind is OpKind.GET else h.ops[-1].result
     ops = [op for op in h if op.key == "k0"]
     assert check_key("k0", ops, budget=3).linearizable is None
+
+
+def test_unobserved_unknown_write_can_explain_a_failed_cas():
+    # x is never read nor compared against, yet only it explains why the CAS failed.
+    def history(with_unknown):
+        h = History()
+        _op(h, 1, OpKind.PUT, 0, 1, value="a")
+        if with_unknown:
+            _op(h, 2, OpKind.PUT, 2, 3, value="x", outcome=Outcome.UNKNOWN)
+        _op(h, 1, OpKind.CAS, 4, 5, expected="a", value="b", result=False)
+        _op(h, 1, OpKind.PUT, 6, 7, value="c")
+        _op(h, 3, OpKind.GET, 8, 9, result="c")
+        return h
+
+    assert check_history(history(True)).linearizable is True
+    assert check_history(history(False)).linearizable is False
