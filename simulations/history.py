@@ -60,17 +60,22 @@ class Operation:
     outcome: Outcome | None = None
     result: Any = None
 
-    def describe(self) -> str:
+    def describe_call(self) -> str:
+        """The invocation alone, e.g. "#7 c2 put(k1, 'c2-7')"."""
         if self.kind is OpKind.PUT:
             call = f"put({self.key}, {self.value!r})"
         elif self.kind is OpKind.GET:
             call = f"get({self.key})"
         else:
             call = f"cas({self.key}, {self.expected!r} -> {self.value!r})"
+        return f"#{self.op_id} c{self.client} {call}"
+
+    def describe(self) -> str:
+        """The invocation, its interval and its outcome."""
         end = "…" if self.complete_time is None else f"{self.complete_time:.4f}"
         outcome = self.outcome.value if self.outcome else "open"
         shown = f" = {self.result!r}" if self.outcome is Outcome.OK and self.kind is not OpKind.PUT else ""
-        return f"#{self.op_id} c{self.client} {call} [{self.invoke_time:.4f}, {end}] {outcome}{shown}"
+        return f"{self.describe_call()} [{self.invoke_time:.4f}, {end}] {outcome}{shown}"
 
 
 class History:

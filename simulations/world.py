@@ -554,7 +554,7 @@ class World:
     def _reply(self, node: SimNode, op: Operation, outcome: Outcome, result: Any) -> None:
         client = self.clients[op.client - 1]
         self.push(0.0005 + self._rng_client.expovariate(1000.0), REPLY, (client, op),
-                  (outcome, result, node.id))
+                  (outcome, result, node.leader))
 
     def _on_reply(self, request: tuple[Client, Operation], answer: tuple[Outcome, Any, int]) -> None:
         client, op = request
@@ -799,12 +799,13 @@ class World:
                 text = f"fault {a.describe()}"
             elif kind == UNDO:
                 text = f"undo {a} {b}"
-            elif kind in (REQUEST,):
-                text = f"request to node {a}: {b[1].describe()}"
+            elif kind == REQUEST:
+                text = f"request to node {a}: {b[1].describe_call()}"
             elif kind == REPLY:
-                text = f"reply {b[0].value}: {a[1].describe()}"
+                result = f" = {b[1]!r}" if b[1] is not None else ""
+                text = f"reply {b[0].value}{result} (leader hint {b[2]}): {a[1].describe_call()}"
             elif kind == TIMEOUT:
-                text = f"timeout: {a[1].describe()}"
+                text = f"timeout: {a[1].describe_call()}"
             elif kind == CLIENT_NEXT:
                 text = f"client {a.id} issues next op"
             else:
