@@ -52,7 +52,7 @@ from .safety import SafetyChecker, SafetyViolation, _term_at
 TICK, DELIVER, REQUEST, REPLY, TIMEOUT, CLIENT_NEXT, FAULT, UNDO, HEAL, CHECK = range(10)
 _EVENT_NAMES = ("tick", "deliver", "request", "reply", "timeout", "client", "fault", "undo",
                 "heal", "check")
-_PACK = struct.Struct("<dBHH").pack
+_PACK = struct.Struct("<dBII").pack
 
 
 @attrs.frozen
