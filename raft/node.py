@@ -19,8 +19,8 @@ Rules
    leadership transfer).
 2. Messages of a lower term are dropped; stale leaders and pre-candidates are told
    the current term so they step down.
-3. One vote per term, for a candidate whose log is at least as up to date as ours;
-   learners never vote.
+3. One vote per term, for a candidate whose log is at least as up to date as ours.
+   Only the votes of a candidate's own voters count, so learners never decide.
 4. A leader commits an entry only when a majority of voters store it and it is of
    the leader's current term (Raft §5.4.2); earlier entries commit with it.
 5. Membership changes are one server at a time (Raft dissertation §4.1): a
@@ -642,14 +642,15 @@ class RawNode:
         handler(m)
 
     def _on_vote_request(self, m: VoteRequest) -> None:
-        if self.id in self.conf_state.learners:
-            can_vote = False  # learners never vote
-        else:
-            can_vote = (
-                self.vote == m.sender
-                or (self.vote == NONE and self.leader == NONE)
-                or (m.pre_vote and m.term > self.term)
-            )
+        # A node that believes it is a learner still answers: only a candidate whose
+        # configuration promoted it asks, and refusing could deadlock an election
+        # the promotion made depend on it. A learner's vote is never *counted*:
+        # candidates tally only the voters of their own configuration.
+        can_vote = (
+            self.vote == m.sender
+            or (self.vote == NONE and self.leader == NONE)
+            or (m.pre_vote and m.term > self.term)
+        )
         if can_vote and self.log.is_up_to_date(m.last_log_index, m.last_log_term):
             self._send(VoteResponse(term=m.term, sender=self.id, to=m.sender, granted=True, pre_vote=m.pre_vote))
             if not m.pre_vote:

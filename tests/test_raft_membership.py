@@ -114,14 +114,36 @@ def test_learner_never_votes_and_never_counts_toward_commit():
     net.tick(100, only=[3])
     assert net.peers[3].node.role is Role.FOLLOWER
     assert not [m for m in net.delivered if m.sender == 3 and type(m).__name__ == "VoteRequest"]
-    # ...and refuses to vote even for a candidate with a better log.
-    learner = net.peers[3]
-    for pre_vote in (True, False):
-        learner.node.step(
-            VoteRequest(term=learner.node.term + 5, sender=2, to=3, last_log_index=100, last_log_term=99, pre_vote=pre_vote)
-        )
-        replies = [m for m in learner.handle_ready() if isinstance(m, VoteResponse)]
-        assert replies and not any(m.granted for m in replies)
+    # ...and its vote never counts: a candidate asks only its voters, and a granted
+    # vote from a learner does not make it leader.
+    net.heal()
+    candidate = net.peers[2].node
+    candidate.campaign()
+    requests = [m for m in net.peers[2].handle_ready() if isinstance(m, VoteRequest)]
+    assert requests and {m.to for m in requests} == {1}
+    candidate.step(VoteResponse(term=requests[0].term, sender=3, to=2, granted=True, pre_vote=requests[0].pre_vote))
+    net.peers[2].handle_ready()
+    assert candidate.role is not Role.LEADER
+
+
+def test_promoted_learner_that_missed_its_promotion_can_still_elect_the_leader():
+    # Leader 1 (alone) promotes learner 2 and is cut off before 2 hears of it; check-
+    # quorum then deposes it. Its configuration {1, 2} needs 2's vote while 2 still
+    # believes it is a learner: 2 must answer, or no leader can ever be elected.
+    net = elected(1)
+    net.add(joining(2))
+    net.change(1, ADD_LEARNER, 2)
+    net.tick(2)
+    net.isolate(1)
+    net.change(1, ADD_VOTER, 2)
+    assert voters(net, 1) == {1, 2} and net.peers[2].node.conf_state.learners == {2}
+    net.tick(30)
+    assert net.peers[1].node.role is not Role.LEADER
+    net.heal()
+    net.tick(60)
+    leader = net.leader()
+    net.propose(leader, b"after promotion")
+    assert net.peers[1].app_data()[-1:] == net.peers[2].app_data()[-1:] == [b"after promotion"]
 
 
 def test_remove_follower():
