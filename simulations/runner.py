@@ -34,6 +34,8 @@ class RunResult:
     linearizability_detail: str = ""
     scenario: str = "kv"
     determinism: bool | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict)
+    """Scenario-specific figures (a world's `summary()`), merged into `to_json`."""
 
     @property
     def ok(self) -> bool:
@@ -55,6 +57,7 @@ class RunResult:
             "linearizable": self.linearizable,
             "reproduce": self.reproduce,
         }
+        data.update(self.extra)
         if self.determinism is not None:
             data["deterministic"] = self.determinism
         return data
@@ -163,6 +166,7 @@ def run_simulation(config: SimConfig, scenario: str = "kv", check_linearizabilit
         recent_events=recent,
         linearizability_detail=lin_detail,
         scenario=scenario,
+        extra=world.summary() if hasattr(world, "summary") else {},
     )
     return result, world
 

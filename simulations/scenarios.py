@@ -54,3 +54,6 @@ def scenario_names() -> list[str]:
 
 
 register(Scenario("kv", "replicated key-value store: put, get (read index), cas", World))
+
+# The coordinator scenarios register themselves (imported last: they import `register`).
+from . import coord_scenarios  # noqa: E402,F401

@@ -1,0 +1,289 @@
+"""Invariant checkers of the coordinator simulations.
+
+Each checker returns a violation message (or None); the world turns it into a
+`Violation` at the step that caused it.
+
+* `OwnershipChecker` — **at most one owner**: at no simulated instant do two worker
+  processes believe they may act for the same replica slot (slot 0 is the primary).
+  Beliefs are what the workers themselves act on (`SimWorker.acting`, i.e.
+  `WorkerLease.active_partitions` on each worker's own drifting clock), evaluated at
+  the true simulated time after every event. It also times failovers.
+* `CommandChecker` — sees every committed command once, in log order, with its
+  result, and keeps its own model of epochs and owners (it does not trust the state
+  machine): **epochs only grow** (every assignment carries a larger epoch than any
+  before it for that partition) and **fencing** (an accepted `FencedPut` carries the
+  partition's current epoch and, with one replica, comes from its current owner).
+* `layout_problems` — **balance and zone spread** after quiescence: max − min slots
+  per ACTIVE worker ≤ 1 (equal weights and capacities), replicas in distinct zones
+  whenever enough zones have ACTIVE workers.
+* `MovesTracker` — **minimal moves**: a join or a death that happens while the
+  cluster is quiescent must, by the next quiescence, have moved exactly
+  `moves_lower_bound` slots.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from coordinator import commands as c
+from coordinator.commands import WorkerState
+from coordinator.placement import moves_lower_bound
+from coordinator.state import CoordinatorState
+
+
+class OwnershipChecker:
+    """At most one believing owner per slot, and failover times."""
+
+    def __init__(self) -> None:
+        self.double_ownership = 0
+        # (partition, slot) -> (worker id, death time, deadline or None when unchecked)
+        self.waiting: dict[tuple[str, int], tuple[str, float, Optional[float]]] = {}
+        self.failovers: list[float] = []  # every completed failover, seconds
+        self.checked_failovers: list[float] = []  # those the bound applied to
+
+    def check(self, now: float, workers) -> Optional[str]:
+        seen: dict[tuple[str, int], tuple[str, int]] = {}
+        for worker in workers:
+            if not worker.up:
+                continue
+            for pid, slot, epoch in worker.acting(now):
+                key = (pid, slot)
+                other = seen.get(key)
+                if other is not None:
+                    self.double_ownership += 1
+                    return (f"workers {other[0]} (epoch {other[1]}) and {worker.id} (epoch {epoch}) "
+                            f"both believe they may act for slot {slot} of {pid} at t={now:.4f}")
+                seen[key] = (worker.id, epoch)
+                if self.waiting and key in self.waiting:
+                    dead, since, deadline = self.waiting.pop(key)
+                    self.failovers.append(now - since)
+                    if deadline is not None:
+                        self.checked_failovers.append(now - since)
+        return None
+
+    def worker_died(self, worker_id: str, slots: list[tuple[str, int]], now: float,
+                    deadline: Optional[float]) -> None:
+        """Start timing the failover of the dead worker's slots; ``deadline`` None
+        means the bound does not apply (coordinator faults around)."""
+        for key in slots:
+            self.waiting[key] = (worker_id, now, deadline)
+
+    def overdue(self, now: float, exempt) -> Optional[str]:
+        """A slot whose failover deadline passed (``exempt(key)``: quarantined or
+        gone, or the bound's preconditions broke meanwhile)."""
+        for key, (dead, since, deadline) in sorted(self.waiting.items()):
+            if deadline is not None and now > deadline:
+                if exempt(key):
+                    self.waiting[key] = (dead, since, None)
+                    continue
+                return (f"slot {key[1]} of {key[0]} (owned by {dead}, which died at "
+                        f"t={since:.3f}) had no new owner by t={deadline:.3f}")
+        return None
+
+    def forget_unchecked(self) -> None:
+        for key, (dead, since, deadline) in list(self.waiting.items()):
+            self.waiting[key] = (dead, since, None)
+
+
+class CommandChecker:
+    """Epochs only grow; accepted fenced writes are current. Fed each committed
+    command once (the first replica to apply a log index)."""
+
+    def __init__(self) -> None:
+        self.checked_index = 0
+        self.epoch: dict[str, int] = {}
+        self.owners: dict[str, dict[int, str]] = {}
+        self.replication: dict[str, int] = {}
+        self.fenced_accepted = 0
+        self.fenced_refused = 0
+
+    def on_apply(self, index: int, command: Any, result: Any) -> Optional[str]:
+        if index <= self.checked_index:
+            return None
+        self.checked_index = index
+        return self._check(command, result)
+
+    def _assigned(self, pid: str, slot: int, worker: str, epoch: int, what: str) -> Optional[str]:
+        before = self.epoch.get(pid, -1)
+        if epoch <= before:
+            return f"{what} gave {pid} epoch {epoch}, not above its earlier epoch {before}"
+        self.epoch[pid] = epoch
+        self.owners.setdefault(pid, {})[slot] = worker
+        return None
+
+    def _freed(self, refs) -> None:
+        for ref in refs:
+            self.owners.get(ref.partition_id, {}).pop(ref.slot, None)
+
+    def _check(self, command: Any, result: Any) -> Optional[str]:
+        if isinstance(command, c.Batch):
+            for inner, inner_result in zip(command.commands, result.results):
+                problem = self._check(inner, inner_result)
+                if problem:
+                    return problem
+            return None
+        if isinstance(result, c.Error):
+            if isinstance(command, c.FencedPut):
+                self.fenced_refused += 1
+            return None
+        if isinstance(command, c.Assign):
+            return self._assigned(result.partition_id, result.slot, result.worker_id,
+                                  result.epoch, f"Assign to {result.worker_id}")
+        if isinstance(command, c.RegisterWorker):
+            for ref in result.restored:
+                problem = self._assigned(ref.partition_id, ref.slot, command.worker_id,
+                                         ref.epoch, f"restoring {command.worker_id}")
+                if problem:
+                    return problem
+        elif isinstance(command, (c.ExpireWorker, c.DeregisterWorker)):
+            self._freed(result.freed)
+            self._freed(result.held)
+        elif isinstance(command, (c.Released, c.ForceRevoke)):
+            self.owners.get(result.partition_id, {}).pop(result.slot, None)
+        elif isinstance(command, c.CreatePartitionGroup):
+            for index in range(command.count):
+                pid = f"{command.name}/{index}"
+                self.owners[pid] = {}
+                self.replication[pid] = command.replication_factor
+        elif isinstance(command, c.DeletePartitionGroup):
+            prefix = command.name + "/"
+            for pid in [p for p in self.owners if p.startswith(prefix)]:
+                self.owners.pop(pid)
+        elif isinstance(command, c.FencedPut):
+            self.fenced_accepted += 1
+            pid = command.partition_id
+            current = self.epoch.get(pid)
+            if command.epoch != current:
+                return (f"a fenced write to {command.key} with epoch {command.epoch} was "
+                        f"accepted; the current epoch of {pid} is {current}")
+            writer = command.value.decode(errors="replace").split("|", 1)[0]
+            owners = self.owners.get(pid, {})
+            if self.replication.get(pid) == 1 and writer not in owners.values():
+                return (f"a fenced write to {command.key} from {writer} (epoch {command.epoch}) "
+                        f"was accepted; {pid} is owned by {sorted(owners.values()) or 'nobody'}")
+        return None
+
+
+def layout(state: CoordinatorState) -> dict[tuple[str, int], Optional[str]]:
+    """Owner of every slot of every non-quarantined partition."""
+    out = {}
+    for pid, record in state.partitions.items():
+        if record.quarantined:
+            continue
+        for slot, owner in enumerate(record.owners):
+            out[(pid, slot)] = owner
+    return out
+
+
+def active_capacities(state: CoordinatorState) -> dict[str, int]:
+    return {w: r.capacity for w, r in state.workers.items() if r.state is WorkerState.ACTIVE}
+
+
+def layout_problems(state: CoordinatorState, zone_spread: bool = True) -> Optional[str]:
+    """Balance (equal weights and capacities) and, unless ``zone_spread`` is False,
+    replica zone spread (see `zone_spread_problem`)."""
+    active = active_capacities(state)
+    weights = set(state.partition_weights)
+    if active and len(set(active.values())) == 1 and len(weights) <= 1:
+        # Every slot a worker owns counts (quarantined ones too: the planner counts
+        # them in its load).
+        counts = {w: len(state.workers[w].owned) for w in active}
+        if max(counts.values()) - min(counts.values()) > 1:
+            return f"unbalanced after quiescence: slots per active worker {dict(sorted(counts.items()))}"
+    return zone_spread_problem(state) if zone_spread else None
+
+
+def zone_spread_problem(state: CoordinatorState) -> Optional[str]:
+    """Replicas of a partition in distinct zones whenever at least as many zones as
+    replicas have ACTIVE workers."""
+    active = active_capacities(state)
+    zones_live = {state.workers[w].zone for w in active}
+    for pid, record in state.partitions.items():
+        rf = record.replication_factor
+        if rf < 2 or record.quarantined or len(zones_live) < rf:
+            continue
+        owners = [o for o in record.owners if o is not None]
+        zones = [state.workers[o].zone for o in owners]
+        if len(set(zones)) != len(zones):
+            return f"replicas of {pid} share a zone: {dict(zip(owners, zones))}"
+    return None
+
+
+class MovesTracker:
+    """Moves caused by one join or one death, against the lower bound."""
+
+    def __init__(self) -> None:
+        self.open: Optional[dict[str, Any]] = None
+        self.measured: list[tuple[str, str, int, int]] = []  # (kind, worker, moves, bound)
+        self.abandoned = 0
+
+    def start(self, kind: str, worker: str, state: Optional[CoordinatorState],
+              quiescent: bool) -> None:
+        """``kind`` "join" or "death" of ``worker`` happens now."""
+        if self.open is not None:
+            self.open = None
+            self.abandoned += 1
+        if state is None or not quiescent:
+            self.abandoned += 1
+            return
+        before = layout(state)
+        capacities = active_capacities(state)
+        if kind == "join":
+            capacities[worker] = 1
+        else:
+            capacities.pop(worker, None)
+        self.open = {"kind": kind, "worker": worker, "before": before,
+                     "bound": moves_lower_bound(before, capacities)}
+
+    def interrupt(self) -> None:
+        """Something else happened (a fault): the open measurement is void."""
+        if self.open is not None:
+            self.open = None
+            self.abandoned += 1
+
+    def quiescent(self, state: CoordinatorState) -> Optional[str]:
+        """Called at quiescence; closes the open measurement when its event is done."""
+        event = self.open
+        if event is None:
+            return None
+        record = state.workers.get(event["worker"])
+        if event["kind"] == "join":
+            if record is None or record.state is not WorkerState.ACTIVE:
+                return None
+        elif record is not None and record.state is not WorkerState.DEAD:
+            return None
+        after = layout(state)
+        before = event["before"]
+        if set(after) != set(before):
+            self.open = None
+            self.abandoned += 1
+            return None
+        moves = sum(1 for key, owner in after.items() if before[key] != owner)
+        self.open = None
+        self.measured.append((event["kind"], event["worker"], moves, event["bound"]))
+        if moves != event["bound"]:
+            return (f"the {event['kind']} of {event['worker']} moved {moves} slots; the lower "
+                    f"bound is {event['bound']}")
+        return None
+
+    @property
+    def moves(self) -> int:
+        return sum(m[2] for m in self.measured)
+
+    @property
+    def bound(self) -> int:
+        return sum(m[3] for m in self.measured)
+
+
+def failover_bound(timing, restart_delay: float, heartbeat_interval: float) -> tuple[float, float]:
+    """(bound, slack): a dead worker's slots have a new owner within
+    ``leader_lease / (1 - drift)`` (the leader's expiry, on a slow leader clock)
+    ``+ restart_delay + 2 heartbeat intervals`` (the new owner's next acknowledged
+    heartbeat) ``+ slack`` (commits, ReadIndex rounds, one leader tick)."""
+    slack = 1.0
+    bound = timing.leader_lease / (1 - timing.max_drift) + restart_delay + 2 * heartbeat_interval + slack
+    return bound, slack
+
+
+__all__ = ["OwnershipChecker", "CommandChecker", "MovesTracker", "layout", "layout_problems",
+           "failover_bound"]

@@ -1,0 +1,882 @@
+"""The coordinator on the simulated cluster: `CoordinatorState` replicated by Raft,
+driven by `CoordinatorLeader`, with simulated worker processes and KV clients.
+
+Theory of operation
+-------------------
+`CoordWorld` is a `World` whose replicated state machine is `CoordinatorState`
+(log entries are a request id followed by `coordinator.codec` bytes). On top of the
+Raft driving of `World` it adds, per the driver rules of `coordinator.leader`:
+
+1. **Leader driver.** A node that becomes leader builds a `CoordinatorLeader` with
+   its own (drifting) clock as ``term_start``; it calls `next_commands` on every tick
+   once its state machine applied the leader's first entry of the term, and proposes
+   what it returns as one `Batch`. Every applied command goes to `on_applied`, every
+   refused proposal to `on_dropped`. The driver dies with the leadership or the
+   process.
+2. **Heartbeats.** A worker heartbeat arriving at a ready leader starts a ReadIndex
+   round *after* its arrival; only once that round confirms leadership and the state
+   machine caught up with its index does the leader call `on_heartbeat` (with the
+   arrival time) and send the `Ack` with the worker's view. A heartbeat from a worker
+   the state does not know as live gets a `Nack` and a `RegisterWorker` proposal.
+3. **Workers** (`coord_workers.SimWorker`) talk to nodes over the simulated network
+   (its loss, latency and cuts apply; worker cuts are extra blocked links). Worker
+   releases, checkpoint writes and leaves become `Released`, `FencedPut` and
+   `DeregisterWorker` proposals.
+4. **Clients** run the usual put / get (ReadIndex) / cas workload against the
+   metadata KV (`KvPut`, `KvCas` by version). Written values are unique, so a
+   version identifies a value and the history is checked as a value register.
+5. **Operator actions** (create groups, drain) are proposed through whichever node
+   leads and retried until applied.
+6. **Checks** (`coord_checkers`): ownership after *every* event, every committed
+   command once, failover deadlines and minimal moves on a periodic check, balance
+   and zone spread at convergence. Convergence additionally needs the coordinator to
+   be quiescent: every live worker ACTIVE, every slot owned (or quarantined), nothing
+   left to plan, and each worker believing exactly what the state says it owns.
+
+Each node and each worker has its own clock (rate within ``SimConfig.drift`` of
+true time, arbitrary offset); `LeaseTiming.max_drift` is that bound.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import struct
+from collections import deque
+from typing import Any, Callable, Optional
+
+import attrs
+
+from coordinator import commands as c
+from coordinator.codec import decode_command, encode_command
+from coordinator.commands import WorkerState
+from coordinator.config import CoordinatorConfig
+from coordinator.leader import CoordinatorLeader
+from coordinator.lease import LeaseTiming
+from coordinator.placement import PlacementPolicy, max_imbalance, plan
+from coordinator.state import CoordinatorState
+from raft.errors import ProposalDropped
+from raft.types import Role
+
+from .coord_checkers import (
+    CommandChecker,
+    MovesTracker,
+    OwnershipChecker,
+    failover_bound,
+    layout,
+    layout_problems,
+    zone_spread_problem,
+)
+from .coord_workers import Ack, Checkpoint, Heartbeat, Leave, Nack, Redirect, Release, SimWorker
+from .faults import Fault
+from .history import OpKind, Operation, Outcome
+from .world import REPLY, SimConfig, SimNode, World
+
+# Event kinds of this world (the base world uses 0..9).
+W_TIMER, TO_NODE, TO_WORKER, W_WRITE, ACTION, COORD_CHECK, W_UNDO = range(20, 27)
+_NAMES = {W_TIMER: "worker timer", TO_NODE: "worker->node", TO_WORKER: "node->worker",
+          W_WRITE: "worker write", ACTION: "scenario", COORD_CHECK: "coord check",
+          W_UNDO: "worker undo"}
+_REQUEST_ID = struct.Struct("<q")
+LEADER_PROPOSAL, WORKER_REQUEST = -1, -2
+WORKER_BASE = 1000  # worker network addresses start here (node ids are small)
+
+
+def envelope(request_id: int, command: c.Command) -> bytes:
+    """A log entry: the request id (for matching client replies), then the command."""
+    return _REQUEST_ID.pack(request_id) + encode_command(command)
+
+
+class CoordStateMachine:
+    """`CoordinatorState` with the interface `World` drives (as `KeyValueStore`)."""
+
+    def __init__(self, state: CoordinatorState, applied: int) -> None:
+        self.state = state
+        self.applied = applied
+        self.events: list[tuple[int, Any, Any, int]] = []  # (index, command, result, id)
+
+    def apply(self, index: int, data: bytes) -> tuple[int, Any]:
+        request_id = _REQUEST_ID.unpack_from(data)[0]
+        command = decode_command(data[_REQUEST_ID.size:])
+        result = self.state.apply(command)
+        self.applied = index
+        self.events.append((index, command, result, request_id))
+        return request_id, result
+
+    def get(self, key: str) -> Optional[str]:
+        record = self.state.kv_get(key)
+        return None if record is None else record.value.decode()
+
+    def version(self, key: str) -> int:
+        record = self.state.kv_get(key)
+        return 0 if record is None else record.version
+
+    def snapshot(self) -> bytes:
+        return self.state.snapshot()
+
+    @property
+    def data(self) -> bytes:
+        """What replicas must agree on after convergence."""
+        return self.state.snapshot()
+
+
+class _StateMachineFactory:
+    def __init__(self, state_class: type, config: CoordinatorConfig) -> None:
+        self.state_class = state_class
+        self.config = config
+
+    def restore(self, data: bytes, index: int) -> CoordStateMachine:
+        state = self.state_class.restore(data) if data else self.state_class(self.config)
+        return CoordStateMachine(state, index)
+
+
+@attrs.frozen
+class Action:
+    """A scripted scenario step at ``time``: ``kind`` with ``args`` (see
+    `CoordWorld.perform`); ``measure`` marks a join or death whose moves are counted."""
+
+    time: float
+    kind: str
+    args: tuple = ()
+    measure: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class CoordSpec:
+    """What a coordinator scenario runs.
+
+    Attributes:
+        workers: worker processes started at the beginning (w0, w1, ...).
+        zones: workers are spread round robin over zones z0, z1, ...
+        groups: partition groups created at the start: (name, count, replication).
+        lease / safety_margin / heartbeat_interval: lease timing (drift bound is the
+            run's `SimConfig.drift`).
+        restart_delay / quarantine_threshold: replicated coordinator settings.
+        node_faults: keep the run's generated coordinator fault plan (else none).
+        script: builds the scenario's actions for a world.
+        worker_class / state_class: tests plant broken variants here.
+        poison: a partition whose owner crashes shortly after taking it.
+        strict_zone_spread: a replica zone clash at quiescence is a violation (else
+            only counted in the summary: the planner lets balance win over spread).
+    """
+
+    workers: int = 6
+    zones: int = 3
+    groups: tuple = (("orders", 24, 1),)
+    lease: float = 2.0
+    safety_margin: float = 0.1
+    heartbeat_interval: float = 0.4
+    restart_delay: float = 0.0
+    quarantine_threshold: int = 3
+    node_faults: bool = False
+    script: Callable[["CoordWorld"], list] = attrs.field(default=lambda world: [], eq=False)
+    worker_class: type = attrs.field(default=SimWorker, eq=False)
+    state_class: type = attrs.field(default=CoordinatorState, eq=False)
+    poison: Optional[str] = None
+    strict_zone_spread: bool = True
+
+
+class _LeaderDriver:
+    def __init__(self, leader: CoordinatorLeader, term: int, start_index: int) -> None:
+        self.leader = leader
+        self.term = term
+        self.start_index = start_index
+        self.ready = False
+        self.registering: dict[str, float] = {}
+
+
+@attrs.define
+class _HeartbeatRead:
+    """A pending ReadIndex round for a heartbeat (kept in `SimNode.pending_reads`)."""
+
+    driver: _LeaderDriver
+    worker: int
+    worker_id: str
+    seq: int
+    received_at: float
+    key: str = ""
+    op_id: int = -1
+
+
+class CoordWorld(World):
+    """The coordinator scenario world (see the module docstring)."""
+
+    def __init__(self, config: SimConfig, spec: CoordSpec = CoordSpec()) -> None:
+        super().__init__(config)
+        self.spec = spec
+        if not spec.node_faults:
+            self.plan = []
+        self.timing = LeaseTiming(lease_duration=spec.lease, max_drift=config.drift,
+                                  safety_margin=spec.safety_margin)
+        self.coord_config = CoordinatorConfig(
+            revoke_timeout=self.timing.leader_lease + 0.1, restart_delay=spec.restart_delay,
+            quarantine_threshold=spec.quarantine_threshold)
+        self.policy = PlacementPolicy()
+        self.state_machine = _StateMachineFactory(spec.state_class, self.coord_config)
+        rng = self.rngs.stream("coord-clocks")
+        drift = config.drift
+        self.node_clocks = {n: (rng.uniform(0, 1000), 1 + rng.uniform(-drift, drift))
+                            for n in self.voters}
+        self._rng_workers = self.rngs.stream("workers")
+        self._clock_rng = rng
+        self.workers: dict[str, SimWorker] = {}
+        self._by_number: dict[int, SimWorker] = {}
+        self.drivers: dict[int, _LeaderDriver] = {}
+        self.ownership = OwnershipChecker()
+        self.commands = CommandChecker()
+        self.moves = MovesTracker()
+        self.bound, _ = failover_bound(self.timing, spec.restart_delay, spec.heartbeat_interval)
+        # request id -> (command not yet applied, when last proposed)
+        self._operator: dict[int, tuple[c.Command, float]] = {}
+        self._next_operator_id = -1000
+        self._read_counter = 0
+        self._client_versions: dict[int, dict[str, int]] = {}
+        self._op_versions: dict[int, int] = {}
+        self._last_disturbance = -math.inf  # coordinator-side faults and leader changes
+        self._final_checked = False
+        self.zone_spread_clash: Optional[str] = None
+        for index in range(spec.workers):
+            self.add_worker(f"w{index}", f"z{index % spec.zones}")
+        self.actions = sorted(spec.script(self), key=lambda a: a.time)
+
+    # == clocks, workers ============================================================
+
+    def node_clock(self, node_id: int) -> float:
+        offset, rate = self.node_clocks[node_id]
+        return offset + rate * self.now
+
+    def add_worker(self, worker_id: str, zone: str) -> SimWorker:
+        drift = self.config.drift
+        number = WORKER_BASE + len(self.workers)
+        worker = self.spec.worker_class(
+            worker_id, number, zone, self.timing, rate=1 + self._clock_rng.uniform(-drift, drift),
+            offset=self._clock_rng.uniform(0, 1000),
+            heartbeat_interval=self.spec.heartbeat_interval)
+        self.workers[worker_id] = worker
+        self._by_number[number] = worker
+        return worker
+
+    # == setup ======================================================================
+
+    def start(self, schedule_heal: bool = True) -> None:
+        super().start(schedule_heal)
+        for name, count, rf in self.spec.groups:
+            self._push_action(Action(0.0, "create_group", (name, count, rf)))
+        for worker in self.workers.values():
+            self._push_action(Action(0.2 + self._rng_workers.uniform(0, 0.5), "start_worker",
+                                     (worker.id,)))
+        for action in self.actions:
+            self._push_action(action)
+        self.push(0.25, COORD_CHECK)
+
+    def _push_action(self, action: Action) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, (action.time, self._seq, ACTION, action, None))
+
+    # == event loop =================================================================
+
+    def step(self) -> None:
+        queue = self._queue
+        if queue[0][2] >= W_TIMER:
+            time, _, kind, a, b = heapq.heappop(queue)
+            self.now = time
+            self.events += 1
+            self.recent.append((time, kind, a, b))
+            if kind == W_TIMER:
+                self._on_worker_timer(a, b)
+            elif kind == TO_NODE:
+                self._on_to_node(a, b)
+            elif kind == TO_WORKER:
+                self._on_to_worker(a, b)
+            elif kind == W_WRITE:
+                self._on_worker_write(a, b)
+            elif kind == ACTION:
+                self._on_action(a)
+            elif kind == COORD_CHECK:
+                self._on_coord_check()
+            elif kind == W_UNDO:
+                self._on_worker_undo(a, b)
+        else:
+            super().step()
+        problem = self.ownership.check(self.now, self.workers.values())
+        if problem:
+            self._fail("at most one owner", problem, self.now)
+
+    # == Raft driving hooks ===========================================================
+
+    def _handle_ready(self, node: SimNode, raw: Any, rd: Any) -> None:
+        before = node.kv
+        super()._handle_ready(node, raw, rd)
+        for machine in (before, node.kv) if before is not node.kv else (node.kv,):
+            if machine.events:
+                events, machine.events = machine.events, []
+                self._on_applied(node, events)
+        driver = self.drivers.get(node.id)
+        if driver is not None and not driver.ready and node.kv.applied >= driver.start_index:
+            driver.ready = True
+
+    def _on_applied(self, node: SimNode, events: list) -> None:
+        driver = self.drivers.get(node.id)
+        for index, command, result, request_id in events:
+            first = index > self.commands.checked_index
+            problem = self.commands.on_apply(index, command, result)
+            if problem:
+                invariant = "epochs only grow" if "epoch" in problem and "fenced" not in problem \
+                    else "fenced writes"
+                self._fail(invariant, problem, self.now)
+            if driver is not None:
+                driver.leader.on_applied(command, result)
+            if request_id <= -1000:
+                self._operator.pop(request_id, None)
+            if self.spec.poison and first:
+                pairs = zip(command.commands, result.results) if isinstance(command, c.Batch) \
+                    else ((command, result),)
+                for inner, outcome in pairs:
+                    if isinstance(outcome, c.Assigned) and outcome.partition_id == self.spec.poison:
+                        self._poisoned(outcome.worker_id)
+
+    def _on_soft_state(self, node: SimNode, raw: Any, soft: Any) -> None:
+        was = node.role
+        super()._on_soft_state(node, raw, soft)
+        if node.role is was:
+            return
+        self._disturbed()
+        if node.role is Role.LEADER:
+            leader = CoordinatorLeader(node.kv.state, self.timing, self.policy,
+                                       term_start=self.node_clock(node.id))
+            self.drivers[node.id] = _LeaderDriver(leader, raw.term, raw.log.last_index())
+        else:
+            self.drivers.pop(node.id, None)
+
+    def _on_tick(self, node_id: int, incarnation: int) -> None:
+        super()._on_tick(node_id, incarnation)
+        node = self.nodes[node_id]
+        driver = self.drivers.get(node_id)
+        if driver is None or not driver.ready or not node.up or node.paused \
+                or node.incarnation != incarnation or node.role is not Role.LEADER:
+            return
+        commands = driver.leader.next_commands(self.node_clock(node_id))
+        if commands:
+            self._propose(node, c.Batch(commands=commands), LEADER_PROPOSAL, driver)
+        for request_id, (command, proposed_at) in sorted(self._operator.items(), reverse=True):
+            if self.now >= proposed_at + 0.5 and node.up and node.role is Role.LEADER:
+                self._operator[request_id] = (command, self.now)
+                self._propose(node, command, request_id, None)
+
+    def _propose(self, node: SimNode, command: c.Command, request_id: int,
+                 driver: Optional[_LeaderDriver]) -> bool:
+        try:
+            node.raw.propose(envelope(request_id, command))
+        except ProposalDropped:
+            if driver is not None:
+                driver.leader.on_dropped(command)
+            return False
+        self._drive(node)
+        return True
+
+    def crash(self, node_id: int) -> None:
+        self.drivers.pop(node_id, None)
+        self._disturbed()
+        super().crash(node_id)
+
+    def pause(self, node_id: int) -> None:
+        self._disturbed()
+        super().pause(node_id)
+
+    def restart(self, node_id: int) -> None:
+        if not self.nodes[node_id].up:
+            self._disturbed()
+        super().restart(node_id)
+
+    def apply_fault(self, fault: Fault) -> None:
+        self._disturbed()
+        super().apply_fault(fault)
+
+    def heal_network(self) -> None:
+        self._disturbed()
+        super().heal_network()
+
+    def _disturbed(self) -> None:
+        self._last_disturbance = self.now
+        self.moves.interrupt()
+
+    # == clients on the metadata KV ===================================================
+
+    def _on_request(self, node_id: int, request: tuple) -> None:
+        client, op = request
+        node = self.nodes[node_id]
+        if op.kind is OpKind.GET or not node.up or node.paused:
+            super()._on_request(node_id, request)
+            return
+        key = op.key
+        if op.kind is OpKind.PUT:
+            command: c.Command = c.KvPut(key=key, value=op.value.encode())
+        else:
+            expected = self._client_versions.get(client.id, {}).get(key, 0)
+            command = c.KvCas(key=key, expected_version=expected, value=op.value.encode())
+        try:
+            index = node.raw.propose(envelope(op.op_id, command))
+        except ProposalDropped as exc:
+            self.push(0.001, REPLY, request, (Outcome.FAIL, None, exc.leader_hint))
+            return
+        node.pending_writes[index] = op
+        self._drive(node)
+
+    def _reply(self, node: SimNode, op: Any, outcome: Outcome, result: Any) -> None:
+        if isinstance(op, _HeartbeatRead):
+            self._heartbeat_confirmed(node, op)
+            return
+        if outcome is Outcome.OK:
+            if op.kind is OpKind.GET:
+                self._op_versions[op.op_id] = node.kv.version(op.key)
+            elif isinstance(result, c.KvValue):
+                self._op_versions[op.op_id] = result.version
+                result = None if op.kind is OpKind.PUT else True
+            elif isinstance(result, c.Error) and result.code is c.ErrorCode.VERSION_MISMATCH:
+                result = False
+            else:
+                outcome, result = Outcome.FAIL, None
+        super()._reply(node, op, outcome, result)
+
+    def _on_reply(self, request: tuple, answer: tuple) -> None:
+        client, op = request
+        was_open = op.outcome is None
+        super()._on_reply(request, answer)
+        if was_open and op.outcome is Outcome.OK:
+            version = self._op_versions.pop(op.op_id, None)
+            if version is not None and (op.kind is not OpKind.CAS or op.result):
+                self._client_versions.setdefault(client.id, {})[op.key] = version
+
+    # == worker <-> node ==============================================================
+
+    def _send_to_node(self, worker: SimWorker, node_id: int, message: Any) -> None:
+        delays = self.network.delays(worker.number, node_id)
+        if delays:
+            self.push(delays[0], TO_NODE, node_id, (worker.number, message))
+
+    def _send_to_worker(self, node_id: int, number: int, message: Any) -> None:
+        delays = self.network.delays(node_id, number)
+        if delays:
+            self.push(delays[0], TO_WORKER, number, (node_id, message))
+
+    def _on_to_node(self, node_id: int, packet: tuple) -> None:
+        number, message = packet
+        node = self.nodes[node_id]
+        if not node.up or node.paused or not self.network.connected(number, node_id):
+            return
+        self._trace(TO_NODE, number, node_id, repr(message).encode())
+        driver = self.drivers.get(node_id)
+        if driver is None or node.role is not Role.LEADER:
+            if isinstance(message, Heartbeat):
+                self._send_to_worker(node_id, number, Redirect(node.raw.leader))
+            return
+        if not driver.ready:
+            return
+        now = self.node_clock(node_id)
+        state = node.kv.state
+        if isinstance(message, Heartbeat):
+            record = state.workers.get(message.worker_id)
+            if record is None or record.state is WorkerState.DEAD:
+                if now >= driver.registering.get(message.worker_id, -math.inf) + 1.0:
+                    driver.registering[message.worker_id] = now
+                    self._propose(node, c.RegisterWorker(
+                        worker_id=message.worker_id, address=f"sim:{number}",
+                        zone=message.zone, now=now), WORKER_REQUEST, None)
+                self._send_to_worker(node_id, number, Nack(message.seq))
+                return
+            self._read_counter += 1
+            context = b"hb%d" % self._read_counter
+            try:
+                node.raw.read_index(context)
+            except ProposalDropped:
+                return
+            node.pending_reads[context] = _HeartbeatRead(driver, number, message.worker_id,
+                                                         message.seq, now)
+            self._drive(node)
+        elif isinstance(message, Release):
+            self._propose(node, c.Released(partition_id=message.partition_id, slot=message.slot,
+                                           worker_id=message.worker_id, epoch=message.epoch,
+                                           now=now), WORKER_REQUEST, None)
+        elif isinstance(message, Checkpoint):
+            self._propose(node, c.FencedPut(key=f"ckpt/{message.partition_id}",
+                                            value=message.value,
+                                            partition_id=message.partition_id,
+                                            epoch=message.epoch), WORKER_REQUEST, None)
+        elif isinstance(message, Leave):
+            self._propose(node, c.DeregisterWorker(worker_id=message.worker_id, now=now),
+                          WORKER_REQUEST, None)
+
+    def _heartbeat_confirmed(self, node: SimNode, read: _HeartbeatRead) -> None:
+        """Rule 2: the ReadIndex round began after the heartbeat arrived."""
+        if self.drivers.get(node.id) is not read.driver or node.role is not Role.LEADER:
+            return
+        ack = read.driver.leader.on_heartbeat(read.worker_id, read.seq, read.received_at)
+        if ack is None:
+            self._send_to_worker(node.id, read.worker, Nack(read.seq))
+            return
+        state = node.kv.state
+        record = state.workers[read.worker_id]
+        self._send_to_worker(node.id, read.worker, Ack(
+            ack, tuple(state.worker_view(read.worker_id)),
+            record.state is WorkerState.DRAINING))
+
+    def _on_to_worker(self, number: int, packet: tuple) -> None:
+        node_id, message = packet
+        worker = self._by_number[number]
+        if not worker.up or not self.network.connected(node_id, number):
+            return
+        if worker.paused:
+            worker.held.append(("in", message))
+            return
+        self._trace(TO_WORKER, node_id, number, repr(message).encode())
+        self._worker_input(worker, message)
+
+    def _worker_input(self, worker: SimWorker, message: Any) -> None:
+        if isinstance(message, Ack):
+            worker.on_ack(message, self.now)
+        elif isinstance(message, Nack):
+            worker.on_nack(message)
+        elif isinstance(message, Redirect):
+            worker.on_redirect(message, self.voters, self._rng_workers)
+
+    # == worker process =================================================================
+
+    def _start_worker(self, worker: SimWorker) -> None:
+        if worker.up or worker.left:
+            return
+        worker.start()
+        self._trace(W_TIMER, worker.number, 1, b"start")
+        self.push(self._rng_workers.uniform(0, worker.heartbeat_interval), W_TIMER,
+                  worker.number, worker.incarnation)
+
+    def crash_worker(self, worker: SimWorker) -> None:
+        if not worker.up:
+            return
+        self._trace(W_TIMER, worker.number, 2, b"crash")
+        state = self.reference_state()
+        slots = [] if state is None else [k for k, o in layout(state).items() if o == worker.id]
+        worker.crash()
+        calm = self._last_disturbance < self.now - 2 * self.timing.leader_lease \
+            and self.heal_time is None and not self.network.faults.loss
+        self.ownership.worker_died(worker.id, slots, self.now,
+                                   self.now + self.bound if calm else None)
+
+    def _on_worker_timer(self, number: int, incarnation: int) -> None:
+        worker = self._by_number[number]
+        if not worker.up or worker.incarnation != incarnation or worker.left:
+            return
+        self.push(worker.heartbeat_interval, W_TIMER, number, incarnation)
+        if worker.paused:
+            return
+        now = self.now
+        self._trace(W_TIMER, number, 0)
+        target, heartbeat = worker.heartbeat(now, self.voters, self._rng_workers)
+        self._send_to_node(worker, target, heartbeat)
+        for release in worker.releases(now):
+            self._send_to_node(worker, worker.target, release)
+        write = worker.prepare_write(now)
+        if write is not None:
+            self.push(0.005, W_WRITE, number, (incarnation, write))
+            if worker.pause_at_next_write is not None:
+                duration, worker.pause_at_next_write = worker.pause_at_next_write, None
+                self.pause_worker(worker, duration)
+        leave = worker.leave(now)
+        if leave is not None:
+            self._send_to_node(worker, worker.target, leave)
+            self._trace(W_TIMER, number, 3, b"leave")
+
+    def _on_worker_write(self, number: int, payload: tuple) -> None:
+        incarnation, write = payload
+        worker = self._by_number[number]
+        if not worker.up or worker.incarnation != incarnation:
+            return
+        if worker.paused:
+            worker.held.append(("out", write))
+            return
+        self._send_to_node(worker, worker.target or self.voters[0], write)
+
+    def pause_worker(self, worker: SimWorker, duration: float) -> None:
+        if not worker.up or worker.paused:
+            return
+        self._trace(W_TIMER, worker.number, 4, b"pause")
+        worker.paused = True
+        self.push(duration, W_UNDO, "resume", (worker.number, worker.incarnation))
+
+    def resume_worker(self, worker: SimWorker) -> None:
+        if not worker.up or not worker.paused:
+            return
+        self._trace(W_TIMER, worker.number, 5, b"resume")
+        worker.paused = False
+        held, worker.held = worker.held, []
+        for direction, message in held:
+            if direction == "in":
+                self._worker_input(worker, message)
+            else:
+                self._send_to_node(worker, worker.target or self.voters[0], message)
+
+    def isolate_worker(self, worker: SimWorker, duration: float) -> None:
+        blocked = self.network.blocked
+        for node_id in self.voters:
+            blocked.add((worker.number, node_id))
+            blocked.add((node_id, worker.number))
+        self._trace(W_TIMER, worker.number, 6, b"isolate")
+        self.push(duration, W_UNDO, "reconnect", (worker.number, 0))
+
+    def _on_worker_undo(self, what: str, arg: tuple) -> None:
+        worker = self._by_number[arg[0]]
+        if what == "resume" and worker.incarnation == arg[1]:
+            self.resume_worker(worker)
+        elif what == "restart":
+            self._start_worker(worker)
+        elif what == "reconnect":
+            for node_id in self.voters:
+                self.network.blocked.discard((worker.number, node_id))
+                self.network.blocked.discard((node_id, worker.number))
+
+    def _poisoned(self, worker_id: str) -> None:
+        """The poison partition was just given to ``worker_id``: it dies soon."""
+        worker = self.workers.get(worker_id)
+        if worker is not None and self.heal_time is None:
+            self._push_action(Action(self.now + 0.5, "crash_worker", (worker_id, 3.0)))
+
+    # == scenario actions =============================================================
+
+    def _on_action(self, action: Action) -> None:
+        if self.heal_time is not None and action.kind not in ("create_group", "start_worker"):
+            return
+        self._trace(ACTION, 0, 0, repr(action).encode())
+        self.perform(action)
+
+    def perform(self, action: Action) -> None:
+        """Run one scripted step.
+
+        Kinds: ``start_worker (id,)``; ``add_worker (id, zone)`` (a join);
+        ``crash_worker (id, down_for)`` (None: until the heal); ``pause_worker (id,
+        duration, mid_write)``; ``isolate_worker (id, duration)``; ``drain (id,)``;
+        ``create_group (name, count, replication)``; ``crash_zone (zone, down_for)``;
+        ``node_fault (kind, duration)`` (on the leader).
+        """
+        kind, args = action.kind, action.args
+        if kind == "start_worker":
+            self._start_worker(self.workers[args[0]])
+        elif kind == "add_worker":
+            worker = self.workers.get(args[0]) or self.add_worker(args[0], args[1])
+            if action.measure:
+                self.moves.start("join", worker.id, self.reference_state(), self.quiescent())
+            self._start_worker(worker)
+        elif kind == "crash_worker":
+            worker = self.workers[args[0]]
+            if not worker.up:
+                return
+            if action.measure:
+                self.moves.start("death", worker.id, self.reference_state(), self.quiescent())
+            self.crash_worker(worker)
+            if args[1] is not None:
+                self.push(args[1], W_UNDO, "restart", (worker.number, 0))
+        elif kind == "crash_zone":
+            self.moves.interrupt()
+            for worker in self.workers.values():
+                if worker.zone == args[0] and worker.up:
+                    self.crash_worker(worker)
+                    if args[1] is not None:
+                        self.push(args[1], W_UNDO, "restart", (worker.number, 0))
+        elif kind == "pause_worker":
+            worker = self.workers[args[0]]
+            self.moves.interrupt()
+            if args[2]:
+                worker.pause_at_next_write = args[1]
+            else:
+                self.pause_worker(worker, args[1])
+        elif kind == "isolate_worker":
+            self.moves.interrupt()
+            self.isolate_worker(self.workers[args[0]], args[1])
+        elif kind == "drain":
+            self.moves.interrupt()
+            self.operator(c.DrainWorker(worker_id=args[0], now=0.0))
+        elif kind == "create_group":
+            self.moves.interrupt()
+            self.operator(c.CreatePartitionGroup(name=args[0], count=args[1],
+                                                 replication_factor=args[2], now=self.now))
+        elif kind == "node_fault":
+            self.apply_fault(Fault(self.now, args[0], args[1], 0))
+
+    def operator(self, command: c.Command) -> None:
+        """Propose ``command`` through the leader, retrying on every leader tick until
+        it is applied."""
+        self._next_operator_id -= 1
+        self._operator[self._next_operator_id] = (command, -math.inf)
+
+    # == checks ===========================================================================
+
+    def reference_state(self) -> Optional[CoordinatorState]:
+        """The state of the ready leader (None when there is none)."""
+        for node_id, driver in sorted(self.drivers.items()):
+            node = self.nodes[node_id]
+            if driver.ready and node.up and not node.paused and node.role is Role.LEADER:
+                return node.kv.state
+        return None
+
+    def _leader_now(self) -> float:
+        for node_id in sorted(self.drivers):
+            return self.node_clock(node_id)
+        return self.now
+
+    def quiescent(self) -> bool:
+        """Nothing left to do: every live worker process is ACTIVE in the state and
+        believes exactly what it owns, every placeable slot is owned, the planner is
+        idle."""
+        state = self.reference_state()
+        if state is None or state.pending_moves:
+            return False
+        live = {w.id: w for w in self.workers.values() if w.up and not w.left}
+        for worker_id, record in state.workers.items():
+            if record.state is not WorkerState.DEAD and worker_id not in live:
+                return False
+        owned: dict[str, set] = {w: set() for w in live}
+        for pid, record in state.partitions.items():
+            for slot, owner in enumerate(record.owners):
+                if owner is None:
+                    if record.quarantined:
+                        continue
+                    return False
+                if owner not in owned:
+                    return False
+                owned[owner].add((pid, slot, record.epoch))
+        for worker_id, worker in live.items():
+            record = state.workers.get(worker_id)
+            if worker.paused or record is None or record.state is WorkerState.DEAD:
+                return False
+            if set(worker.acting(self.now)) != owned[worker_id]:
+                return False
+        return not plan(state, self.policy, self._leader_now())
+
+    def _on_coord_check(self) -> None:
+        self.push(0.25, COORD_CHECK)
+        problem = self.ownership.overdue(self.now, self._failover_exempt)
+        if problem:
+            self._fail("failover bound", problem + f" (bound {self.bound:.2f}s)", self.now)
+            return
+        if self.moves.open is not None and self.quiescent():
+            state = self.reference_state()
+            problem = self.moves.quiescent(state) or layout_problems(
+                state, self.spec.strict_zone_spread)
+            if problem:
+                self._fail("minimal moves" if "moved" in problem else "balance", problem, self.now)
+
+    def _failover_exempt(self, key: tuple[str, int]) -> bool:
+        """The bound's preconditions: a stable leader, a live worker, no quarantine."""
+        if self._last_disturbance >= self.now - self.bound - 2 * self.timing.leader_lease:
+            return True
+        state = self.reference_state()
+        if state is None:
+            return True
+        record = state.partitions.get(key[0])
+        if record is None or record.quarantined:
+            return True
+        owner = self.workers.get(record.owners[key[1]] or "")
+        if owner is not None:
+            # Owned in the state: overdue unless the new owner itself was hit meanwhile.
+            return not self._reachable(owner)
+        live = [w for w in self.workers.values() if self._reachable(w) and w.id not in record.owners]
+        return not live
+
+    def _reachable(self, worker: SimWorker) -> bool:
+        return worker.up and not worker.paused and not worker.left and not any(
+            (worker.number, n) in self.network.blocked for n in self.voters)
+
+    def _liveness_detail(self) -> str:
+        return super()._liveness_detail() + "; coordinator: " + self._not_quiescent_because()
+
+    def _not_quiescent_because(self) -> str:
+        state = self.reference_state()
+        if state is None:
+            return "no ready leader"
+        parts = []
+        if state.pending_moves:
+            parts.append(f"pending moves {sorted(state.pending_moves)[:5]}")
+        free = sorted(k for k in state.free_slots if not state.partitions[k[0]].quarantined)
+        if free:
+            parts.append(f"free slots {free[:5]}")
+        for worker_id, record in sorted(state.workers.items()):
+            worker = self.workers.get(worker_id)
+            alive = worker is not None and worker.up and not worker.left
+            parts.append(f"{worker_id} {record.state.value} owns {len(record.owned)} "
+                         f"process {'up' if alive else 'down'}"
+                         + (f" acting {len(worker.acting(self.now))}" if alive else ""))
+        moves = plan(state, self.policy, self._leader_now())
+        if moves:
+            parts.append(f"planner wants {moves[:3]}")
+        return ", ".join(parts)
+
+    def converged(self) -> bool:
+        return super().converged() and self.quiescent()
+
+    def _check_converged(self) -> None:
+        super()._check_converged()
+        if self.converged_at is not None and not self._final_checked:
+            self._final_checked = True
+            state = self.reference_state()
+            problem = layout_problems(state, self.spec.strict_zone_spread)
+            if problem:
+                self._fail("balance", problem, self.now)
+            self.zone_spread_clash = zone_spread_problem(state)
+            if self.spec.poison:
+                record = state.partitions.get(self.spec.poison)
+                if record is not None and not record.quarantined:
+                    self._fail("quarantine", f"{self.spec.poison} killed its owners but is not "
+                               "quarantined", self.now)
+
+    def _heal(self) -> None:
+        super()._heal()
+        self.ownership.forget_unchecked()
+        self.moves.interrupt()
+        self._disturbed()
+        for worker in self.workers.values():
+            for node_id in self.voters:
+                self.network.blocked.discard((worker.number, node_id))
+                self.network.blocked.discard((node_id, worker.number))
+            if worker.started and not worker.left:
+                self.resume_worker(worker)
+                self._start_worker(worker)
+
+    # == reporting ========================================================================
+
+    def summary(self) -> dict[str, Any]:
+        """The coordinator figures of a run (added to `--json`)."""
+        state = self.reference_state()
+        if state is None:
+            ahead = max((n for n in self.nodes.values() if n.up), key=lambda n: n.kv.applied,
+                        default=None)
+            state = ahead.kv.state if ahead is not None else None
+        failovers = self.ownership.checked_failovers
+        return {
+            "partitions": len(state.partitions) if state is not None else 0,
+            "workers": len(self.workers),
+            "moves": self.moves.moves,
+            "moves_lower_bound": self.moves.bound,
+            "moves_measured_events": len(self.moves.measured),
+            "max_imbalance": round(max_imbalance(state), 6) if state is not None else None,
+            "failover_seconds_max": round(max(failovers), 4) if failovers else None,
+            "failover_bound_seconds": round(self.bound, 4),
+            "failovers": len(self.ownership.failovers),
+            "double_ownership": self.ownership.double_ownership,
+            "fenced_writes": {"accepted": self.commands.fenced_accepted,
+                              "refused": self.commands.fenced_refused},
+            "zone_spread_clash": self.zone_spread_clash,
+            "quarantined": list(state.status().quarantined) if state is not None else [],
+        }
+
+    def describe_recent(self, count: int = 25) -> list[str]:
+        saved = self.recent
+        lines = []
+        try:
+            for entry in list(saved)[-count:]:
+                time, kind, a, b = entry
+                if kind >= W_TIMER:
+                    lines.append(f"{time:10.4f}  {_NAMES[kind]} {a!r} {b!r}"[:240])
+                else:
+                    self.recent = deque([entry])
+                    lines.extend(super().describe_recent(1))
+        finally:
+            self.recent = saved
+        return lines
