@@ -1,0 +1,38 @@
+"""Test-only broken variants of the coordinator and its workers (planted bugs).
+
+Each must be caught by a checker of `simulations.coord_checkers` within a modest
+seed sweep (tests/test_sim_coord.py).
+"""
+
+from __future__ import annotations
+
+from coordinator import commands as c
+from coordinator.state import CoordinatorState
+from simulations.coord_workers import SimWorker
+
+
+class LeaseIgnoringWorker(SimWorker):
+    """Acts for whatever its last view listed, without looking at its lease."""
+
+    def acting(self, now: float) -> list[tuple[str, int, int]]:
+        if not self.up or self.left:
+            return []
+        return sorted((s.partition_id, s.slot, s.epoch) for s in self.view.values()
+                      if not s.revoking)
+
+
+class NoEpochBumpState(CoordinatorState):
+    """A new owner keeps the partition's epoch (the fencing token never changes)."""
+
+    def _set_owner(self, record, slot, worker, now) -> None:
+        super()._set_owner(record, slot, worker, now)
+        record.epoch -= 1
+
+
+class UnfencedState(CoordinatorState):
+    """Checkpoint writes are accepted whatever epoch they carry."""
+
+    def _fenced_put(self, cmd: c.FencedPut) -> c.Result:
+        if cmd.partition_id not in self.partitions:
+            return c.Error(code=c.ErrorCode.UNKNOWN_PARTITION, message=cmd.partition_id)
+        return self._write(cmd.key, cmd.value)
