@@ -134,5 +134,5 @@ class ClusterMachine(RuleBasedStateMachine):
         assert verdict.linearizable is True, verdict.explain()
 
 
-ClusterMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=50, deadline=None)
+ClusterMachine.TestCase.settings = settings(max_examples=75, stateful_step_count=50, deadline=None)
 test_cluster_under_hypothesis_faults = ClusterMachine.TestCase
