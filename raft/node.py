@@ -35,6 +35,7 @@ Rules
 
 from __future__ import annotations
 
+import enum
 import logging
 import random
 from typing import Callable
@@ -97,6 +98,12 @@ def next_conf_state(conf: ConfState, change: ConfChange) -> ConfState:
         voters.discard(node)
         learners.discard(node)
     return ConfState(voters=frozenset(voters), learners=frozenset(learners))
+
+
+class _VoteResult(enum.Enum):
+    WON = "won"
+    LOST = "lost"
+    PENDING = "pending"
 
 
 class _ReadRequest:
@@ -565,7 +572,7 @@ class RawNode:
             self._become_candidate()
             vote_term = self.term
         self._votes[self.id] = True
-        if self._tally() == "won":
+        if self._tally() is _VoteResult.WON:
             if pre_vote:
                 self._campaign(pre_vote=False, transfer=False)
             else:
@@ -587,16 +594,16 @@ class RawNode:
                     )
                 )
 
-    def _tally(self) -> str:
+    def _tally(self) -> _VoteResult:
         voters = self.conf_state.voters
         granted = sum(1 for nid, g in self._votes.items() if g and nid in voters)
         rejected = sum(1 for nid, g in self._votes.items() if not g and nid in voters)
         quorum = self.conf_state.quorum()
         if granted >= quorum:
-            return "won"
+            return _VoteResult.WON
         if rejected > len(voters) - quorum:
-            return "lost"
-        return "pending"
+            return _VoteResult.LOST
+        return _VoteResult.PENDING
 
     # ==================================================================================
     # Message dispatch
@@ -668,12 +675,12 @@ class RawNode:
             return
         self._votes.setdefault(m.sender, m.granted)
         result = self._tally()
-        if result == "won":
+        if result is _VoteResult.WON:
             if self.role is Role.PRE_CANDIDATE:
                 self._campaign(pre_vote=False, transfer=False)
             else:
                 self._become_leader()
-        elif result == "lost":
+        elif result is _VoteResult.LOST:
             self._become_follower(self.term, NONE)
 
     def _on_timeout_now(self, m: TimeoutNow) -> None:
