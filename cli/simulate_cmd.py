@@ -46,15 +46,15 @@ def _parse_seed_range(text: str) -> range:
               help="Simulated seconds the healed phase may take to converge.")
 @click.option("--faults", "fault_kinds", default="all", show_default=True,
               help=f"Comma-separated fault kinds, 'all' or 'none': {', '.join(ALL_KINDS)}.")
-@click.option("--partition-rate", type=float, default=0.1,
+@click.option("--partition-rate", type=click.FloatRange(min=0), default=0.1,
               show_default=True, help="Partitions per simulated second.")
-@click.option("--crash-rate", type=float, default=0.05, show_default=True, help="Crashes per simulated second.")
-@click.option("--pause-rate", type=float, default=0.05, show_default=True, help="Pauses per simulated second.")
-@click.option("--transfer-rate", type=float, default=0.03, show_default=True,
+@click.option("--crash-rate", type=click.FloatRange(min=0), default=0.05, show_default=True, help="Crashes per simulated second.")
+@click.option("--pause-rate", type=click.FloatRange(min=0), default=0.05, show_default=True, help="Pauses per simulated second.")
+@click.option("--transfer-rate", type=click.FloatRange(min=0), default=0.03, show_default=True,
               help="Leadership transfers per simulated second.")
-@click.option("--loss", type=float, default=0.05, show_default=True, help="Message loss probability.")
-@click.option("--duplicate", type=float, default=0.02, show_default=True, help="Message duplication probability.")
-@click.option("--reorder", type=float, default=0.1, show_default=True, help="Message reordering probability.")
+@click.option("--loss", type=click.FloatRange(0, 1), default=0.05, show_default=True, help="Message loss probability.")
+@click.option("--duplicate", type=click.FloatRange(0, 1), default=0.02, show_default=True, help="Message duplication probability.")
+@click.option("--reorder", type=click.FloatRange(0, 1), default=0.1, show_default=True, help="Message reordering probability.")
 @click.option("--swarm", is_flag=True, help="Per-seed random subset of fault kinds and rates (swarm testing).")
 @click.option("--rate", type=click.FloatRange(min=0), default=50.0, show_default=True,
               help="Client operations per simulated second.")
