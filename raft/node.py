@@ -989,13 +989,19 @@ class RawNode:
     def _send_timeout_now(self, to: NodeId) -> None:
         self._send(TimeoutNow(term=self.term, sender=self.id, to=to))
 
-    def _on_append_response(self, m: AppendResponse) -> None:
+    def _responding_progress(self, sender: NodeId) -> Progress | None:
+        """The progress of a member answering us while we lead, marked active."""
         if self.role is not Role.LEADER:
-            return
-        pr = self._progress.get(m.sender)
+            return None
+        pr = self._progress.get(sender)
+        if pr is not None:
+            pr.recent_active = True
+        return pr
+
+    def _on_append_response(self, m: AppendResponse) -> None:
+        pr = self._responding_progress(m.sender)
         if pr is None:
             return
-        pr.recent_active = True
         if not m.success:
             if m.hint_term > 0:
                 match_hint, _ = self.log.find_conflict_by_term(m.hint_index, m.hint_term)
@@ -1031,12 +1037,9 @@ class RawNode:
             self._send_timeout_now(m.sender)
 
     def _on_heartbeat_response(self, m: HeartbeatResponse) -> None:
-        if self.role is not Role.LEADER:
-            return
-        pr = self._progress.get(m.sender)
+        pr = self._responding_progress(m.sender)
         if pr is None:
             return
-        pr.recent_active = True
         if pr.state is ProgressState.SNAPSHOT:
             if pr.snapshot_resend_armed:
                 self._send_snapshot_chunk(m.sender, pr)  # a chunk or its ack was lost
@@ -1054,12 +1057,9 @@ class RawNode:
             self._ack_read(m.sender, m.context)
 
     def _on_snapshot_response(self, m: SnapshotResponse) -> None:
-        if self.role is not Role.LEADER:
-            return
-        pr = self._progress.get(m.sender)
+        pr = self._responding_progress(m.sender)
         if pr is None:
             return
-        pr.recent_active = True
         snap = pr.pending_snapshot
         if pr.state is not ProgressState.SNAPSHOT or snap is None or snap.index != m.snapshot_index:
             return
