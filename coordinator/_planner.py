@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 import math
 from collections import Counter
-from typing import Iterable, Mapping, NamedTuple, Optional
+from typing import Iterable, Iterator, Mapping, NamedTuple, Optional
 
 import attrs
 
@@ -111,6 +112,11 @@ class Planner:
         self.orphans: list[SlotKey] = []
         self.evicted: list[tuple[SlotKey, str]] = []
         self.moves: list[Move] = []
+        # For the zone spread repair: partitions `place` gave a replica in a zone
+        # another of their replicas uses, and slots handed off, in this pass.
+        self.crowded: set[str] = set()
+        self.handed_off: set[SlotKey] = set()
+        self.arrivals: Optional[dict[str, list[int]]] = None
 
     def members_of(self, pid: str) -> list[str]:
         """Current owners of the partition plus eligible targets of its handoffs."""
@@ -406,6 +412,14 @@ class Planner:
             self.inflight[source] = self.inflight.get(source, 0) + 1
             self.inflight[target] = self.inflight.get(target, 0) + 1
             self.pending_total += 1
+            self.handed_off.add((pid, slot))
+        if members:
+            zone = self.zone
+            target_zone = zone[target]
+            for member in members:
+                if zone.get(member) == target_zone:
+                    self.crowded.add(pid)
+                    break
         members.append(target)
         self.moves.append(Move(pid, slot, source, target))
 
@@ -640,6 +654,183 @@ class Planner:
             excess -= pick[3]
         return chosen
 
+    # -- zone spread repair
+
+    def spread_zones(self) -> None:
+        """Repair avoidable zone clashes (see `coordinator.placement`, rule 5).
+
+        Candidates are the partitions the state lists as `zone_shared` (owners that
+        share a zone) and those `place` crowded into a zone in this pass (bulk
+        placement always spreads). A clash is *avoidable* when every
+        replica of the partition is placed on an ACTIVE worker, none is in a handoff
+        started earlier, and the replicas cover fewer distinct zones than
+        ``min(replication_factor, zones with an ACTIVE worker)``. A repair raises the
+        partition's count of distinct zones and lowers no other's, so repeated plans
+        reach a fixed point.
+        """
+        if not self.policy.spread_zones or len(self.zones) < 2:
+            return
+        partitions = self.partitions
+        candidates = self.crowded.union(self.state.zone_shared)
+        if not candidates:
+            return
+        planned: dict[str, dict[str, int]] = {}  # pid -> target -> index in moves
+        for index, move in enumerate(self.moves):
+            if move.partition_id in candidates:
+                planned.setdefault(move.partition_id, {})[move.target] = index
+        self.planned = planned
+        self.workers_in_zone: dict[str, list[str]] = {z: [] for z in self.zones}
+        for worker in self.eligible:  # sorted by id
+            self.workers_in_zone[self.zone[worker]].append(worker)
+        pending, load, zone = self.pending, self.load, self.zone
+        for pid in sorted(candidates, key=lambda p: partitions[p].ordinal):
+            record = partitions[pid]
+            rf = record.replication_factor
+            if record.quarantined or (pending and any(
+                    (pid, slot) in pending for slot in range(rf))):
+                continue
+            members = self.members_of(pid)
+            if len(members) != rf or any(m not in load for m in members):
+                continue
+            allowed = min(rf, len(self.zones))
+            while len({zone[m] for m in members}) < allowed:
+                if self.pending_total >= self.policy.max_moves_in_flight:
+                    return
+                if not self._repair(pid, record, members):
+                    break
+
+    def _repair(self, pid: str, record, members: list[str]) -> bool:
+        """Give ``pid`` one more zone: move a replica that shares its zone to a worker
+        with room in a missing zone (only from a worker above its limit, with equal
+        weights), else swap it with a replica of another partition of the same weight
+        on a worker in a missing zone. Returns whether a repair was planned."""
+        zone, load, limit = self.zone, self.load, self.limit
+        weight = record.weight
+        seen: dict[str, int] = {}
+        for member in members:
+            seen[zone[member]] = seen.get(zone[member], 0) + 1
+        sharing = sorted((m for m in members if seen[zone[m]] > 1),
+                         key=lambda m: (-(load[m] - limit[m]), m))
+        missing = [z for z in self.zones if z not in seen]
+        for source in sharing:
+            if self.unit and load[source] <= limit[source]:
+                continue
+            for z in missing:
+                for target in self.workers_in_zone[z]:
+                    if target not in self.removed and self.has_room(target, weight) \
+                            and self._redirect(pid, record, source, target, None):
+                        return True
+        for source in sharing:
+            for z in missing:
+                for target in self.workers_in_zone[z]:
+                    if target in self.removed:
+                        continue
+                    for partner in self._swap_partners(source, target, weight):
+                        if self._redirect(pid, record, source, target, partner):
+                            return True
+        return False
+
+    def _swap_partners(self, source: str, target: str,
+                       weight: int) -> Iterator[tuple[str, int, Optional[int]]]:
+        """Slots on ``target`` that may go to ``source`` in exchange, as (partition,
+        slot, index of the move planned onto ``target`` in this pass or None), the
+        cheapest first: free slots planned onto it, handoffs planned onto it, then
+        slots it owns that are not moving. Each has the same weight, ``source`` is not
+        a replica of its partition yet, and its count of distinct zones is not
+        lowered."""
+        zone, partitions, pending, moves = self.zone, self.partitions, self.pending, self.moves
+        source_zone, target_zone = zone[source], zone[target]
+        arriving = [i for i in self._arrivals().get(target, ())
+                    if moves[i].target == target and moves[i].source != source]
+        arriving.sort(key=lambda i: (moves[i].source is not None, i))
+        options: Iterable[tuple[str, int, Optional[int]]] = itertools.chain(
+            ((moves[i].partition_id, moves[i].slot, i) for i in arriving),
+            ((key[0], key[1], None) for key in sorted(self.state.workers[target].owned)
+             if key not in pending and key not in self.handed_off))
+        for other, slot, index in options:
+            record = partitions[other]
+            if record.weight != weight or record.quarantined:
+                continue
+            members = self.members_of(other)
+            if source in members:
+                continue
+            rest = [zone.get(m) for m in members if m != target]
+            if source_zone in rest and target_zone not in rest:
+                continue  # it would lose a zone
+            yield other, slot, index
+
+    def _arrivals(self) -> dict[str, list[int]]:
+        """Indexes of the moves planned in this pass, by target (built on first use,
+        kept up to date by `_reaim`)."""
+        if self.arrivals is None:
+            self.arrivals = {}
+            for index, move in enumerate(self.moves):
+                self.arrivals.setdefault(move.target, []).append(index)
+        return self.arrivals
+
+    def _redirect(self, pid: str, record, source: str, target: str,
+                  partner: Optional[tuple[str, int, Optional[int]]]) -> bool:
+        """Send ``source``'s replica of ``pid`` to ``target`` (re-aiming the move that
+        brings it to ``source`` in this pass, else with a handoff) and, with a
+        ``partner`` slot of ``target``, send that one to ``source`` the same way.
+        False, changing nothing, when the caps do not allow it."""
+        mine = self.planned.setdefault(pid, {})
+        legs = [(mine.get(source), source, target)]
+        if partner is not None:
+            legs.append((partner[2], target, source))
+        new_handoffs = 0
+        spend = {source: 0, target: 0}
+        for index, old, new in legs:
+            if index is not None and self.moves[index].source == new:
+                return False  # it would hand the slot back to where it is
+            if index is None:
+                new_handoffs += 1
+                spend[old] += 1
+                spend[new] += 1
+            elif self.moves[index].source is not None:
+                spend[old] -= 1
+                spend[new] += 1
+        if self.pending_total + new_handoffs > self.policy.max_moves_in_flight:
+            return False
+        cap = self.policy.max_moves_per_worker
+        if any(n > 0 and self.inflight.get(w, 0) + n > cap for w, n in spend.items()):
+            return False
+        weight = record.weight
+        if legs[0][0] is None:
+            self.place(pid, record.owners.index(source), weight, source, target)
+            mine[target] = len(self.moves) - 1
+        else:
+            mine[target] = mine.pop(source)
+            self._reaim(mine[target], source, target, weight)
+        if partner is not None:
+            other, slot, index = partner
+            theirs = self.planned.setdefault(other, {})
+            if index is None:
+                self.place(other, slot, weight, target, source)
+                theirs[source] = len(self.moves) - 1
+            else:
+                theirs.pop(target, None)
+                theirs[source] = index
+                self._reaim(index, target, source, weight)
+        for worker in (source, target):
+            if not self._budget(worker):
+                self.removed.add(worker)
+        return True
+
+    def _reaim(self, index: int, old: str, new: str, weight: int) -> None:
+        """Point the move planned at ``index`` (onto ``old``) at ``new`` instead."""
+        move = self.moves[index]
+        self._take_from(old, move.partition_id, weight)
+        if move.source is not None:
+            self.inflight[old] -= 1
+            self.inflight[new] = self.inflight.get(new, 0) + 1
+        self.load[new] += weight
+        self.cur[new] = self.key(new)
+        self.members_of(move.partition_id).append(new)
+        self.moves[index] = move._replace(target=new)
+        if self.arrivals is not None:
+            self.arrivals.setdefault(new, []).append(index)
+
     def run(self) -> list[Move]:
         if not self.eligible:
             return []
@@ -652,4 +843,5 @@ class Planner:
         self.move_evicted()
         self.requota()
         self.shed_excess()
+        self.spread_zones()
         return self.moves

@@ -28,12 +28,30 @@ replica slots should change owner, and returns `Move`s; the leader turns them in
    moves that keep the zones distinct and only then any move (balance wins when the
    two conflict). Ties are broken by worker id and inputs are sorted, so the plan never
    depends on dict or set order.
-5. **Throttling.** Graceful handoffs in flight (pending in the state plus those
+5. **Zone spread repair.** Let Z be the number of zones with an ACTIVE worker. A
+   partition has an *avoidable clash* ("the zones allow it to spread") when every
+   slot is placed on an ACTIVE worker (its owner, or the target of a move planned in
+   this pass), no slot is in a handoff started earlier, and its replicas cover fewer
+   distinct zones than ``min(replication_factor, Z)``. Avoidable clashes are repaired
+   last, one zone at a time, by the cheapest of: moving a replica that shares its
+   zone to a worker with room in a missing zone (with equal weights only from a
+   worker above its quota, so the balance holds); or swapping it with a replica of equal weight of another partition
+   on a worker in a missing zone, the other partition keeping at least as many
+   distinct zones (counts do not change). Slots planned onto either worker in this
+   pass are re-aimed first, which costs no handoff, so a clash the pass itself would
+   create is usually avoided for free; otherwise a swap costs two handoffs. Repairs
+   obey the caps of rule 6 and only ever raise the sum of distinct zones, so repeated
+   plans reach a fixed point; a clash-free layout gets no repair moves at all. A
+   clash stays when no swap partner exists (e.g. unequal zone sizes make spread and
+   balance incompatible: balance wins).
+6. **Throttling.** Graceful handoffs in flight (pending in the state plus those
    planned now) are capped cluster-wide and per worker (as source or target).
-6. **Scale.** Fully free partitions are placed in bulk by water-filling; other slots
+7. **Scale.** Fully free partitions are placed in bulk by water-filling; other slots
    find their target through per-zone heaps with lazy invalidation. A plan costs
    O(F + M (log W + Z)) for F free slots, M moves, W workers and Z zones — never a
-   scan of every (slot, worker) pair.
+   scan of every (slot, worker) pair. The repair looks only at partitions the state
+   indexes as sharing a zone (`CoordinatorState.zone_shared`) and those this pass
+   crowded.
 """
 
 from __future__ import annotations

@@ -99,9 +99,10 @@ class CoordinatorState:
         self._partitions: dict[str, PartitionRecord] = {}
         self._pending: dict[SlotKey, PendingMove] = {}
         # Derived indexes (rebuilt by restore, never snapshotted): slots without an
-        # owner, and how many partitions have each weight. They let the planner skip
-        # a scan of every partition.
+        # owner, partitions with two owners in one zone, and how many partitions have
+        # each weight. They let the planner skip a scan of every partition.
         self._free: set[SlotKey] = set()
+        self._zone_shared: set[str] = set()
         self._weights: dict[int, int] = {}
         self._holds: dict[SlotKey, Hold] = {}
         # Epoch floor and deletion time of deleted groups, so a re-created group's
@@ -168,6 +169,13 @@ class CoordinatorState:
     def free_slots(self) -> AbstractSet[SlotKey]:
         """Slots without an owner, including held and quarantined ones (read-only)."""
         return self._free
+
+    @property
+    def zone_shared(self) -> AbstractSet[str]:
+        """Ids of partitions with two owners in the same zone (by the owners' recorded
+        zones, whatever their state), read-only. Whether the clash is avoidable is
+        the planner's question."""
+        return self._zone_shared
 
     @property
     def partition_weights(self) -> list[int]:
@@ -255,8 +263,12 @@ class CoordinatorState:
                 registered_at=cmd.now,
             )
             return c.WorkerRegistered(worker_id=cmd.worker_id, created=True)
+        moved_zone = worker.zone != cmd.zone
         worker.address, worker.zone = cmd.address, cmd.zone
         worker.capacity, worker.labels = cmd.capacity, cmd.labels
+        if moved_zone:
+            for pid in sorted({key[0] for key in worker.owned}):
+                self._check_zone_spread(self._partitions[pid])
         if worker.state is not WorkerState.DEAD:
             return c.WorkerRegistered(worker_id=cmd.worker_id, created=False)
         worker.state = WorkerState.ACTIVE
@@ -377,6 +389,7 @@ class CoordinatorState:
                     self._workers[hold.worker_id].held.discard((pid, slot))
                 self._pending.pop((pid, slot), None)
                 self._free.discard((pid, slot))
+            self._zone_shared.discard(pid)
         self._weights[group.weight] -= group.count
         if not self._weights[group.weight]:
             del self._weights[group.weight]
@@ -499,6 +512,8 @@ class CoordinatorState:
             self._workers[hold.worker_id].held.discard(key)
         self._pending.pop(key, None)
         self._counters.assignments += 1
+        if record.replication_factor > 1:
+            self._check_zone_spread(record)
 
     def _free_slot(self, key: SlotKey, worker: WorkerRecord) -> c.SlotRef:
         """Take a slot away from its owner; a handoff in flight moves on to RELEASED."""
@@ -508,10 +523,21 @@ class CoordinatorState:
         self._free.add(key)
         worker.owned.discard(key)
         worker.load -= record.weight
+        if record.partition_id in self._zone_shared:
+            self._check_zone_spread(record)
         pending = self._pending.get(key)
         if pending is not None:
             pending.phase = MovePhase.RELEASED
         return c.SlotRef(partition_id=key[0], slot=key[1], epoch=record.epoch)
+
+    def _check_zone_spread(self, record: PartitionRecord) -> None:
+        """Keep `zone_shared` up to date for one partition."""
+        workers = self._workers
+        zones = [workers[owner].zone for owner in record.owners if owner is not None]
+        if len(set(zones)) < len(zones):
+            self._zone_shared.add(record.partition_id)
+        else:
+            self._zone_shared.discard(record.partition_id)
 
     def _quarantine(self, record: PartitionRecord) -> None:
         record.quarantined = True
@@ -679,6 +705,8 @@ class CoordinatorState:
                     worker = state._workers[owner]
                     worker.owned.add((pid, slot))
                     worker.load += weight
+            if rf > 1:
+                state._check_zone_spread(record)
         for pid, slot, source, target, epoch, phase, deadline in wire["pending"]:
             state._pending[(pid, slot)] = PendingMove(
                 partition_id=pid, slot=slot, source=source, target=target, epoch=epoch,

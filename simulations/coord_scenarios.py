@@ -188,8 +188,7 @@ SPECS: dict[str, tuple[str, CoordSpec, frozenset | None]] = {
                                    poison="poison/0"), None),
     "mixed": ("coordinator faults of the run plus worker crashes, pauses, cuts, join, drain",
               CoordSpec(node_faults=True, script=mixed,
-                        groups=(("orders", 16, 1), ("replicated", 6, 2)), restart_delay=1.0,
-                        strict_zone_spread=False),
+                        groups=(("orders", 16, 1), ("replicated", 6, 2)), restart_delay=1.0),
               None),
 }
 COORD_SCENARIOS = tuple(SPECS)
