@@ -117,6 +117,7 @@ class Planner:
         self.crowded: set[str] = set()
         self.handed_off: set[SlotKey] = set()
         self.arrivals: Optional[dict[str, list[int]]] = None
+        self.equal_capacities: Optional[bool] = None
 
     def members_of(self, pid: str) -> list[str]:
         """Current owners of the partition plus eligible targets of its handoffs."""
@@ -701,8 +702,7 @@ class Planner:
 
     def _repair(self, pid: str, record, members: list[str]) -> bool:
         """Give ``pid`` one more zone: move a replica that shares its zone to a worker
-        with room in a missing zone (only from a worker above its limit, with equal
-        weights), else swap it with a replica of another partition of the same weight
+        in a missing zone when `_keeps_balance` allows it, else swap it with a replica of another partition of the same weight
         on a worker in a missing zone. Returns whether a repair was planned."""
         zone, load, limit = self.zone, self.load, self.limit
         weight = record.weight
@@ -713,11 +713,10 @@ class Planner:
                          key=lambda m: (-(load[m] - limit[m]), m))
         missing = [z for z in self.zones if z not in seen]
         for source in sharing:
-            if self.unit and load[source] <= limit[source]:
-                continue
             for z in missing:
                 for target in self.workers_in_zone[z]:
-                    if target not in self.removed and self.has_room(target, weight) \
+                    if target not in self.removed \
+                            and self._keeps_balance(source, target, weight) \
                             and self._redirect(pid, record, source, target, None):
                         return True
         for source in sharing:
@@ -729,6 +728,27 @@ class Planner:
                         if self._redirect(pid, record, source, target, partner):
                             return True
         return False
+
+    def _keeps_balance(self, source: str, target: str, weight: int) -> bool:
+        """Whether moving one slot from ``source`` to ``target`` keeps the layout
+        balanced and a fixed point of the next plan. Unequal weights: the target
+        has room. Equal weights: the source is above its quota and the target below
+        its own; or, with equal capacities (where every layout with each worker at
+        the floor or ceiling of its fair share is a fixed point of `quotas`), the
+        source stays at or above the floor and the target at or below the
+        ceiling."""
+        if not self.unit:
+            return self.has_room(target, weight)
+        load = self.load
+        if load[source] > self.limit[source] and self.has_room(target, weight):
+            return True
+        if self.equal_capacities is None:
+            self.equal_capacities = len(set(self.capacity.values())) == 1
+        if not self.equal_capacities:
+            return False
+        fair, unit = self.fair, self.unit_weight
+        return (load[source] - unit >= math.floor(fair[source] / unit + 1e-9) * unit
+                and load[target] + unit <= math.ceil(fair[target] / unit - 1e-9) * unit)
 
     def _swap_partners(self, source: str, target: str,
                        weight: int) -> Iterator[tuple[str, int, Optional[int]]]:

@@ -34,8 +34,11 @@ replica slots should change owner, and returns `Move`s; the leader turns them in
    this pass), no slot is in a handoff started earlier, and its replicas cover fewer
    distinct zones than ``min(replication_factor, Z)``. Avoidable clashes are repaired
    last, one zone at a time, by the cheapest of: moving a replica that shares its
-   zone to a worker with room in a missing zone (with equal weights only from a
-   worker above its quota, so the balance holds); or swapping it with a replica of equal weight of another partition
+   zone to a worker in a missing zone when the counts stay balanced and stable
+   (unequal weights: the target has room; equal weights: the source is above its
+   quota and the target below, or, with equal capacities, the source stays at or
+   above the floor of its fair share and the target at or below the ceiling); or
+   swapping it with a replica of equal weight of another partition
    on a worker in a missing zone, the other partition keeping at least as many
    distinct zones (counts do not change). Slots planned onto either worker in this
    pass are re-aimed first, which costs no handoff, so a clash the pass itself would
