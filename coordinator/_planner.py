@@ -113,9 +113,11 @@ class Planner:
         self.evicted: list[tuple[SlotKey, str]] = []
         self.moves: list[Move] = []
         # For the zone spread repair: partitions `place` gave a replica in a zone
-        # another of their replicas uses, and slots handed off, in this pass.
+        # another of their replicas uses, slots handed off, and the sources of those
+        # handoffs by partition, in this pass.
         self.crowded: set[str] = set()
         self.handed_off: set[SlotKey] = set()
+        self.leaving: dict[str, set[str]] = {}
         self.arrivals: Optional[dict[str, list[int]]] = None
         self.equal_capacities: Optional[bool] = None
 
@@ -414,6 +416,7 @@ class Planner:
             self.inflight[target] = self.inflight.get(target, 0) + 1
             self.pending_total += 1
             self.handed_off.add((pid, slot))
+            self.leaving.setdefault(pid, set()).add(source)
         if members:
             zone = self.zone
             target_zone = zone[target]
@@ -712,17 +715,20 @@ class Planner:
         sharing = sorted((m for m in members if seen[zone[m]] > 1),
                          key=lambda m: (-(load[m] - limit[m]), m))
         missing = [z for z in self.zones if z not in seen]
+        # A worker handing a replica of the partition off in this pass still holds
+        # it: the state would refuse a second one until the handoff completes.
+        leaving = self.leaving.get(pid, ())
         for source in sharing:
             for z in missing:
                 for target in self.workers_in_zone[z]:
-                    if target not in self.removed \
+                    if target not in self.removed and target not in leaving \
                             and self._keeps_balance(source, target, weight) \
                             and self._redirect(pid, record, source, target, None):
                         return True
         for source in sharing:
             for z in missing:
                 for target in self.workers_in_zone[z]:
-                    if target in self.removed:
+                    if target in self.removed or target in leaving:
                         continue
                     for partner in self._swap_partners(source, target, weight):
                         if self._redirect(pid, record, source, target, partner):
@@ -772,7 +778,7 @@ class Planner:
             if record.weight != weight or record.quarantined:
                 continue
             members = self.members_of(other)
-            if source in members:
+            if source in members or source in self.leaving.get(other, ()):
                 continue
             rest = [zone.get(m) for m in members if m != target]
             if source_zone in rest and target_zone not in rest:

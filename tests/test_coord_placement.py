@@ -475,3 +475,17 @@ def test_clashing_layouts_converge_to_a_clash_free_fixed_point(layout, per_worke
     assert [pid for pid in avoidable_clashes(state) if swap_exists(state, pid)] == []
     if workers % zones == 0:
         assert avoidable_clashes(state) == []
+
+
+def test_a_repair_never_assigns_to_a_worker_still_handing_off_a_sibling():
+    # Found by Hypothesis: a re-aimed free slot went to a worker that handed off
+    # another replica of the same partition in the same plan (the state refuses
+    # that Assign until the handoff completes).
+    state = build(8, 3, [(29, 3)])
+    converge(state)
+    apply_ok(state, c.ExpireWorker(worker_id="w04", now=2.0))
+    commit(state, plan(state, UNLIMITED, 2.0), 2.0)
+    converge(state, now=2.0)
+    check_layout(state)
+    # z1 keeps two workers for 29 partitions of RF 3: balance forbids full spread.
+    assert [pid for pid in avoidable_clashes(state) if swap_exists(state, pid)] == []
