@@ -160,6 +160,12 @@ def _print_single(r: RunResult) -> None:
                f"{r.elections} elections, max unavailability {r.max_unavailability_seconds:.2f}s")
     click.echo(f"  client ops: {ops['ok']} ok, {ops['fail']} failed, {ops['unknown']} unknown; "
                f"linearizable: {r.linearizable}")
+    extra = r.extra
+    if "partitions" in extra:
+        click.echo(f"  coordinator: {extra['partitions']} partitions on {extra['workers']} workers; "
+                   f"moves {extra['moves']} (lower bound {extra['moves_lower_bound']}); "
+                   f"max imbalance {extra['max_imbalance']}; failover max {extra['failover_seconds_max']}s; "
+                   f"double ownership {extra['double_ownership']}")
     if r.determinism is not None:
         click.echo(f"  deterministic: {r.determinism}")
     click.echo(f"  trace hash {r.trace_hash}")
