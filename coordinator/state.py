@@ -513,7 +513,16 @@ class CoordinatorState:
         self._pending.pop(key, None)
         self._counters.assignments += 1
         if record.replication_factor > 1:
-            self._check_zone_spread(record)
+            if record.partition_id in self._zone_shared:
+                self._check_zone_spread(record)
+            else:
+                # Only the new owner can have made the partition share a zone.
+                workers, zone = self._workers, worker.zone
+                for owner in record.owners:
+                    if owner is not None and owner != worker.worker_id \
+                            and workers[owner].zone == zone:
+                        self._zone_shared.add(record.partition_id)
+                        break
 
     def _free_slot(self, key: SlotKey, worker: WorkerRecord) -> c.SlotRef:
         """Take a slot away from its owner; a handoff in flight moves on to RELEASED."""
