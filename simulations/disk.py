@@ -129,24 +129,6 @@ class FileDisk(ModelDisk):
         # copies the file) and exercise segment rolling and deletion.
         self.storage = DiskStorage(self.path, fs=self.fs, segment_bytes=SEGMENT_BYTES)
 
-    def save(self, hard_state: HardState | None, entries: Sequence[Entry], sync: bool) -> None:
-        if hard_state is None and not entries:
-            return
-        self.storage.save(hard_state, entries, sync)
-        self.pending.append(("save", hard_state, list(entries)))
-        if sync:
-            self._sync()
-
-    def apply_snapshot(self, snapshot: Snapshot) -> None:
-        self.storage.apply_snapshot(snapshot)
-        self.pending.append(("snapshot", snapshot, None))
-        self._sync()
-
-    def compact(self, snapshot: Snapshot) -> None:
-        self.storage.compact(snapshot)
-        self.pending.append(("compact", snapshot, None))
-        self._sync()
-
     def crash(self, rng: random.Random) -> None:
         self.before_crash = copy_storage(self.durable)
         self.unsynced_at_crash = list(self.pending)
