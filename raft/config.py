@@ -39,6 +39,15 @@ class Config:
         max_uncommitted_bytes: proposals are refused while the uncommitted tail of
             the leader's log is larger than this (0 = no limit).
         max_snapshot_chunk_bytes: snapshot payloads are sent in chunks of this size.
+        eager_commit: when the leader's commit index advances, tell the followers at
+            once with an empty AppendEntries. Off: they learn it from the next
+            AppendEntries or heartbeat, which halves the messages per write at the
+            cost of followers applying up to a heartbeat later (clients waiting on
+            the leader are answered just as fast).
+        batch_reads: a ReadIndex request waits for the leader's next heartbeat to
+            confirm leadership instead of starting its own heartbeat round, so all
+            reads within a heartbeat interval share one round (fewer messages, up
+            to a heartbeat interval more read latency).
         seed: seeds the node's `random.Random` (election timeout jitter); the node
             id is mixed in, so nodes sharing a seed still draw different timeouts.
     """
@@ -55,6 +64,8 @@ class Config:
     max_bytes_per_message: int = attrs.field(default=1 << 20, validator=_positive)
     max_uncommitted_bytes: int = 64 << 20
     max_snapshot_chunk_bytes: int = attrs.field(default=1 << 20, validator=_positive)
+    eager_commit: bool = True
+    batch_reads: bool = False
     seed: int = 0
 
     def __attrs_post_init__(self) -> None:

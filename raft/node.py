@@ -901,7 +901,8 @@ class RawNode:
             queued, self._reads_before_commit = self._reads_before_commit, []
             for sender, context in queued:
                 self._leader_read(sender, context)
-        self._broadcast_pending = True
+        if self.config.eager_commit:
+            self._broadcast_pending = True
         if self._step_down_after_commit_of and committed >= self._step_down_after_commit_of:
             self._hand_off_after_removal()
 
@@ -1090,7 +1091,9 @@ class RawNode:
         if self.id in voters:
             req.acks.add(self.id)
         self._pending_reads[context] = req
-        self._broadcast_heartbeat(context)
+        if not self.config.batch_reads:
+            self._broadcast_heartbeat(context)
+        # else the next heartbeat carries the newest pending context (_tick_leader)
 
     def _last_pending_read_context(self) -> bytes:
         if not self._pending_reads:

@@ -89,6 +89,10 @@ class CheckedCluster:
                 max_inflight=max_inflight,
                 max_entries_per_message=max_entries_per_message,
                 max_snapshot_chunk_bytes=max_snapshot_chunk_bytes,
+                # Both message-saving options, drawn from the seed so every machine
+                # covers the four combinations.
+                eager_commit=seed % 2 == 0,
+                batch_reads=(seed // 2) % 2 == 1,
             )
             self.peers[nid] = CheckedPeer(cfg, storage_factory)
         self.reopen = reopen
