@@ -96,6 +96,9 @@ class SimConfig:
             applied beyond the first index (0 = never).
         node_factory: builds a RawNode (tests plant broken variants here).
         disk_factory: builds a node's disk (tests plant broken disks here).
+        eager_commit / batch_reads: the nodes' `raft.Config` options. The simulator
+            defaults to the message-saving settings (fewer events per simulated
+            second); sweeps run the production defaults too.
         codec: send messages as bytes through raft.codec.
         max_events_per_second: a run that handles more events than this times its
             simulated length is stopped as an "event storm" (a livelock).
@@ -117,6 +120,8 @@ class SimConfig:
     latency: Latency = attrs.field(factory=Latency)
     node_factory: NodeFactory | None = attrs.field(default=None, eq=False)
     disk_factory: Callable[[int], Any] | None = attrs.field(default=None, eq=False)
+    eager_commit: bool = False
+    batch_reads: bool = True
     codec: bool = True
     max_events_per_second: float = 25_000.0
 
@@ -146,6 +151,8 @@ class Client:
         self.id = client_id
         self.target = 0
         self.current: Operation | None = None
+        self.due = 0.0  # when the next operation is due (open-loop arrivals)
+        self.timer_armed = False  # a TIMEOUT event for this client is queued
         self.last_seen: dict[str, str | None] = {}
 
 
@@ -211,6 +218,10 @@ class World:
         self._seq += 1
         heapq.heappush(self._queue, (self.now + delay, self._seq, kind, a, b))
 
+    def _push_at(self, time: float, kind: int, a: Any = None, b: Any = None) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, (time, self._seq, kind, a, b))
+
     def _trace(self, kind: int, a: int, b: int, payload: bytes = b"") -> None:
         self._hash.update(_PACK(self.now, kind, a, b))
         if payload:
@@ -247,8 +258,8 @@ class World:
             self.checker.on_start(node.id, storage)
         raft_config = Config(
             id=node.id, voters=self.voters, election_ticks=config.election_ticks,
-            heartbeat_ticks=config.heartbeat_ticks,
-            seed=self.rngs.integer(f"node-{node.id}-incarnation-{node.incarnation}"))
+            heartbeat_ticks=config.heartbeat_ticks, eager_commit=config.eager_commit,
+            batch_reads=config.batch_reads, seed=self.rngs.integer(f"node-{node.id}-incarnation-{node.incarnation}"))
         snapshot = storage.snapshot()
         node.kv = self.state_machine.restore(snapshot.data, snapshot.index)
         factory = config.node_factory or RawNode
@@ -485,11 +496,22 @@ class World:
     # == clients ===================================================================
 
     def _schedule_client(self, client: Client) -> None:
+        """Arrange the client's next operation.
+
+        Arrivals are open-loop: each client's operations are due at Poisson times
+        (rate / clients per second), so slow answers do not lower the offered load.
+        A client still has one operation in flight at a time; one that fell behind
+        issues the next at once, catching up at most one timeout of backlog.
+        """
         if not self.workload_on:
             return  # driven by hand (tests) or the healed phase
         workload = self.config.workload
         think = self._rng_client.expovariate(workload.rate / workload.clients)
-        self.push(think, CLIENT_NEXT, client)
+        client.due = max(client.due + think, self.now - workload.timeout)
+        if client.due <= self.now and client.current is None and self.clients:
+            self._next_op(client)  # due already: no separate event
+        else:
+            self.push(client.due - self.now, CLIENT_NEXT, client)
 
     def _next_op(self, client: Client) -> None:
         if not self.workload_on:
@@ -523,7 +545,11 @@ class World:
             client.target = rng.choice(self.voters)
         self._trace(CLIENT_NEXT, client.id, client.target, repr((op.kind.value, key)).encode())
         self.push(0.0005 + rng.expovariate(1000.0), REQUEST, client.target, (client, op))
-        self.push(self.config.workload.timeout, TIMEOUT, (client, op))
+        if not client.timer_armed:
+            # One timer per client, re-armed for the operation in flight when it
+            # fires, instead of one event per operation.
+            client.timer_armed = True
+            self._push_at(op.invoke_time + self.config.workload.timeout, TIMEOUT, client)
         return op
 
     def _on_request(self, node_id: int, request: tuple[Client, Operation]) -> None:
@@ -574,9 +600,15 @@ class World:
         client.current = None
         self._schedule_client(client)
 
-    def _on_timeout(self, request: tuple[Client, Operation]) -> None:
-        client, op = request
-        if op.outcome is not None:
+    def _on_timeout(self, client: Client) -> None:
+        client.timer_armed = False
+        op = client.current
+        if op is None:
+            return
+        deadline = op.invoke_time + self.config.workload.timeout
+        if deadline > self.now:  # the timer was armed for an earlier operation
+            client.timer_armed = True
+            self._push_at(deadline, TIMEOUT, client)
             return
         self.history.complete(op, Outcome.UNKNOWN, self.now)
         self.timeline.op(op)
@@ -805,7 +837,7 @@ class World:
                 result = f" = {b[1]!r}" if b[1] is not None else ""
                 text = f"reply {b[0].value}{result} (leader hint {b[2]}): {a[1].describe_call()}"
             elif kind == TIMEOUT:
-                text = f"timeout: {a[1].describe_call()}"
+                text = f"client {a.id} timer"
             elif kind == CLIENT_NEXT:
                 text = f"client {a.id} issues next op"
             else:
