@@ -9,6 +9,7 @@ it is sent and when it would arrive, so a cut also kills messages already in fli
 from __future__ import annotations
 
 import random
+from math import log
 from typing import Iterable, Sequence
 
 import attrs
@@ -68,17 +69,21 @@ class Network:
         faults = self.faults
         if faults.loss and rng.random() < faults.loss:
             return []
-        copies = 2 if faults.duplicate and rng.random() < faults.duplicate else 1
+        if faults.duplicate and rng.random() < faults.duplicate:
+            return [self._delay(), self._delay()]
+        return [self._delay()]
+
+    def _delay(self) -> float:
+        # Exponentials drawn as -log(1 - U) * mean, as random.expovariate does.
+        random = self._rng.random
         latency = self.latency
-        result = []
-        for _ in range(copies):
-            delay = latency.base + rng.expovariate(1.0 / latency.mean_extra)
-            if latency.slow and rng.random() < latency.slow:
-                delay += rng.expovariate(1.0 / latency.slow_extra)
-            if faults.reorder and rng.random() < faults.reorder:
-                delay += rng.uniform(0.0, latency.reorder_extra)
-            result.append(delay)
-        return result
+        delay = latency.base - log(1.0 - random()) * latency.mean_extra
+        if latency.slow and random() < latency.slow:
+            delay -= log(1.0 - random()) * latency.slow_extra
+        reorder = self.faults.reorder
+        if reorder and random() < reorder:
+            delay += latency.reorder_extra * random()
+        return delay
 
     def connected(self, src: int, dst: int) -> bool:
         return (src, dst) not in self.blocked
