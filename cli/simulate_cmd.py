@@ -66,6 +66,12 @@ def _parse_seed_range(text: str) -> range:
               help="file: real DiskStorage on an in-memory file system; model: a log model.")
 @click.option("--compact-every", type=click.IntRange(min=0), default=500, show_default=True,
               help="Snapshot and compact a node's log every N applied entries (0 = never).")
+@click.option("--eager-commit", is_flag=True,
+              help="Nodes tell followers of a new commit index at once (Config.eager_commit, the library "
+                   "default) instead of with the next message (fewer events).")
+@click.option("--unbatched-reads", is_flag=True,
+              help="Each read starts its own heartbeat round (the library default) instead of sharing "
+                   "the next one (Config.batch_reads).")
 @click.option("--no-codec", is_flag=True, help="Pass messages as objects instead of encoded bytes (faster).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per run on stdout.")
 @click.option("--keep-going", is_flag=True, help="Do not stop at the first failing seed.")
@@ -76,7 +82,7 @@ def _parse_seed_range(text: str) -> range:
 @click.option("--verbose", "-v", is_flag=True, help="Show the raft library's log messages.")
 def simulate(seed, seed_range, count, scenario, nodes, duration, converge_within, fault_kinds,
              partition_rate, crash_rate, pause_rate, transfer_rate, loss, duplicate, reorder, swarm,
-             rate, clients, keys, timeout, disk, compact_every, no_codec, as_json, keep_going,
+             rate, clients, keys, timeout, disk, compact_every, eager_commit, unbatched_reads, no_codec, as_json, keep_going,
              check_determinism, report_path, verbose):
     """Run deterministic simulations of the cluster under faults and check them.
 
@@ -102,7 +108,8 @@ def simulate(seed, seed_range, count, scenario, nodes, duration, converge_within
     def config_for(s: int) -> SimConfig:
         return SimConfig(seed=s, nodes=nodes, duration=duration, converge_within=converge_within,
                          faults=faults, workload=workload, disk=disk, codec=not no_codec,
-                         compact_every=compact_every,
+                         compact_every=compact_every, eager_commit=eager_commit,
+                         batch_reads=not unbatched_reads,
                          latency=Latency())
 
     results: list[RunResult] = []

@@ -106,6 +106,10 @@ def reproduce_command(config: SimConfig, scenario: str = "kv", extra: str = "") 
         parts.append(f"--compact-every {config.compact_every}")
     if config.disk != "file":
         parts.append(f"--disk {config.disk}")
+    if config.eager_commit:
+        parts.append("--eager-commit")
+    if not config.batch_reads:
+        parts.append("--unbatched-reads")
     if not config.codec:
         parts.append("--no-codec")
     if extra:

@@ -73,3 +73,22 @@ def test_bad_fault_kind_is_a_usage_error():
     result = invoke("--faults", "meteor")
     assert result.exit_code == 2
     assert "meteor" in result.output
+
+
+def test_reproduce_line_replays_the_same_run_with_the_production_options():
+    from simulations.runner import reproduce_command, run_simulation
+    from simulations.world import SimConfig, WorkloadConfig
+
+    config = SimConfig(seed=9, duration=4.0, converge_within=20.0, eager_commit=True, batch_reads=False,
+                       workload=WorkloadConfig(rate=10.0))
+    expected, _ = run_simulation(config)
+    line = reproduce_command(config)
+    assert "--eager-commit" in line and "--unbatched-reads" in line
+    args = line.split()[2:]  # drop "raftcoord simulate"
+    result = invoke(*args, "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output.strip().splitlines()[-1])
+    assert record["trace_hash"] == expected.trace_hash
+    # The message-saving defaults are a different run.
+    default, _ = run_simulation(attrs.evolve(config, eager_commit=False, batch_reads=True))
+    assert default.trace_hash != expected.trace_hash

@@ -1,4 +1,5 @@
-"""The CI seed sweep: 200 seeds x 60 simulated seconds, 5 nodes, every fault kind.
+"""The CI seed sweep: 200 seeds x 60 simulated seconds, 5 nodes, every fault kind,
+plus 50 seeds with the Raft library's default options.
 
 A light client workload keeps the sweep inside the CI budget (about 100 s on one
 core); heavier workloads are exercised by `raftcoord simulate` and bench_sim.py.
@@ -24,13 +25,24 @@ SWEEP = dict(nodes=5, duration=60.0, faults=FaultConfig(kinds=frozenset(ALL_KIND
              workload=WorkloadConfig(rate=5.0, clients=3))
 
 
-@pytest.mark.parametrize("chunk", range(CHUNKS))
-def test_seed_sweep(chunk):
+def _sweep(seeds: range, **options) -> None:
     logging.getLogger("raft").setLevel(logging.CRITICAL)
-    per_chunk = SEEDS // CHUNKS
     failures = []
-    for seed in range(chunk * per_chunk, (chunk + 1) * per_chunk):
-        result, _ = run_simulation(SimConfig(seed=seed, **SWEEP))
+    for seed in seeds:
+        result, _ = run_simulation(SimConfig(seed=seed, **SWEEP, **options))
         if not result.ok:
             failures.append(result.explain())
     assert not failures, "\n\n".join(failures)
+
+
+@pytest.mark.parametrize("chunk", range(CHUNKS))
+def test_seed_sweep(chunk):
+    per_chunk = SEEDS // CHUNKS
+    _sweep(range(chunk * per_chunk, (chunk + 1) * per_chunk))
+
+
+@pytest.mark.parametrize("chunk", range(2))
+def test_seed_sweep_with_the_library_defaults(chunk):
+    """The simulator runs the message-saving Raft options by default; these seeds
+    run what `raft.Config` defaults to (commit broadcast, one round per read)."""
+    _sweep(range(1000 + chunk * 25, 1000 + (chunk + 1) * 25), eager_commit=True, batch_reads=False)
