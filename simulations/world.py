@@ -49,9 +49,9 @@ from .rng import RngFactory
 from .safety import SafetyChecker, SafetyViolation, _term_at
 
 # Event kinds.
-TICK, DELIVER, REQUEST, REPLY, TIMEOUT, CLIENT_NEXT, FAULT, UNDO, HEAL, CHECK = range(10)
-_EVENT_NAMES = ("tick", "deliver", "request", "reply", "timeout", "client", "fault", "undo",
-                "heal", "check")
+TICK, DELIVER, REQUEST, REPLY, TIMEOUT, FAULT, UNDO, HEAL, CHECK = range(9)
+_EVENT_NAMES = ("tick", "deliver", "request", "reply", "timeout", "fault", "undo", "heal", "check")
+_INVOKE = 9  # trace tag of a client invocation (not an event of its own)
 _PACK = struct.Struct("<dBII").pack
 
 
@@ -346,7 +346,6 @@ class World:
             self._on_request,
             self._on_reply,
             lambda client, _: self._on_timeout(client),
-            lambda client, _: self._next_op(client),
             lambda fault, _: self._on_fault(fault),
             self._on_undo,
             lambda _a, _b: self._heal(),
@@ -508,34 +507,35 @@ class World:
         workload = self.config.workload
         think = self._rng_client.expovariate(workload.rate / workload.clients)
         client.due = max(client.due + think, self.now - workload.timeout)
-        if client.due <= self.now and client.current is None and self.clients:
-            self._next_op(client)  # due already: no separate event
-        else:
-            self.push(client.due - self.now, CLIENT_NEXT, client)
+        self._next_op(client, max(client.due, self.now))
 
-    def _next_op(self, client: Client) -> None:
-        if not self.workload_on:
-            return
+    def _next_op(self, client: Client, at: float) -> None:
         rng = self._rng_client
         workload = self.config.workload
         key = f"k{rng.randrange(workload.keys)}"
         roll = rng.random()
         if roll < workload.read_fraction:
-            self.submit(client.id, OpKind.GET, key)
+            self.submit(client.id, OpKind.GET, key, at=at)
         elif roll < workload.read_fraction + workload.cas_fraction:
-            self.submit(client.id, OpKind.CAS, key, expected=client.last_seen.get(key))
+            self.submit(client.id, OpKind.CAS, key, expected=client.last_seen.get(key), at=at)
         else:
-            self.submit(client.id, OpKind.PUT, key)
+            self.submit(client.id, OpKind.PUT, key, at=at)
 
     def submit(self, client_id: int, kind: OpKind, key: str, expected: str | None = None,
-               target: int = 0) -> Operation | None:
-        """Client `client_id` invokes an operation now (a no-op while it has one in
-        flight). Written values are unique: "c<client>-<op id>"."""
+               target: int = 0, at: float | None = None) -> Operation | None:
+        """Client `client_id` invokes an operation now, or at the later virtual
+        time `at` (a no-op while it has one in flight). Written values are unique:
+        "c<client>-<op id>".
+
+        A later invocation is recorded at once with its future time: the client is
+        idle until then, and the request's arrival is its only event.
+        """
         client = self.clients[client_id - 1]
         if client.current is not None:
             return None
+        at = self.now if at is None else at
         value = None if kind is OpKind.GET else f"c{client.id}-{len(self.history)}"
-        op = self.history.invoke(client.id, kind, key, self.now, value=value,
+        op = self.history.invoke(client.id, kind, key, at, value=value,
                                  expected=expected if kind is OpKind.CAS else None)
         client.current = op
         rng = self._rng_client
@@ -543,8 +543,8 @@ class World:
             client.target = target
         elif not client.target:
             client.target = rng.choice(self.voters)
-        self._trace(CLIENT_NEXT, client.id, client.target, repr((op.kind.value, key)).encode())
-        self.push(0.0005 + rng.expovariate(1000.0), REQUEST, client.target, (client, op))
+        self._trace(_INVOKE, client.id, client.target, repr((op.kind.value, key, at)).encode())
+        self._push_at(at + 0.0005 + rng.expovariate(1000.0), REQUEST, client.target, (client, op))
         if not client.timer_armed:
             # One timer per client, re-armed for the operation in flight when it
             # fires, instead of one event per operation.
@@ -838,8 +838,6 @@ class World:
                 text = f"reply {b[0].value}{result} (leader hint {b[2]}): {a[1].describe_call()}"
             elif kind == TIMEOUT:
                 text = f"client {a.id} timer"
-            elif kind == CLIENT_NEXT:
-                text = f"client {a.id} issues next op"
             else:
                 text = name
             lines.append(f"{time:10.4f}  {text}")
