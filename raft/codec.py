@@ -29,14 +29,13 @@ Decoding is the filter between untrusted bytes (a peer, a disk) and the core. Ev
 raises `raft.errors.CodecError` -- never any other exception, for any input bytes:
 
 * inputs longer than ``max_bytes`` are rejected before any parsing;
-* the CBOR decoder never allocates more than a small multiple of the input size: a
-  huge declared length inside a short input fails at end of input (cbor2 reads
-  strings in bounded chunks and does not pre-size arrays; `tests/test_codec.py`
-  checks this, so a cbor2 upgrade that breaks it is caught);
-* nesting deeper than the format needs, indefinite lengths, CBOR tags (including
-  the ones cbor2 would interpret, such as bignums or shared references), floats,
-  maps, text strings, negative integers, null/undefined and trailing bytes are
-  rejected;
+* the decoder never allocates more than a small multiple of the input size: every
+  declared length is compared with the bytes that are left before anything is
+  read, so a huge declared length inside a short input fails at once;
+* the decoder reads only the four CBOR types of the format, so nesting deeper than
+  the format needs, indefinite lengths, CBOR tags, floats, maps, text strings,
+  negative integers, null/undefined and trailing bytes are rejected (non-shortest
+  integer and length forms are read like any decoder reads them);
 * every field is type-checked exactly (a CBOR boolean is not accepted as an
   integer, nor an integer as a boolean), enum values must be known, node ids in
   ``to``/``sender`` (and in configurations and conf changes) must be >= 1, while
@@ -57,10 +56,11 @@ raises `TypeError` or `ValueError` instead of producing bytes that peers reject.
 from __future__ import annotations
 
 import enum
-import io
+import operator
+import struct
 from typing import Any, Callable, NoReturn
 
-import cbor2
+import attrs
 
 from .errors import CodecError
 from .types import (
@@ -150,35 +150,141 @@ class RecordKind(enum.IntEnum):
 
 
 # --------------------------------------------------------------------------------
-# CBOR decoding with safe options.
+# Reading CBOR. The format uses four CBOR types, so the decoder reads them itself
+# instead of asking a general CBOR library to build arbitrary values: anything
+# outside those four types (tags, floats, maps, text, negative integers, null,
+# undefined, indefinite lengths) cannot even be represented, so it cannot slip
+# through. Readers take the input and a position and return (value, next
+# position); they never read past the input: a declared length is compared with
+# what is left before anything is sliced or allocated. Reading past the end
+# raises IndexError or struct.error, which the public functions turn into
+# CodecError ("truncated").
 # --------------------------------------------------------------------------------
 
 # The deepest value of the format is InstallSnapshot -> metadata -> conf state ->
 # voter list; anything deeper is garbage, and a small bound keeps depth bombs cheap.
 _MAX_DEPTH = 4
 
-# Tags cbor2 interprets itself (datetimes, bignums, decimals, shared and string
-# references, regexes, MIME, sets, ...). tag_hook is only consulted for *unknown*
-# tags, so these are overridden one by one to fail before cbor2 builds anything.
-# The list was taken from cbor2 6.x; `test_codec.py` sweeps tag numbers to make sure
-# no interpreted tag slips through after an upgrade.
-_CBOR2_INTERPRETED_TAGS = (
-    0, 1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 256, 258, 260, 261,
-    1004, 43000, 55799,
+# The argument of an initial byte whose low five bits are 24..27 follows it in
+# 1, 2, 4 or 8 big-endian bytes (28..30 are reserved, 31 means indefinite).
+_ARGUMENT_READERS = {
+    24: (struct.Struct(">B").unpack_from, 2),
+    25: (struct.Struct(">H").unpack_from, 3),
+    26: (struct.Struct(">I").unpack_from, 5),
+    27: (struct.Struct(">Q").unpack_from, 9),
+}
+
+_MAJOR_NAMES = (
+    "an unsigned integer", "a negative integer", "a byte string", "a text string",
+    "an array", "a map", "a tag", "a float or simple value",
 )  # fmt: skip
 
 
-class _TagRejected(Exception):
-    """Raised inside cbor2 callbacks; cbor2 wraps it, and we wrap that in CodecError."""
+def _unexpected(data: bytes, pos: int, where: str, expected: str) -> NoReturn:
+    head = data[pos]
+    if head == 0xF4 or head == 0xF5:
+        found = "a boolean"
+    elif head & 0x1F in (28, 29, 30) and head < 0xC0:
+        found = "a malformed head"
+    elif head & 0x1F == 31 and 0x40 <= head < 0xC0:
+        found = "an indefinite-length item"
+    else:
+        found = _MAJOR_NAMES[head >> 5]
+    raise CodecError(f"{where}: expected {expected}, found {found} at byte {pos}")
 
 
-def _reject_tag(*_args: Any) -> NoReturn:
-    raise _TagRejected("CBOR tags are not part of the raft wire format")
+def _read_argument(data: bytes, pos: int, where: str, expected: str) -> tuple[int, int]:
+    """The argument (value or length) of a head with a 1..8 byte extension at `pos`."""
+    reader = _ARGUMENT_READERS.get(data[pos] & 0x1F)
+    if reader is None:
+        _unexpected(data, pos, where, expected)
+    unpack, size = reader
+    return unpack(data, pos + 1)[0], pos + size
 
 
-_SEMANTIC_DECODERS: dict[int, Callable[..., Any]] = {
-    tag: _reject_tag for tag in _CBOR2_INTERPRETED_TAGS
-}
+def _read_uint(data: bytes, pos: int, where: str) -> tuple[int, int]:
+    head = data[pos]
+    if head < 24:
+        return head, pos + 1
+    if head < 32:
+        return _read_argument(data, pos, where, "an unsigned integer")
+    _unexpected(data, pos, where, "an unsigned integer")
+
+
+def _read_bytes(data: bytes, pos: int, where: str) -> tuple[bytes, int]:
+    head = data[pos]
+    if 0x40 <= head < 0x58:
+        length = head - 0x40
+        pos += 1
+    elif 0x58 <= head < 0x60:
+        length, pos = _read_argument(data, pos, where, "a byte string")
+    else:
+        _unexpected(data, pos, where, "a byte string")
+    end = pos + length
+    if end > len(data):
+        raise IndexError("byte string runs past the end of the input")
+    return data[pos:end], end
+
+
+def _read_array_head(data: bytes, pos: int, where: str) -> tuple[int, int]:
+    """The length of the array starting at `pos`, and the position of its first item."""
+    head = data[pos]
+    if 0x80 <= head < 0x98:
+        length = head - 0x80
+        pos += 1
+    elif 0x98 <= head < 0xA0:
+        length, pos = _read_argument(data, pos, where, "an array")
+    else:
+        _unexpected(data, pos, where, "an array")
+    # Every item takes at least one byte: a longer declared length is certainly
+    # truncated, and failing now means no list is ever sized after a lie.
+    if length > len(data) - pos:
+        raise IndexError("array runs past the end of the input")
+    return length, pos
+
+
+def _read_value(data: bytes, pos: int, depth: int, where: str) -> tuple[Any, int]:
+    """Any value of the format: an unsigned integer, byte string, boolean or array
+    (as a list, at most `depth` arrays deep)."""
+    head = data[pos]
+    if head < 32:
+        return _read_uint(data, pos, where)
+    if 0x40 <= head < 0x60:
+        return _read_bytes(data, pos, where)
+    if head == 0xF5:
+        return True, pos + 1
+    if head == 0xF4:
+        return False, pos + 1
+    if 0x80 <= head < 0xA0 and depth > 0:
+        length, pos = _read_array_head(data, pos, where)
+        items = []
+        for _ in range(length):
+            item, pos = _read_value(data, pos, depth - 1, where)
+            items.append(item)
+        return items, pos
+    if 0x80 <= head < 0xA0:
+        raise CodecError(f"{where}: arrays nested deeper than the format allows")
+    _unexpected(data, pos, where, "an integer, byte string, boolean or array")
+
+
+def _as_bytes(data: Any, max_bytes: int, what: str) -> bytes:
+    """`data` as bytes after the size check.
+
+    Raises:
+        CodecError: the input is longer than `max_bytes`.
+        TypeError: `data` is not bytes-like.
+    """
+    if type(data) is bytes:
+        size = len(data)
+    elif isinstance(data, (bytes, bytearray, memoryview)):
+        size = data.nbytes if isinstance(data, memoryview) else len(data)
+    else:
+        raise TypeError(f"can only decode bytes-like data, not {type(data).__name__}")
+    if size > max_bytes:
+        raise CodecError(f"{what}: {size} bytes exceeds the limit of {max_bytes}")
+    # Copy only after the size check; a memoryview of another item format would
+    # otherwise index as something other than bytes.
+    return data if type(data) is bytes else bytes(data)
 
 
 def _parse_cbor(data: Any, max_bytes: int, what: str) -> list[Any]:
@@ -188,43 +294,20 @@ def _parse_cbor(data: Any, max_bytes: int, what: str) -> list[Any]:
         The top-level array as a list; nested values are still unchecked.
 
     Raises:
-        CodecError: the input is too long, is not one well-formed CBOR array, uses a
-            forbidden feature (tags, indefinite lengths, excessive depth) or has
-            trailing bytes.
+        CodecError: the input is too long, is not one well-formed CBOR array of the
+            format's types, nests too deeply or has trailing bytes.
         TypeError: `data` is not bytes-like.
     """
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise TypeError(f"can only decode bytes-like data, not {type(data).__name__}")
-    size = data.nbytes if isinstance(data, memoryview) else len(data)
-    if size > max_bytes:
-        raise CodecError(f"{what}: {size} bytes exceeds the limit of {max_bytes}")
-    if not isinstance(data, bytes):
-        # Copy only after the size check; a memoryview of another item format would
-        # otherwise index as something other than bytes.
-        data = bytes(data)
-    # Every record is a short array (< 24 elements), so its first byte is 0x80..0x97:
-    # one comparison rejects most garbage before cbor2 sees it.
-    if size == 0 or not 0x80 <= data[0] <= 0x97:
+    data = _as_bytes(data, max_bytes, what)
+    # Every record is a short array (< 24 elements), so its first byte is 0x80..0x97.
+    if not data or not 0x80 <= data[0] <= 0x97:
         raise CodecError(f"{what}: not a CBOR array of a known record")
-    stream = io.BytesIO(data)
     try:
-        decoder = cbor2.CBORDecoder(
-            stream,
-            max_depth=_MAX_DEPTH,
-            allow_indefinite=False,
-            semantic_decoders=_SEMANTIC_DECODERS,
-            tag_hook=_reject_tag,
-        )
-        value = decoder.decode()
-    # The contract is "CodecError and nothing else": cbor2 documents
-    # CBORDecodeError but its decoders can also leak ValueError, OverflowError,
-    # RecursionError or MemoryError on hostile input, so everything is translated.
-    except Exception as exc:
-        raise CodecError(f"{what}: malformed CBOR: {exc}") from exc
-    if stream.tell() != size:
-        raise CodecError(f"{what}: {size - stream.tell()} trailing bytes after the record")
-    if type(value) is not list:  # pragma: no cover - excluded by the first-byte check
-        raise CodecError(f"{what}: not a CBOR array")
+        value, end = _read_value(data, 0, _MAX_DEPTH, what)
+    except (IndexError, struct.error):
+        raise CodecError(f"{what}: truncated") from None
+    if end != len(data):
+        raise CodecError(f"{what}: {len(data) - end} trailing bytes after the record")
     return value
 
 
@@ -278,6 +361,7 @@ def _array(value: Any, length: int, where: str) -> list[Any]:
 
 _ENTRY_TYPES = {int(t): t for t in EntryType}
 _CONF_CHANGE_TYPES = {int(t): t for t in ConfChangeType}
+_NORMAL = EntryType.NORMAL
 
 
 def _entry_type(value: Any, where: str) -> EntryType:
@@ -336,45 +420,47 @@ def _entry_fields(term: Any, index: Any, type_: Any, data: Any, where: str) -> E
     return entry
 
 
-def _entries(value: Any, term: int, prev_index: int, prev_term: int) -> tuple[Entry, ...]:
-    if type(value) is not list:
-        _fail("AppendEntries.entries", "an array of entries", value)
+def _read_entries(
+    data: bytes, pos: int, term: int, prev_index: int, prev_term: int
+) -> tuple[tuple[Entry, ...], int]:
+    """The entries of an `AppendEntries`, checked against its other fields."""
+    count, pos = _read_array_head(data, pos, "AppendEntries.entries")
     entries: list[Entry] = []
     append = entries.append
     expected_index = prev_index + 1
     # Terms in a Raft log never decrease and start at 1, and a leader only sends
     # entries of its own term or older.
     min_term = max(prev_term, 1)
-    normal = EntryType.NORMAL
-    for raw in value:
-        # The hot loop of the decoder: a well-formed NORMAL entry is checked inline
-        # without building error strings. Everything else takes the slow path,
-        # which re-checks field by field and says what is wrong.
-        if type(raw) is list and len(raw) == 4:
-            entry_term, entry_index, entry_type, entry_data = raw
-            if (
-                type(entry_term) is int
-                and type(entry_index) is int
-                and type(entry_type) is int
-                and type(entry_data) is bytes
-                and entry_type == 0
-                and entry_index == expected_index
-                and min_term <= entry_term <= term
-            ):
-                append(Entry(entry_term, entry_index, normal, entry_data))
-                expected_index += 1
-                min_term = entry_term
-                continue
-        where = f"AppendEntries.entries[{len(entries)}]"
-        entry = _entry_fields(*_array(raw, 4, where), where)
-        if entry.index != expected_index:
-            raise CodecError(f"{where}: index {entry.index}, expected {expected_index}")
-        if not min_term <= entry.term <= term:
-            raise CodecError(f"{where}: term {entry.term} outside [{min_term}, {term}]")
+    where = "AppendEntries.entries"
+    for position in range(count):
+        if data[pos] == 0x84:  # [term, index, type, data], the usual shortest form
+            pos += 1
+        else:
+            where = f"AppendEntries.entries[{position}]"
+            arity, pos = _read_array_head(data, pos, where)
+            if arity != 4:
+                raise CodecError(f"{where}: expected an array of 4 elements, got {arity}")
+        entry_term, pos = _read_uint(data, pos, where)
+        entry_index, pos = _read_uint(data, pos, where)
+        entry_type, pos = _read_uint(data, pos, where)
+        entry_data, pos = _read_bytes(data, pos, where)
+        if entry_type == 0:
+            entry = Entry(entry_term, entry_index, _NORMAL, entry_data)
+        else:
+            where = f"AppendEntries.entries[{position}]"
+            entry = _entry_fields(entry_term, entry_index, entry_type, entry_data, where)
+        if entry_index != expected_index:
+            raise CodecError(
+                f"AppendEntries.entries[{position}]: index {entry_index}, expected {expected_index}"
+            )
+        if not min_term <= entry_term <= term:
+            raise CodecError(
+                f"AppendEntries.entries[{position}]: term {entry_term} outside [{min_term}, {term}]"
+            )
         append(entry)
         expected_index += 1
-        min_term = entry.term
-    return tuple(entries)
+        min_term = entry_term
+    return tuple(entries), pos
 
 
 # --------------------------------------------------------------------------------
@@ -387,9 +473,14 @@ def _entries(value: Any, term: int, prev_index: int, prev_term: int) -> tuple[En
 # --------------------------------------------------------------------------------
 
 _SMALL_UINTS = tuple(bytes((n,)) for n in range(24))
+_SMALL_BYTES_HEADS = tuple(bytes((0x40 | n,)) for n in range(24))
 _VERSION_BYTES = _SMALL_UINTS[FORMAT_VERSION]
 _TRUE = b"\xf5"
 _FALSE = b"\xf4"
+_PACK_8 = struct.Struct(">BB").pack
+_PACK_16 = struct.Struct(">BH").pack
+_PACK_32 = struct.Struct(">BI").pack
+_PACK_64 = struct.Struct(">BQ").pack
 
 
 def _head(major: int, length: int) -> bytes:
@@ -397,22 +488,26 @@ def _head(major: int, length: int) -> bytes:
     if length < 24:
         return bytes((major | length,))
     if length < 0x100:
-        return bytes((major | 24, length))
+        return _PACK_8(major | 24, length)
     if length < 0x10000:
-        return bytes((major | 25,)) + length.to_bytes(2, "big")
+        return _PACK_16(major | 25, length)
     if length < 0x100000000:
-        return bytes((major | 26,)) + length.to_bytes(4, "big")
-    return bytes((major | 27,)) + length.to_bytes(8, "big")
+        return _PACK_32(major | 26, length)
+    return _PACK_64(major | 27, length)
 
 
 def _put_uint(value: Any, where: str) -> bytes:
-    if type(value) is int and 0 <= value < 24:
+    if type(value) is not int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{where}: expected an int, got {type(value).__name__}")
+        value = int(value)
+    if value < 24:
+        if value < 0:
+            raise ValueError(f"{where}: {value} is outside [0, 2**64 - 1]")
         return _SMALL_UINTS[value]
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{where}: expected an int, got {type(value).__name__}")
-    if not 0 <= value <= MAX_UINT:
+    if value > MAX_UINT:
         raise ValueError(f"{where}: {value} is outside [0, 2**64 - 1]")
-    return _head(0x00, int(value))
+    return _head(0x00, value)
 
 
 def _put_node_id(value: Any, where: str) -> bytes:
@@ -515,22 +610,21 @@ def _put_entries(entries: Any, where: str) -> bytes:
 
 # --------------------------------------------------------------------------------
 # Message table: one row per kind, fields in wire order after term, sender, to.
+# Messages are read and written field by field from this table, without building
+# an intermediate list: each field's type says how to read or write it.
 # --------------------------------------------------------------------------------
 
-_Decoder = Callable[[Any, str], Any]
-_Encoder = Callable[[Any, str], Any]
-
-_UINT = (_put_uint, _uint)
-_NODE = (_put_node_id, _node_id)
-_BOOL = (_put_bool, _bool)
-_BYTES = (_put_bytes, _bytes)
-_METADATA = (_put_snapshot_metadata, _snapshot_metadata)
-# AppendEntries.entries is decoded by `_entries` (it needs the other fields).
-_ENTRIES: tuple[_Encoder, _Decoder | None] = (_put_entries, None)
+# Field types.
+_UINT = 0
+_NODE = 1  # an unsigned integer >= 1
+_BOOL = 2
+_BYTES = 3
+_ENTRIES = 4  # AppendEntries.entries, checked against term, prev_index, prev_term
+_METADATA = 5
 
 _HEADER = (("term", _UINT), ("sender", _NODE), ("to", _NODE))
 
-_MESSAGE_FIELDS: dict[type, tuple[MessageKind, tuple[tuple[str, tuple[Any, Any]], ...]]] = {
+_MESSAGE_FIELDS: dict[type, tuple[MessageKind, tuple[tuple[str, int], ...]]] = {
     VoteRequest: (
         MessageKind.VOTE_REQUEST,
         _HEADER
@@ -589,8 +683,39 @@ _MESSAGE_FIELDS: dict[type, tuple[MessageKind, tuple[tuple[str, tuple[Any, Any]]
     ),
 }
 
-_MESSAGE_CLASSES: dict[int, type] = {
-    int(kind): cls for cls, (kind, _fields) in _MESSAGE_FIELDS.items()
+
+class _MessageFormat:
+    """One row of the table, prepared for encoding and decoding.
+
+    Attributes:
+        cls: the message class; it is built positionally, so the wire order must
+            be the order of its attributes (checked when the module loads).
+        length: elements of the top-level array (version and kind included).
+        prefix: the encoded array head, version and kind.
+        values: returns the field values of a message, in wire order.
+        fields: (field type, "Class.field" for error messages), in wire order.
+    """
+
+    __slots__ = ("cls", "length", "prefix", "values", "fields")
+
+    def __init__(self, cls: type, kind: MessageKind, fields: tuple[tuple[str, int], ...]) -> None:
+        names = [name for name, _type in fields]
+        declared = [attribute.name for attribute in attrs.fields(cls)]
+        if declared[: len(names)] != names:
+            raise TypeError(f"{cls.__name__}: wire fields {names} are not its attributes {declared}")
+        self.cls = cls
+        self.length = 2 + len(fields)
+        self.prefix = _head(0x80, self.length) + _VERSION_BYTES + _head(0x00, kind)
+        # Every message has at least term, sender and to, so this returns a tuple.
+        self.values = operator.attrgetter(*names)
+        self.fields = tuple((field_type, f"{cls.__name__}.{name}") for name, field_type in fields)
+
+
+_FORMATS_BY_CLASS: dict[type, _MessageFormat] = {
+    cls: _MessageFormat(cls, kind, fields) for cls, (kind, fields) in _MESSAGE_FIELDS.items()
+}
+_FORMATS_BY_KIND: dict[int, _MessageFormat] = {
+    int(kind): _FORMATS_BY_CLASS[cls] for cls, (kind, _fields) in _MESSAGE_FIELDS.items()
 }
 
 
@@ -608,14 +733,36 @@ def encode_message(msg: Message) -> bytes:
             carry (e.g. a non-bool flag or non-bytes data).
         ValueError: a field is out of range (negative, >= 2**64, a zero node id).
     """
-    row = _MESSAGE_FIELDS.get(type(msg))
-    if row is None:
+    fmt = _FORMATS_BY_CLASS.get(type(msg))
+    if fmt is None:
         raise TypeError(f"not a raft message: {type(msg).__name__}")
-    kind, fields = row
-    name = type(msg).__name__
-    parts = [_head(0x80, 2 + len(fields)), _VERSION_BYTES, _head(0x00, kind)]
-    for field, (put, _check) in fields:
-        parts.append(put(getattr(msg, field), f"{name}.{field}"))
+    parts = [fmt.prefix]
+    append = parts.append
+    # Small integers, flags and short byte strings are written inline; anything
+    # else goes through the checking writers, which raise with the field's name.
+    for value, (field_type, where) in zip(fmt.values(msg), fmt.fields):
+        if field_type is _UINT:
+            if type(value) is int and 0 <= value < 24:
+                append(_SMALL_UINTS[value])
+            else:
+                append(_put_uint(value, where))
+        elif field_type is _NODE:
+            if type(value) is int and 0 < value < 24:
+                append(_SMALL_UINTS[value])
+            else:
+                append(_put_node_id(value, where))
+        elif field_type is _BOOL:
+            append(_put_bool(value, where))
+        elif field_type is _BYTES:
+            if type(value) is bytes and len(value) < 24:
+                append(_SMALL_BYTES_HEADS[len(value)])
+                append(value)
+            else:
+                append(_put_bytes(value, where))
+        elif field_type is _ENTRIES:
+            append(_put_entries(value, where))
+        else:
+            append(_put_snapshot_metadata(value, where))
     return b"".join(parts)
 
 
@@ -635,44 +782,73 @@ def decode_message(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Message:
             bytes.
         TypeError: `data` is not bytes-like (a caller bug).
     """
-    record = _parse_cbor(data, max_bytes, "message")
+    data = _as_bytes(data, max_bytes, "message")
     try:
-        return _decode_message_record(record)
+        return _read_message(data)
     except CodecError:
         raise
-    # Every check above raises CodecError explicitly; this only guards the promise
+    except (IndexError, struct.error):
+        raise CodecError("message: truncated") from None
+    # Every check raises CodecError explicitly; this only guards the promise
     # "CodecError and nothing else" against a validation bug or a future change in
     # the value classes' constructors.
     except Exception as exc:  # pragma: no cover - defensive
         raise CodecError(f"message: invalid: {exc}") from exc
 
 
-def _decode_message_record(record: list[Any]) -> Message:
-    if len(record) < 2:
+def _read_message(data: bytes) -> Message:
+    # Every message is a short array (< 24 elements), so its first byte is 0x80..0x97.
+    if not data or not 0x80 <= data[0] <= 0x97:
+        raise CodecError("message: not a CBOR array of a known record")
+    if data[0] < 0x82:
         raise CodecError("message: missing version or kind")
-    _check_version(record[0], "message")
-    kind = record[1]
-    cls = _MESSAGE_CLASSES.get(kind) if type(kind) is int else None
-    if cls is None:
-        raise CodecError(f"message: unknown kind {_describe(kind)}")
-    _kind, fields = _MESSAGE_FIELDS[cls]
-    name = cls.__name__
-    if len(record) != 2 + len(fields):
+    version, pos = _read_uint(data, 1, "message: version")
+    if version != FORMAT_VERSION:
         raise CodecError(
-            f"{name}: expected {len(fields)} fields, got {len(record) - 2}"
+            f"message: unsupported format version {version}, this node speaks {FORMAT_VERSION}"
         )
-    values: dict[str, Any] = {}
-    entries_raw = None
-    for (field, (_put, check)), raw in zip(fields, record[2:]):
-        if check is None:
-            entries_raw = raw
+    kind, pos = _read_uint(data, pos, "message: kind")
+    fmt = _FORMATS_BY_KIND.get(kind)
+    if fmt is None:
+        raise CodecError(f"message: unknown kind {kind}")
+    if data[0] - 0x80 != fmt.length:
+        raise CodecError(
+            f"{fmt.cls.__name__}: expected {fmt.length - 2} fields, got {data[0] - 0x82}"
+        )
+    values: list[Any] = []
+    append = values.append
+    for field_type, where in fmt.fields:
+        head = data[pos]
+        if field_type is _UINT:
+            if head < 24:
+                value = head
+                pos += 1
+            else:
+                value, pos = _read_uint(data, pos, where)
+        elif field_type is _NODE:
+            value, pos = _read_uint(data, pos, where)
+            if value == 0:
+                raise CodecError(f"{where}: expected a node id >= 1, got 0")
+        elif field_type is _BOOL:
+            if head == 0xF5:
+                value = True
+            elif head == 0xF4:
+                value = False
+            else:
+                _unexpected(data, pos, where, "a boolean")
+            pos += 1
+        elif field_type is _BYTES:
+            value, pos = _read_bytes(data, pos, where)
+        elif field_type is _ENTRIES:
+            term, _sender, _to, prev_index, prev_term = values
+            value, pos = _read_entries(data, pos, term, prev_index, prev_term)
         else:
-            values[field] = check(raw, f"{name}.{field}")
-    if cls is AppendEntries:
-        values["entries"] = _entries(
-            entries_raw, values["term"], values["prev_index"], values["prev_term"]
-        )
-    return cls(**values)
+            raw, pos = _read_value(data, pos, _MAX_DEPTH - 1, where)
+            value = _snapshot_metadata(raw, where)
+        append(value)
+    if pos != len(data):
+        raise CodecError(f"message: {len(data) - pos} trailing bytes after the record")
+    return fmt.cls(*values)
 
 
 def _check_version(version: Any, what: str) -> None:

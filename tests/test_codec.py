@@ -476,10 +476,10 @@ def test_non_bytes_input_is_a_caller_error(decode) -> None:
 
 
 def test_every_cbor_tag_is_rejected() -> None:
-    # cbor2 interprets some tags itself (bignums, shared references, regexes...);
-    # the codec must reject them all before cbor2 builds anything. Sweeping the
-    # low range catches a cbor2 upgrade that starts interpreting a new tag there.
-    tags = set(range(0, 1100)) | set(codec._CBOR2_INTERPRETED_TAGS)
+    # Generic CBOR decoders interpret many tags (bignums, shared references,
+    # regexes...); the codec reads no tag at all, whatever its number. The sweep
+    # covers the low range and the tags such decoders commonly interpret.
+    tags = set(range(0, 1100)) | {1004, 43000, 55799}
     tags |= {2**16 - 1, 2**16, 2**32 - 1, 2**32, 2**63, MAX_UINT}
     header = b"\x85\x01\x09\x01\x01"
     for tag in sorted(tags):
