@@ -75,17 +75,25 @@ _RESET = struct.Struct("<QQ")
 _SNAP_HEAD = struct.Struct("<QQII")
 
 _FLAG_HARD_STATE = 1
+_NO_HARD_STATE = HardState(0, 0, 0)  # what a batch without a hard state carries
+# BATCH_HEAD, the single term run, the entry type and the data length of a batch of
+# exactly one entry.
+_HEAD_ONE_ENTRY = struct.Struct("<BQQQQIHIQBI")
 _ENTRY_TYPES = tuple(EntryType)
 _crc32 = zlib.crc32
 _LITTLE = sys.byteorder == "little"
+
+
+_PACK_HEADER_PREFIX = _HEADER_PREFIX.pack
+_PACK_HEADER_CRC = struct.Struct("<I").pack
 
 
 def frame(kind: int, payload: bytes) -> bytes:
     """Wrap `payload` into a record of `kind`."""
     if len(payload) > MAX_PAYLOAD:
         raise ValueError(f"record payload of {len(payload)} bytes exceeds 4 GiB")
-    prefix = _HEADER_PREFIX.pack(MAGIC, kind, FORMAT_VERSION, len(payload), _crc32(payload))
-    return prefix + struct.pack("<I", _crc32(prefix)) + payload
+    prefix = _PACK_HEADER_PREFIX(MAGIC, kind, FORMAT_VERSION, len(payload), _crc32(payload))
+    return b"".join((prefix, _PACK_HEADER_CRC(_crc32(prefix)), payload))
 
 
 # -- BATCH ----------------------------------------------------------------------------
@@ -105,39 +113,40 @@ def encode_batch(hard_state: HardState | None, entries: Sequence[Entry]) -> tupl
         ValueError: the entries are not consecutive.
     """
     count = len(entries)
+    # The usual saves of a running cluster, a hard state alone or one entry, are
+    # written with a single pack.
+    flags, hs = (0, _NO_HARD_STATE) if hard_state is None else (_FLAG_HARD_STATE, hard_state)
+    if count == 0:
+        return frame(KIND_BATCH, BATCH_HEAD.pack(flags, hs.term, hs.vote, hs.commit, 0, 0, 0)), []
+    if count == 1 and type(entries[0].type) is EntryType:
+        entry = entries[0]
+        head = _HEAD_ONE_ENTRY.pack(
+            flags, hs.term, hs.vote, hs.commit,
+            entry.index, 1, 1, 0, entry.term, entry.type, len(entry.data),
+        )  # fmt: skip
+        return frame(KIND_BATCH, head + entry.data), [(entry.index, entry.term)]
     runs: list[tuple[int, int]] = []
-    if count:
-        first = entries[0].index
-        # List comprehensions and C-level comparisons: this is the hot path of save().
-        indexes = [entry.index for entry in entries]
-        if indexes != list(range(first, first + count)):
-            bad = next(i for i, index in enumerate(indexes) if index != first + i)
-            raise ValueError(f"entries not consecutive: expected index {first + bad}, got {indexes[bad]}")
-        terms = [entry.term for entry in entries]
-        if terms.count(terms[0]) == count:  # the usual case: one term for the batch
-            runs.append((first, terms[0]))
-        else:
-            last_term = -1
-            for i, term in enumerate(terms):
-                if term != last_term:
-                    last_term = term
-                    runs.append((first + i, term))
-        types = bytes([entry.type for entry in entries])
-        lengths = array("I", [len(entry.data) for entry in entries])
-        if not _LITTLE:
-            lengths.byteswap()
-        data = b"".join([entry.data for entry in entries])
+    first = entries[0].index
+    # List comprehensions and C-level comparisons: this is the hot path of large saves.
+    indexes = [entry.index for entry in entries]
+    if indexes != list(range(first, first + count)):
+        bad = next(i for i, index in enumerate(indexes) if index != first + i)
+        raise ValueError(f"entries not consecutive: expected index {first + bad}, got {indexes[bad]}")
+    terms = [entry.term for entry in entries]
+    if terms.count(terms[0]) == count:  # the usual case: one term for the batch
+        runs.append((first, terms[0]))
     else:
-        first = 0
-        types = b""
-        lengths = array("I")
-        data = b""
-    if hard_state is not None:
-        head = BATCH_HEAD.pack(
-            _FLAG_HARD_STATE, hard_state.term, hard_state.vote, hard_state.commit, first, count, len(runs)
-        )
-    else:
-        head = BATCH_HEAD.pack(0, 0, 0, 0, first, count, len(runs))
+        last_term = -1
+        for i, term in enumerate(terms):
+            if term != last_term:
+                last_term = term
+                runs.append((first + i, term))
+    types = bytes([entry.type for entry in entries])
+    lengths = array("I", [len(entry.data) for entry in entries])
+    if not _LITTLE:
+        lengths.byteswap()
+    data = b"".join([entry.data for entry in entries])
+    head = BATCH_HEAD.pack(flags, hs.term, hs.vote, hs.commit, first, count, len(runs))
     parts = [head]
     parts.extend(_RUN.pack(index - first, term) for index, term in runs)
     parts.append(types)

@@ -502,8 +502,8 @@ class DiskStorage:
                 return True
             return False
         record, runs = _wal.encode_batch(hard_state, entries)
-
-        def write() -> int:
+        # What _run_guarded does, written out: this is the hot path of a running node.
+        try:
             prefix = self._roll_if_needed(len(record))
             offset = self._active_size + len(prefix)
             self._active.write(prefix + record if prefix else record)
@@ -511,9 +511,9 @@ class DiskStorage:
             self._dirty = True
             if sync:
                 self._sync_active()
-            return offset
-
-        offset = self._run_guarded(write)
+        except BaseException as exc:
+            self._failed = exc
+            raise
         # Memory changes only once the record is on disk (and synced when asked).
         if entries:
             self._index_append(entries, runs, offset, len(record))

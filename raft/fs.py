@@ -197,11 +197,41 @@ class InjectedFault(OSError):
 
 
 class _Inode:
-    __slots__ = ("volatile", "durable")
+    """A file's two views: what a running process reads, and what a crash keeps.
+
+    The durable contents are usually a prefix of the volatile ones (an append-only
+    file that was fsynced and then appended to), so they are kept as a length into
+    `volatile`, which makes `fsync` free of copies. They get bytes of their own
+    only when the volatile view stops starting with them (a truncation below them)
+    or when they are assigned directly.
+    """
+
+    __slots__ = ("volatile", "_durable", "_durable_size")
 
     def __init__(self) -> None:
         self.volatile = bytearray()
-        self.durable = b""
+        self._durable: bytes | None = b""  # None: durable == volatile[:_durable_size]
+        self._durable_size = 0
+
+    @property
+    def durable(self) -> bytes:
+        if self._durable is None:
+            return bytes(self.volatile[: self._durable_size])
+        return self._durable
+
+    @durable.setter
+    def durable(self, contents: bytes) -> None:
+        self._durable = contents
+
+    def sync(self) -> None:
+        """The durable contents become the volatile ones."""
+        self._durable = None
+        self._durable_size = len(self.volatile)
+
+    def truncate(self, size: int) -> None:
+        if self._durable is None and size < self._durable_size:
+            self._durable = self.durable  # cut below the durable bytes: keep a copy
+        del self.volatile[size:]
 
 
 class _MemoryFile:
@@ -228,12 +258,12 @@ class _MemoryFile:
     def fsync(self) -> None:
         self._check()
         self._fs._mutating("fsync")
-        self._inode.durable = bytes(self._inode.volatile)
+        self._inode.sync()
 
     def truncate(self, size: int) -> None:
         self._check()
         self._fs._mutating("truncate")
-        del self._inode.volatile[size:]
+        self._inode.truncate(size)
 
     def tell(self) -> int:
         self._check()
@@ -394,9 +424,9 @@ class MemoryFileSystem:
     def corrupt(self, path: str, offset: int, xor: int = 0xFF) -> None:
         """Flip bits of one byte in both views, as bit rot on the medium would."""
         inode = self._inode(path)
+        durable = bytearray(inode.durable)  # before the flip: it may share `volatile`
         inode.volatile[offset] ^= xor
-        if offset < len(inode.durable):
-            durable = bytearray(inode.durable)
+        if offset < len(durable):
             durable[offset] ^= xor
             inode.durable = bytes(durable)
 
