@@ -581,9 +581,14 @@ def _put_entry(entry: Entry, where: str) -> bytes:
     )
 
 
-def _put_entries(entries: Any, where: str) -> bytes:
-    parts = [_head(0x80, len(entries))]
+def _put_entries(entries: Any, where: str, parts: list[bytes]) -> None:
+    """Append ``[[term, index, type, data], ...]`` to `parts`."""
+    count = len(entries)
+    if count == 0:
+        parts.append(b"\x80")  # no entries: a heartbeat-like append, or a probe
+        return
     append = parts.append
+    append(_head(0x80, count))
     for position, entry in enumerate(entries):
         term, index, data = entry.term, entry.index, entry.data
         # The hot loop of the encoder. Well-formed entries take this branch, which
@@ -601,11 +606,10 @@ def _put_entries(entries: Any, where: str) -> bytes:
             append(_SMALL_UINTS[term] if term < 24 else _head(0x00, term))
             append(_SMALL_UINTS[index] if index < 24 else _head(0x00, index))
             append(_SMALL_UINTS[entry.type])
-            append(_head(0x40, len(data)))
+            append(_SMALL_BYTES_HEADS[len(data)] if len(data) < 24 else _head(0x40, len(data)))
             append(data)
         else:
             append(_put_entry(entry, f"{where}[{position}]"))
-    return b"".join(parts)
 
 
 # --------------------------------------------------------------------------------
@@ -760,7 +764,7 @@ def encode_message(msg: Message) -> bytes:
             else:
                 append(_put_bytes(value, where))
         elif field_type is _ENTRIES:
-            append(_put_entries(value, where))
+            _put_entries(value, where, parts)
         else:
             append(_put_snapshot_metadata(value, where))
     return b"".join(parts)
