@@ -185,6 +185,7 @@ class World:
         self._queue: list[tuple[float, int, int, Any, Any]] = []
         self._seq = 0
         self._hash = hashlib.sha256()
+        self._trace_buffer: list[bytes] = []  # hashed in batches: one update per ~1000 parts
         self.events = 0
         self.recent: deque[tuple[float, int, Any, Any]] = deque(maxlen=40)
         self.network = Network(self.rngs.stream("network"), config.latency)
@@ -226,12 +227,18 @@ class World:
         heapq.heappush(self._queue, (time, self._seq, kind, a, b))
 
     def _trace(self, kind: int, a: int, b: int, payload: bytes = b"") -> None:
-        self._hash.update(_PACK(self.now, kind, a, b))
+        buffer = self._trace_buffer
+        buffer.append(_PACK(self.now, kind, a, b))
         if payload:
-            self._hash.update(payload)
+            buffer.append(payload)
+        if len(buffer) > 1000:
+            self._hash.update(b"".join(buffer))
+            buffer.clear()
 
     @property
     def trace_hash(self) -> str:
+        self._hash.update(b"".join(self._trace_buffer))
+        self._trace_buffer.clear()
         return self._hash.hexdigest()
 
     # == setup =====================================================================
@@ -469,7 +476,8 @@ class World:
                     still.append((index, op))
             node.waiting_reads = still
         raw.advance(rd)
-        self._maybe_compact(node, raw)
+        if rd.committed_entries:  # only applying moves the compaction point
+            self._maybe_compact(node, raw)
 
     def _on_soft_state(self, node: SimNode, raw: RawNode, soft: Any) -> None:
         node.leader = soft.leader
