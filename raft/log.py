@@ -203,12 +203,14 @@ class RaftLog:
     # -- what the driver must do -------------------------------------------------------
 
     def has_next_committed(self) -> bool:
-        if self.unstable_snapshot is not None:
+        # Checked after every input; nearly always everything committed is applied,
+        # which settles it without asking storage for its first index.
+        if self.committed <= self.applied or self.unstable_snapshot is not None:
             return False
-        return self.committed > max(self.applied, self.first_index() - 1)
+        return self.committed > self.first_index() - 1
 
     def next_committed(self) -> list[Entry]:
-        if self.unstable_snapshot is not None:
+        if self.committed <= self.applied or self.unstable_snapshot is not None:
             return []
         lo = max(self.applied + 1, self.first_index())
         if self.committed < lo:

@@ -354,17 +354,16 @@ class RawNode:
 
     def has_ready(self) -> bool:
         """Whether `ready()` has anything for the driver."""
-        if self._broadcast_pending:
+        # Drivers call this after every input, and most calls find nothing: keep
+        # the checks cheap (no state objects are built just to compare them).
+        if self._broadcast_pending or self._msgs or self._read_states:
             return True
-        if self._msgs or self._read_states:
+        raft_log = self.log
+        if raft_log.unstable_entries or raft_log.unstable_snapshot is not None:
             return True
-        if self.log.unstable_entries or self.log.unstable_snapshot is not None:
+        if raft_log.has_next_committed():
             return True
-        if self.log.has_next_committed():
-            return True
-        if self._soft_state() != self._prev_soft:
-            return True
-        return self._hard_state() != self._prev_hard
+        return self._soft_state_changed() or self._hard_state_changed()
 
     def ready(self) -> Ready:
         """Collect the next batch of work. Call `advance` once it is handled, before
@@ -373,19 +372,17 @@ class RawNode:
             self._broadcast_pending = False
             if self.role is Role.LEADER:
                 self._broadcast_append()
-        soft = self._soft_state()
-        hard = self._hard_state()
         prev_hard = self._prev_hard
         entries = list(self.log.unstable_entries)
         rd = Ready(
-            soft_state=soft if soft != self._prev_soft else None,
-            hard_state=hard if hard != prev_hard else None,
+            soft_state=self._soft_state() if self._soft_state_changed() else None,
+            hard_state=self._hard_state() if self._hard_state_changed() else None,
             entries=entries,
             snapshot=self.log.unstable_snapshot,
             committed_entries=self.log.next_committed(),
             messages=self._msgs,
             read_states=self._read_states,
-            must_sync=bool(entries) or hard.term != prev_hard.term or hard.vote != prev_hard.vote,
+            must_sync=bool(entries) or self.term != prev_hard.term or self.vote != prev_hard.vote,
         )
         self._msgs = []
         self._read_states = []
@@ -445,6 +442,16 @@ class RawNode:
 
     def _hard_state(self) -> HardState:
         return HardState(term=self.term, vote=self.vote, commit=self.log.committed)
+
+    def _soft_state_changed(self) -> bool:
+        """Whether `_soft_state()` differs from the last one handed out."""
+        prev = self._prev_soft
+        return self.leader != prev.leader or self.role is not prev.role
+
+    def _hard_state_changed(self) -> bool:
+        """Whether `_hard_state()` differs from the last one handed out."""
+        prev = self._prev_hard
+        return self.term != prev.term or self.vote != prev.vote or self.log.committed != prev.commit
 
     def _reset_randomized_election_timeout(self) -> None:
         et = self.config.election_ticks
