@@ -882,11 +882,15 @@ class RawNode:
         return self._conf_history[-1][0]
 
     def _maybe_commit(self) -> bool:
-        voters = self.conf_state.voters
+        conf = self.conf_state
+        voters = conf.voters
         if not voters:
             return False
-        matches = sorted((self._progress[n].match if n in self._progress else 0 for n in voters), reverse=True)
-        candidate = matches[self.conf_state.quorum() - 1]
+        # The highest index a quorum of voters stores: the quorum-th largest match.
+        progress = self._progress
+        matches = [progress[n].match if n in progress else 0 for n in voters]
+        matches.sort(reverse=True)
+        candidate = matches[conf.quorum() - 1]
         if not self.log.maybe_commit(candidate, self.term):
             return False
         self._on_commit_advanced()
@@ -946,11 +950,20 @@ class RawNode:
         pr = self._progress[to]
         if pr.is_paused():
             return False
-        prev_index = pr.next - 1
+        raft_log = self.log
+        next_index = pr.next
+        last = raft_log.last_index()
+        if next_index > last and not send_if_empty:
+            # Nothing new to send. (Checked before looking up prev_term: that lookup
+            # cannot fail here, as next_index <= last + 1 always holds.)
+            return False
+        prev_index = next_index - 1
         try:
-            prev_term = self.log.term(prev_index)
-            if pr.next <= self.log.last_index():
-                entries = self.log.entries(pr.next, min(self.log.last_index() + 1, pr.next + self.config.max_entries_per_message), self.config.max_bytes_per_message)
+            prev_term = raft_log.term(prev_index)
+            if next_index <= last:
+                config = self.config
+                hi = min(last + 1, next_index + config.max_entries_per_message)
+                entries = raft_log.entries(next_index, hi, config.max_bytes_per_message)
             else:
                 entries = []
         except CompactedError:
@@ -965,7 +978,7 @@ class RawNode:
                 prev_index=prev_index,
                 prev_term=prev_term,
                 entries=tuple(entries),
-                commit=self.log.committed,
+                commit=raft_log.committed,
             )
         )
         pr.sent_entries(entries[-1].index if entries else None)
@@ -1035,9 +1048,13 @@ class RawNode:
                 pr.become_replicate()
         else:
             pr.inflights.free_le(m.index)
-        self._maybe_commit()
-        if self.role is not Role.LEADER:
-            return  # the commit removed us from the configuration and we stepped down
+        # A match that stays within the commit index cannot move the quorum-th
+        # largest match past it (and every other match change already tried to
+        # commit): skip the computation for the acknowledgements after a quorum.
+        if pr.match > self.log.committed:
+            self._maybe_commit()
+            if self.role is not Role.LEADER:
+                return  # the commit removed us from the configuration and we stepped down
         # Keep streaming while the window allows and there is more to send.
         while self._send_append(m.sender, send_if_empty=False):
             pass

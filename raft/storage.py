@@ -175,7 +175,7 @@ class MemoryStorage:
 
 def limit_size(entries: list[Entry], max_bytes: int) -> list[Entry]:
     """The longest prefix of `entries` within `max_bytes` (always at least one)."""
-    if not entries:
+    if len(entries) <= 1:
         return entries
     total = entries[0].size()
     for i in range(1, len(entries)):
