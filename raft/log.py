@@ -83,6 +83,10 @@ class RaftLog:
         """Entries in [lo, hi), limited to about `max_bytes` (at least one)."""
         if lo >= hi:
             return []
+        if hi <= self.unstable_offset and self.unstable_snapshot is None:
+            # All stable (the usual case once the driver persisted the tail):
+            # storage checks the same bounds and limits the size itself.
+            return self.storage.entries(lo, hi, max_bytes)
         if lo < self.first_index():
             raise CompactedError(f"index {lo} compacted (first is {self.first_index()})")
         if hi > self.last_index() + 1:
