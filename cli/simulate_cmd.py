@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+from concurrent.futures import ProcessPoolExecutor
+from typing import Iterator
 
 import click
 
@@ -79,11 +82,14 @@ def _parse_seed_range(text: str) -> range:
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               help="Write an HTML timeline; with several seeds '{seed}' in the name is replaced, "
                    "otherwise only the first failing run (or the single run) is written.")
+@click.option("--jobs", "-j", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Run seeds in this many processes (0 = one per CPU). Each run is still "
+                   "deterministic and results are reported in seed order.")
 @click.option("--verbose", "-v", is_flag=True, help="Show the raft library's log messages.")
 def simulate(seed, seed_range, count, scenario, nodes, duration, converge_within, fault_kinds,
              partition_rate, crash_rate, pause_rate, transfer_rate, loss, duplicate, reorder, swarm,
              rate, clients, keys, timeout, disk, compact_every, eager_commit, unbatched_reads, no_codec, as_json, keep_going,
-             check_determinism, report_path, verbose):
+             check_determinism, report_path, jobs, verbose):
     """Run deterministic simulations of the cluster under faults and check them.
 
     Each run has a fault phase (--duration) and a healed phase that must converge.
@@ -96,6 +102,7 @@ def simulate(seed, seed_range, count, scenario, nodes, duration, converge_within
     if seed_range is not None and count is not None:
         raise click.UsageError("use either --seeds or --count, not both")
     seeds = _parse_seed_range(seed_range) if seed_range else range(seed, seed + (count or 1))
+    jobs = jobs or os.cpu_count() or 1
     try:
         kinds = parse_kinds(fault_kinds)
     except ValueError as exc:
@@ -115,22 +122,19 @@ def simulate(seed, seed_range, count, scenario, nodes, duration, converge_within
     results: list[RunResult] = []
     failed = False
     many = len(seeds) > 1
-    with click.progressbar(seeds, label="simulating", file=sys.stderr,
+    per_seed_reports = bool(report_path) and (not many or "{seed}" in report_path)
+    runs = _run_in_order(seeds, config_for, scenario, check_determinism,
+                         report_path if per_seed_reports else None, jobs)
+    with click.progressbar(runs, length=len(seeds), label="simulating", file=sys.stderr,
                            show_pos=True, hidden=not many) as bar:
-        for s in bar:
-            config = config_for(s)
-            result, world = run_simulation(config, scenario)
-            if check_determinism:
-                same, _, again = rerun_and_compare(config, scenario, result)
-                result = _with_determinism(result, same, again)
+        for result in bar:
             results.append(result)
             if result.linearizable is None and result.ok:
-                click.echo(f"seed {s}: warning: linearizability check inconclusive "
+                click.echo(f"seed {result.seed}: warning: linearizability check inconclusive "
                            f"(search budget exhausted)", err=True)
-            if report_path and (not many or "{seed}" in report_path or (not result.ok and not failed)):
-                from simulations.report import write_report
-
-                write_report(report_path.replace("{seed}", str(s)), world, result)
+            if report_path and not per_seed_reports and not result.ok and not failed:
+                # Runs are deterministic: replaying the seed rebuilds the same world.
+                _run_one(config_for(result.seed), scenario, False, report_path)
             if as_json:
                 click.echo(json.dumps(result.to_json(), sort_keys=True))
             if not result.ok:
@@ -139,6 +143,7 @@ def simulate(seed, seed_range, count, scenario, nodes, duration, converge_within
                     click.echo(("\n" if many else "") + result.explain(), err=many)
                 if not keep_going:
                     break
+    runs.close()
     if not as_json:
         if many:
             _print_summary(results)
@@ -146,6 +151,46 @@ def simulate(seed, seed_range, count, scenario, nodes, duration, converge_within
             _print_single(results[0])
     sys.exit(1 if failed else 0)
 
+
+
+def _run_one(config: SimConfig, scenario: str, check_determinism: bool,
+             report_path: str | None) -> RunResult:
+    """One seed: run, optionally re-run for the determinism check, write its report."""
+    result, world = run_simulation(config, scenario)
+    if check_determinism:
+        same, _, again = rerun_and_compare(config, scenario, result)
+        result = _with_determinism(result, same, again)
+    if report_path:
+        from simulations.report import write_report
+
+        write_report(report_path.replace("{seed}", str(config.seed)), world, result)
+    return result
+
+
+def _run_in_order(seeds: range, config_for, scenario: str, check_determinism: bool,
+                  report_path: str | None, jobs: int) -> Iterator[RunResult]:
+    """Results in seed order; with jobs > 1, seeds run in that many processes.
+
+    Closing the generator early (a failure without --keep-going) cancels the seeds
+    not yet started.
+    """
+    if jobs <= 1 or len(seeds) <= 1:
+        for s in seeds:
+            yield _run_one(config_for(s), scenario, check_determinism, report_path)
+        return
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_quiet_worker) as pool:
+        futures = [pool.submit(_run_one, config_for(s), scenario, check_determinism, report_path)
+                   for s in seeds]
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def _quiet_worker() -> None:
+    logging.getLogger("raft").setLevel(logging.CRITICAL)
 
 
 def _with_determinism(result: RunResult, same: bool, again: RunResult) -> RunResult:

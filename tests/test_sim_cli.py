@@ -92,3 +92,39 @@ def test_reproduce_line_replays_the_same_run_with_the_production_options():
     # The message-saving defaults are a different run.
     default, _ = run_simulation(attrs.evolve(config, eager_commit=False, batch_reads=True))
     assert default.trace_hash != expected.trace_hash
+
+
+def test_parallel_jobs_give_the_same_runs_in_seed_order():
+    serial = invoke("--seeds", "5..8", "--json", *QUICK)
+    parallel = invoke("--seeds", "5..8", "--json", "--jobs", "2", *QUICK)
+    assert serial.exit_code == 0 and parallel.exit_code == 0, parallel.output
+
+    def runs(output):
+        return [(r["seed"], r["trace_hash"], r["events"]) for r in
+                (json.loads(line) for line in output.splitlines() if line.startswith("{"))]
+
+    assert runs(parallel.output) == runs(serial.output)
+    assert [seed for seed, _, _ in runs(parallel.output)] == [5, 6, 7, 8]
+
+
+def test_parallel_sweep_writes_per_seed_reports(tmp_path):
+    result = invoke("--seeds", "1..2", "--jobs", "2", "--report", str(tmp_path / "run{seed}.html"), *QUICK)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run1.html", "run2.html"]
+
+
+def test_sweep_writes_the_report_of_its_first_failing_run(monkeypatch, tmp_path):
+    real = simulate_cmd.run_simulation
+
+    def fails_from_seed_5(config, scenario="kv"):
+        result, world = real(config, scenario)
+        if config.seed >= 5:
+            result = attrs.evolve(result, violations=(Violation("election safety", "planted", 1.0),))
+        return result, world
+
+    monkeypatch.setattr(simulate_cmd, "run_simulation", fails_from_seed_5)
+    path = tmp_path / "failure.html"
+    result = invoke("--seeds", "4..6", "--keep-going", "--report", str(path), *QUICK)
+    assert result.exit_code == 1
+    text = path.read_text()
+    assert "election safety" in text and "--seed 5" in text
