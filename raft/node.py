@@ -372,14 +372,15 @@ class RawNode:
             self._broadcast_pending = False
             if self.role is Role.LEADER:
                 self._broadcast_append()
+        raft_log = self.log
         prev_hard = self._prev_hard
-        entries = list(self.log.unstable_entries)
+        entries = list(raft_log.unstable_entries)
         rd = Ready(
             soft_state=self._soft_state() if self._soft_state_changed() else None,
             hard_state=self._hard_state() if self._hard_state_changed() else None,
             entries=entries,
-            snapshot=self.log.unstable_snapshot,
-            committed_entries=self.log.next_committed(),
+            snapshot=raft_log.unstable_snapshot,
+            committed_entries=raft_log.next_committed(),
             messages=self._msgs,
             read_states=self._read_states,
             must_sync=bool(entries) or self.term != prev_hard.term or self.vote != prev_hard.vote,
@@ -709,24 +710,26 @@ class RawNode:
             self.dropped_messages += 1  # two leaders in one term cannot happen
             return
         self._follow(m)
+        raft_log = self.log
         reply_to = m.sender
-        if m.prev_index < self.log.committed:
-            self._send(AppendResponse(term=self.term, sender=self.id, to=reply_to, success=True, index=self.log.committed))
+        prev_index = m.prev_index
+        if prev_index < raft_log.committed:
+            self._send(AppendResponse(term=self.term, sender=self.id, to=reply_to, success=True, index=raft_log.committed))
             return
-        if self.log.match_term(m.prev_index, m.prev_term):
+        if raft_log.match_term(prev_index, m.prev_term):
             entries = m.entries
-            last_new = m.prev_index + len(entries)
+            last_new = prev_index + len(entries)
             if entries:
-                conflict = self.log.find_conflict(entries)
+                conflict = raft_log.find_conflict(entries)
                 if conflict:
-                    if conflict <= self.log.committed:
+                    if conflict <= raft_log.committed:
                         raise ValueError(f"append conflicts with committed entry {conflict}")
                     new = entries[conflict - entries[0].index :]
                     self._append_entries(new, truncate_conf_from=conflict)
-            self.log.commit_to(min(m.commit, last_new))
+            raft_log.commit_to(min(m.commit, last_new))
             self._send(AppendResponse(term=self.term, sender=self.id, to=reply_to, success=True, index=last_new))
         else:
-            hint_index, hint_term = self.log.find_conflict_by_term(min(m.prev_index, self.log.last_index()), m.prev_term)
+            hint_index, hint_term = raft_log.find_conflict_by_term(min(prev_index, raft_log.last_index()), m.prev_term)
             self._send(
                 AppendResponse(
                     term=self.term,

@@ -139,7 +139,7 @@ class MemoryStorage:
         self._hard_state = hard_state
 
     def _append(self, entries: Sequence[Entry]) -> None:
-        first = self.first_index()
+        first = self._entries[0].index + 1  # == first_index()
         if entries[-1].index < first:
             return  # all already compacted
         if entries[0].index < first:
