@@ -172,8 +172,11 @@ class RawNode:
 
         self._msgs: list[Message] = []
         self._read_states: list[ReadState] = []
-        self._prev_soft = SoftState(leader=NONE, role=Role.FOLLOWER)
-        self._prev_hard = HardState(term=self.term, vote=self.vote, commit=self.log.committed)
+        # The soft state (leader, role) and hard state (term, vote, commit) last
+        # handed out in a Ready, as plain tuples: has_ready compares them after every
+        # input, which is cheaper than building SoftState/HardState objects.
+        self._prev_soft: tuple[NodeId, Role] = (NONE, Role.FOLLOWER)
+        self._prev_hard: tuple[int, NodeId, int] = (self.term, self.vote, self.log.committed)
         self.dropped_messages = 0
         """Count of remote messages dropped as malformed or nonsensical."""
 
@@ -363,7 +366,9 @@ class RawNode:
             return True
         if raft_log.has_next_committed():
             return True
-        return self._soft_state_changed() or self._hard_state_changed()
+        soft = (self.leader, self.role)
+        hard = (self.term, self.vote, raft_log.committed)
+        return soft != self._prev_soft or hard != self._prev_hard
 
     def ready(self) -> Ready:
         """Collect the next batch of work. Call `advance` once it is handled, before
@@ -373,17 +378,19 @@ class RawNode:
             if self.role is Role.LEADER:
                 self._broadcast_append()
         raft_log = self.log
-        prev_hard = self._prev_hard
+        soft = (self.leader, self.role)
+        hard = (self.term, self.vote, raft_log.committed)
+        prev_term, prev_vote, _ = self._prev_hard
         entries = list(raft_log.unstable_entries)
         rd = Ready(
-            soft_state=self._soft_state() if self._soft_state_changed() else None,
-            hard_state=self._hard_state() if self._hard_state_changed() else None,
+            soft_state=SoftState(*soft) if soft != self._prev_soft else None,
+            hard_state=HardState(*hard) if hard != self._prev_hard else None,
             entries=entries,
             snapshot=raft_log.unstable_snapshot,
             committed_entries=raft_log.next_committed(),
             messages=self._msgs,
             read_states=self._read_states,
-            must_sync=bool(entries) or self.term != prev_hard.term or self.vote != prev_hard.vote,
+            must_sync=bool(entries) or self.term != prev_term or self.vote != prev_vote,
         )
         self._msgs = []
         self._read_states = []
@@ -392,9 +399,10 @@ class RawNode:
     def advance(self, rd: Ready) -> None:
         """Acknowledge that `rd` was persisted, sent and applied."""
         if rd.soft_state is not None:
-            self._prev_soft = rd.soft_state
+            self._prev_soft = (rd.soft_state.leader, rd.soft_state.role)
         if rd.hard_state is not None:
-            self._prev_hard = rd.hard_state
+            hard = rd.hard_state
+            self._prev_hard = (hard.term, hard.vote, hard.commit)
         if rd.snapshot is not None:
             self.log.stable_snap_to(rd.snapshot.index)
             self.log.applied_to(rd.snapshot.index)
@@ -437,22 +445,6 @@ class RawNode:
     # ==================================================================================
     # State transitions
     # ==================================================================================
-
-    def _soft_state(self) -> SoftState:
-        return SoftState(leader=self.leader, role=self.role)
-
-    def _hard_state(self) -> HardState:
-        return HardState(term=self.term, vote=self.vote, commit=self.log.committed)
-
-    def _soft_state_changed(self) -> bool:
-        """Whether `_soft_state()` differs from the last one handed out."""
-        prev = self._prev_soft
-        return self.leader != prev.leader or self.role is not prev.role
-
-    def _hard_state_changed(self) -> bool:
-        """Whether `_hard_state()` differs from the last one handed out."""
-        prev = self._prev_hard
-        return self.term != prev.term or self.vote != prev.vote or self.log.committed != prev.commit
 
     def _reset_randomized_election_timeout(self) -> None:
         et = self.config.election_ticks
