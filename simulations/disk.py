@@ -73,6 +73,12 @@ class ModelDisk:
         if hard_state is None and not entries:
             return
         self.storage.save(hard_state, entries, sync)
+        if sync and not self.pending:
+            # Nothing older awaits the fsync: the write goes straight to the shadow,
+            # as `_sync` would replay it, without recording it first.
+            self.durable.save(hard_state, entries, sync=True)
+            self.syncs += 1
+            return
         self.pending.append(("save", hard_state, list(entries)))
         if sync:
             self._sync()

@@ -61,17 +61,25 @@ class Network:
 
     # -- per message -------------------------------------------------------------
 
-    def delays(self, src: int, dst: int) -> list[float]:
-        """Delays after which copies of a message from src to dst arrive ([] = lost)."""
+    def delays(self, src: int, dst: int) -> tuple[float, ...]:
+        """Delays after which copies of a message from src to dst arrive (() = lost)."""
         if (src, dst) in self.blocked:
-            return []
-        rng = self._rng
+            return ()
+        random = self._rng.random
         faults = self.faults
-        if faults.loss and rng.random() < faults.loss:
-            return []
-        if faults.duplicate and rng.random() < faults.duplicate:
-            return [self._delay(), self._delay()]
-        return [self._delay()]
+        if faults.loss and random() < faults.loss:
+            return ()
+        if faults.duplicate and random() < faults.duplicate:
+            return (self._delay(), self._delay())
+        # One copy, nearly every message: `_delay` inlined (the same draws).
+        latency = self.latency
+        delay = latency.base - log(1.0 - random()) * latency.mean_extra
+        if latency.slow and random() < latency.slow:
+            delay -= log(1.0 - random()) * latency.slow_extra
+        reorder = faults.reorder
+        if reorder and random() < reorder:
+            delay += latency.reorder_extra * random()
+        return (delay,)
 
     def _delay(self) -> float:
         # Exponentials drawn as -log(1 - U) * mean, as random.expovariate does.

@@ -36,7 +36,7 @@ import attrs
 
 from raft.codec import decode_message, encode_message
 from raft.config import Config
-from raft.errors import CodecError, ProposalDropped
+from raft.errors import CodecError, CompactedError, ProposalDropped, UnavailableError
 from raft.node import RawNode
 from raft.types import EntryType, Role
 
@@ -46,7 +46,7 @@ from .history import History, OpKind, Operation, Outcome
 from .kv import KeyValueStore, encode_command
 from .network import Latency, Network
 from .rng import RngFactory
-from .safety import SafetyChecker, SafetyViolation, _term_at
+from .safety import SafetyChecker, SafetyViolation
 
 # Event kinds.
 TICK, DELIVER, REQUEST, REPLY, TIMEOUT, FAULT, UNDO, HEAL, CHECK = range(9)
@@ -426,7 +426,7 @@ class World:
         if not node.up:
             return
         src, data = packet
-        if not self.network.connected(src, dst):
+        if (src, dst) in self.network.blocked:
             return  # cut while in flight
         if node.paused:
             node.held.append((DELIVER, dst, packet))
@@ -440,19 +440,26 @@ class World:
         else:
             self._trace(DELIVER, src, dst)
             msg = data
-        node.raw.step(msg)
-        self._drive(node)
+        raw = node.raw
+        raw.step(msg)
+        while raw.has_ready():  # _drive, inlined on the busiest path
+            self._handle_ready(node, raw, raw.ready())
 
-    def _send(self, src: int, msg: Any) -> None:
-        dst = msg.to
-        delays = self.network.delays(src, dst)
-        if not delays:
-            return
-        packet = (src, encode_message(msg) if self._codec else msg)
-        queue, now = self._queue, self.now
-        for delay in delays:
-            self._seq += 1
-            heapq.heappush(queue, (now + delay, self._seq, DELIVER, dst, packet))
+    def _send_all(self, src: int, messages: list[Any]) -> None:
+        """Put `messages` from `src` on the wire (one Ready's worth, in order)."""
+        delays_of = self.network.delays
+        codec = self._codec
+        queue = self._queue
+        now = self.now
+        for msg in messages:
+            dst = msg.to
+            delays = delays_of(src, dst)
+            if not delays:
+                continue
+            packet = (src, encode_message(msg) if codec else msg)
+            for delay in delays:
+                self._seq += 1
+                heapq.heappush(queue, (now + delay, self._seq, DELIVER, dst, packet))
 
     def _drive(self, node: SimNode) -> None:
         """Drain the node's Ready batches, following the ordering contract."""
@@ -465,29 +472,38 @@ class World:
         disk = node.disk
         node_id = node.id
         # 1. Snapshot.
-        if rd.snapshot is not None:
-            disk.apply_snapshot(rd.snapshot)
-            node.kv = self.state_machine.restore(rd.snapshot.data, rd.snapshot.index)
-            checker.on_snapshot_installed(node_id, rd.snapshot)
+        snapshot = rd.snapshot
+        if snapshot is not None:
+            disk.apply_snapshot(snapshot)
+            node.kv = self.state_machine.restore(snapshot.data, snapshot.index)
+            checker.on_snapshot_installed(node_id, snapshot)
         # 2. Hard state and entries, durably (fsync when the Ready says so).
         entries = rd.entries
-        if entries or rd.hard_state is not None:
-            prev_term = _term_at(disk.storage, entries[0].index - 1) if entries else None
-            disk.save(rd.hard_state, entries, rd.must_sync)
-            if entries:
-                checker.on_append(node_id, entries, prev_term)
-            if rd.hard_state is not None:
-                checker.on_hard_state(node_id, rd.hard_state, disk.storage.last_index())
+        hard_state = rd.hard_state
+        if entries:
+            storage = disk.storage
+            try:  # the term the entries follow, as stored before this write
+                prev_term = storage.term(entries[0].index - 1)
+            except (CompactedError, UnavailableError):
+                prev_term = None
+            disk.save(hard_state, entries, rd.must_sync)
+            checker.on_append(node_id, entries, prev_term)
+            if hard_state is not None:
+                checker.on_hard_state(node_id, hard_state, disk.storage.last_index())
+        elif hard_state is not None:
+            disk.save(hard_state, entries, rd.must_sync)
+            checker.on_hard_state(node_id, hard_state, disk.storage.last_index())
         if rd.soft_state is not None:
             self._on_soft_state(node, raw, rd.soft_state)
         # 3. Only now send.
-        for msg in rd.messages:
-            self._send(node_id, msg)
+        if rd.messages:
+            self._send_all(node_id, rd.messages)
         # 4. Apply.
-        if rd.committed_entries:
+        committed = rd.committed_entries
+        if committed:
             disks = self._disks
             kv = node.kv
-            for entry in rd.committed_entries:
+            for entry in committed:
                 checker.on_apply(node_id, entry, disks)
                 request_id = -1
                 if entry.type is EntryType.CONF_CHANGE:
@@ -521,7 +537,7 @@ class World:
                     still.append((index, op))
             node.waiting_reads = still
         raw.advance(rd)
-        if rd.committed_entries:  # only applying moves the compaction point
+        if committed:  # only applying moves the compaction point
             self._maybe_compact(node, raw)
 
     def _on_soft_state(self, node: SimNode, raw: RawNode, soft: Any) -> None:
