@@ -41,14 +41,16 @@ class KeyValueStore:
 
         The result of a CAS is whether it swapped; a put returns None.
         """
-        request_id, op, key, value, expected = decode_command(command)
+        # decode_command, inlined (one call per applied entry on every node)
+        text_id, op, key, value, expected = command.decode().split(_SEP)
+        request_id = int(text_id)
         self.applied = index
         if op == "put":
-            self.data[key] = value  # type: ignore[assignment]
+            self.data[key] = value or None  # type: ignore[assignment]
             return request_id, None
-        swapped = self.data.get(key) == expected
+        swapped = self.data.get(key) == (expected or None)
         if swapped:
-            self.data[key] = value  # type: ignore[assignment]
+            self.data[key] = value or None  # type: ignore[assignment]
         return request_id, swapped
 
     def get(self, key: str) -> str | None:

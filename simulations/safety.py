@@ -124,7 +124,8 @@ class SafetyChecker:
         (None when unknown, e.g. compacted)."""
         seen = self.entries_seen
         for entry in entries:
-            key = (entry.index, entry.term)
+            term = entry.term
+            key = (entry.index, term)
             witness = seen.get(key)
             if witness is None:
                 seen[key] = (entry.data, -1 if prev_term is None else prev_term)
@@ -141,7 +142,7 @@ class SafetyChecker:
                         f"elsewhere term {witness_prev}")
                 if witness_prev < 0 and prev_term is not None:
                     seen[key] = (data, prev_term)
-            prev_term = entry.term
+            prev_term = term
 
     def on_snapshot_installed(self, node: int, snapshot: Snapshot) -> None:
         index = snapshot.index
@@ -155,33 +156,43 @@ class SafetyChecker:
 
     def on_apply(self, node: int, entry: Entry, disks: dict[int, Any]) -> None:
         """`node` applies committed `entry`. `disks` gives every node's disk."""
-        expected = self.applied.get(node, 0) + 1
-        if entry.index != expected:
+        index = entry.index
+        applied = self.applied
+        expected = applied.get(node, 0) + 1
+        if index != expected:
             raise SafetyViolation("applied in order",
-                                  f"node {node} applied index {entry.index}, expected {expected}")
-        self.applied[node] = entry.index
-        known = self.committed.get(entry.index)
+                                  f"node {node} applied index {index}, expected {expected}")
+        applied[node] = index
+        known = self.committed.get(index)
         if known is not None:
             if known[0] != entry.term or known[1] != entry.data:
                 raise SafetyViolation(
                     "state machine safety",
-                    f"node {node} applied entry {entry.index} of term {entry.term}; another node "
+                    f"node {node} applied entry {index} of term {entry.term}; another node "
                     f"applied term {known[0]} there")
             return
-        self.committed[entry.index] = (entry.term, entry.data)
-        if entry.index > self.max_committed:
-            self.max_committed = entry.index
-        # Durability: a committed entry lives on the disks of a quorum.
+        term = entry.term
+        self.committed[index] = (term, entry.data)
+        if index > self.max_committed:
+            self.max_committed = index
+        # Durability: a committed entry lives on the disks of a quorum. Counting
+        # stops at a quorum: the verdict is the same.
         durable = 0
+        quorum = self.quorum
         for voter in self.voters:
             disk = disks.get(voter)
             if disk is None:
                 continue
             shadow = disk.durable
-            if _term_at(shadow, entry.index) == entry.term or (
-                shadow.snapshot().index >= entry.index):
+            try:
+                held = shadow.term(index) == term
+            except (CompactedError, UnavailableError):
+                held = False
+            if held or shadow.snapshot().index >= index:
                 durable += 1
-        if durable < self.quorum:
+                if durable >= quorum:
+                    return
+        if durable < quorum:
             raise SafetyViolation(
                 "committed entries are durable",
                 f"entry {entry.index}/{entry.term} applied by node {node} is fsynced on only "

@@ -247,13 +247,20 @@ class World:
         if payload:
             buffer.append(payload)
         if len(buffer) > 1000:
-            self._hash.update(b"".join(buffer))
-            buffer.clear()
+            self._flush_trace()
+
+    # The busiest handlers append `_PACK(now, kind, a, b)` to `_trace_buffer`
+    # themselves ("_trace_fast"), without the size check: the event loop flushes
+    # after each batch. The hash is the same whenever the buffer is flushed.
+
+    def _flush_trace(self) -> None:
+        buffer = self._trace_buffer
+        self._hash.update(b"".join(buffer))
+        buffer.clear()
 
     @property
     def trace_hash(self) -> str:
-        self._hash.update(b"".join(self._trace_buffer))
-        self._trace_buffer.clear()
+        self._flush_trace()
         return self._hash.hexdigest()
 
     # == setup =====================================================================
@@ -342,16 +349,23 @@ class World:
         pop = heapq.heappop
         handlers = self._handlers
         remember = self.recent.append
-        for _ in range(256):
-            if not queue or self.violation is not None or queue[0][0] > deadline:
-                return False
-            item = pop(queue)
-            self.now = item[0]
-            self.events += 1
-            remember(item)
-            handlers[item[2]](item[3], item[4])
-            if self.events > budget:
-                self._storm(budget)
+        events = self.events  # counted locally; no handler reads it
+        try:
+            for _ in range(256):
+                if not queue or self.violation is not None or queue[0][0] > deadline:
+                    return False
+                item = pop(queue)
+                self.now = item[0]
+                events += 1
+                remember(item)
+                handlers[item[2]](item[3], item[4])
+                if events > budget:
+                    self.events = events
+                    self._storm(budget)
+        finally:
+            self.events = events
+        if len(self._trace_buffer) > 1000:  # see _trace_fast
+            self._flush_trace()
         return True
 
     def _storm(self, budget: int) -> None:
@@ -414,12 +428,15 @@ class World:
         node = self.nodes[node_id]
         if not node.up or node.incarnation != incarnation:
             return
-        self.push(node.tick_interval, TICK, node_id, incarnation)
+        self._seq += 1
+        heapq.heappush(self._queue, (self.now + node.tick_interval, self._seq, TICK, node_id, incarnation))
         if node.paused:
             return
-        self._trace(TICK, node_id, 0)
-        node.raw.tick()
-        self._drive(node)
+        self._trace_buffer.append(_PACK(self.now, TICK, node_id, 0))  # _trace_fast
+        raw = node.raw
+        raw.tick()
+        while raw.has_ready():  # _drive
+            self._handle_ready(node, raw, raw.ready())
 
     def _on_deliver(self, dst: int, packet: tuple[int, bytes | Any]) -> None:
         node = self.nodes[dst]
@@ -438,7 +455,7 @@ class World:
             except CodecError:
                 return
         else:
-            self._trace(DELIVER, src, dst)
+            self._trace_buffer.append(_PACK(self.now, DELIVER, src, dst))  # _trace_fast
             msg = data
         raw = node.raw
         raw.step(msg)
