@@ -449,7 +449,9 @@ class World:
             node.held.append((DELIVER, dst, packet))
             return
         if self._codec:
-            self._trace(DELIVER, src, dst, data)
+            buffer = self._trace_buffer  # _trace_fast, with the bytes as payload
+            buffer.append(_PACK(self.now, DELIVER, src, dst))
+            buffer.append(data)
             try:
                 msg = decode_message(data)
             except CodecError:
@@ -600,12 +602,14 @@ class World:
         workload = self.config.workload
         key = f"k{rng.randrange(workload.keys)}"
         roll = rng.random()
+        if client.current is not None:
+            return  # one operation in flight at a time (see `submit`)
         if roll < workload.read_fraction:
-            self.submit(client.id, OpKind.GET, key, at=at)
+            self._invoke(client, OpKind.GET, key, None, 0, at)
         elif roll < workload.read_fraction + workload.cas_fraction:
-            self.submit(client.id, OpKind.CAS, key, expected=client.last_seen.get(key), at=at)
+            self._invoke(client, OpKind.CAS, key, client.last_seen.get(key), 0, at)
         else:
-            self.submit(client.id, OpKind.PUT, key, at=at)
+            self._invoke(client, OpKind.PUT, key, None, 0, at)
 
     def submit(self, client_id: int, kind: OpKind, key: str, expected: str | None = None,
                target: int = 0, at: float | None = None) -> Operation | None:
@@ -619,23 +623,31 @@ class World:
         client = self.clients[client_id - 1]
         if client.current is not None:
             return None
-        at = self.now if at is None else at
-        value = None if kind is OpKind.GET else f"c{client.id}-{len(self.history)}"
-        op = self.history.invoke(client.id, kind, key, at, value=value,
-                                 expected=expected if kind is OpKind.CAS else None)
+        return self._invoke(client, kind, key, expected if kind is OpKind.CAS else None, target,
+                            self.now if at is None else at)
+
+    def _invoke(self, client: Client, kind: OpKind, key: str, expected: str | None,
+                target: int, at: float) -> Operation:
+        """`submit` for an idle client, with every argument given."""
+        history = self.history
+        value = None if kind is OpKind.GET else f"c{client.id}-{len(history)}"
+        op = history.invoke(client.id, kind, key, at, value, expected)
         client.current = op
         rng = self._rng_client
         if target:
             client.target = target
         elif not client.target:
             client.target = rng.choice(self.voters)
-        self._trace(_INVOKE, client.id, client.target, repr((op.kind.value, key, at)).encode())
-        self._push_at(at + 0.0005 + rng.expovariate(1000.0), REQUEST, client.target, (client, op))
+        # The payload is repr((kind, key, at)), written out.
+        self._trace(_INVOKE, client.id, client.target, f"({kind.value!r}, {key!r}, {at!r})".encode())
+        self._seq += 1
+        heapq.heappush(self._queue, (at + 0.0005 + rng.expovariate(1000.0), self._seq, REQUEST,
+                                     client.target, (client, op)))
         if not client.timer_armed:
             # One timer per client, re-armed for the operation in flight when it
             # fires, instead of one event per operation.
             client.timer_armed = True
-            self._push_at(op.invoke_time + self.config.workload.timeout, TIMEOUT, client)
+            self._push_at(at + self.config.workload.timeout, TIMEOUT, client)
         return op
 
     def _on_request(self, node_id: int, request: tuple[Client, Operation]) -> None:
@@ -675,7 +687,7 @@ class World:
             return  # the client already gave up
         self.history.complete(op, outcome, self.now, result)
         self.timeline.op(op)
-        self._trace(REPLY, client.id, op.op_id, outcome.value.encode() + repr(result).encode())
+        self._trace(REPLY, client.id, op.op_id, f"{outcome.value}{result!r}".encode())
         if outcome is Outcome.OK:
             if op.kind is OpKind.GET:
                 client.last_seen[op.key] = result
