@@ -54,6 +54,7 @@ class Network:
 
     def __init__(self, rng: random.Random, latency: Latency | None = None) -> None:
         self._rng = rng
+        self._random = rng.random  # bound once: drawn several times per message
         self.latency = latency or Latency()
         self.faults = LinkFaults()
         self.blocked: set[tuple[int, int]] = set()
@@ -65,16 +66,19 @@ class Network:
         """Delays after which copies of a message from src to dst arrive (() = lost)."""
         if (src, dst) in self.blocked:
             return ()
-        random = self._rng.random
+        random = self._random
         faults = self.faults
-        if faults.loss and random() < faults.loss:
+        loss = faults.loss
+        if loss and random() < loss:
             return ()
-        if faults.duplicate and random() < faults.duplicate:
+        duplicate = faults.duplicate
+        if duplicate and random() < duplicate:
             return (self._delay(), self._delay())
         # One copy, nearly every message: `_delay` inlined (the same draws).
         latency = self.latency
         delay = latency.base - log(1.0 - random()) * latency.mean_extra
-        if latency.slow and random() < latency.slow:
+        slow = latency.slow
+        if slow and random() < slow:
             delay -= log(1.0 - random()) * latency.slow_extra
         reorder = faults.reorder
         if reorder and random() < reorder:
@@ -83,7 +87,7 @@ class Network:
 
     def _delay(self) -> float:
         # Exponentials drawn as -log(1 - U) * mean, as random.expovariate does.
-        random = self._rng.random
+        random = self._random
         latency = self.latency
         delay = latency.base - log(1.0 - random()) * latency.mean_extra
         if latency.slow and random() < latency.slow:

@@ -228,6 +228,7 @@ class World:
             self.plan = generate_plan(self.fault_config, config.nodes, config.duration, self._rng_faults)
         self.clients = [Client(i) for i in range(1, config.workload.clients + 1)]
         self._codec = config.codec
+        self._compact_every = config.compact_every
         self._disks = {node_id: node.disk for node_id, node in self.nodes.items()}
         self._handlers = self._dispatch_table()
 
@@ -464,22 +465,6 @@ class World:
         while raw.has_ready():  # _drive, inlined on the busiest path
             self._handle_ready(node, raw, raw.ready())
 
-    def _send_all(self, src: int, messages: list[Any]) -> None:
-        """Put `messages` from `src` on the wire (one Ready's worth, in order)."""
-        delays_of = self.network.delays
-        codec = self._codec
-        queue = self._queue
-        now = self.now
-        for msg in messages:
-            dst = msg.to
-            delays = delays_of(src, dst)
-            if not delays:
-                continue
-            packet = (src, encode_message(msg) if codec else msg)
-            for delay in delays:
-                self._seq += 1
-                heapq.heappush(queue, (now + delay, self._seq, DELIVER, dst, packet))
-
     def _drive(self, node: SimNode) -> None:
         """Drain the node's Ready batches, following the ordering contract."""
         raw = node.raw
@@ -515,8 +500,21 @@ class World:
         if rd.soft_state is not None:
             self._on_soft_state(node, raw, rd.soft_state)
         # 3. Only now send.
-        if rd.messages:
-            self._send_all(node_id, rd.messages)
+        messages = rd.messages
+        if messages:
+            delays_of = self.network.delays
+            codec = self._codec
+            queue = self._queue
+            now = self.now
+            for msg in messages:
+                dst = msg.to
+                delays = delays_of(node_id, dst)
+                if not delays:
+                    continue  # lost
+                packet = (node_id, encode_message(msg) if codec else msg)
+                for delay in delays:
+                    self._seq += 1
+                    heapq.heappush(queue, (now + delay, self._seq, DELIVER, dst, packet))
         # 4. Apply.
         committed = rd.committed_entries
         if committed:
@@ -556,7 +554,10 @@ class World:
                     still.append((index, op))
             node.waiting_reads = still
         raw.advance(rd)
-        if committed:  # only applying moves the compaction point
+        # Only applying moves the compaction point; the first test of
+        # _maybe_compact is made here, as it nearly always fails.
+        if committed and self._compact_every and (
+                node.kv.applied - disk.storage.first_index() >= self._compact_every):
             self._maybe_compact(node, raw)
 
     def _on_soft_state(self, node: SimNode, raw: RawNode, soft: Any) -> None:
