@@ -251,8 +251,9 @@ class World:
             self._flush_trace()
 
     # The busiest handlers append `_PACK(now, kind, a, b)` to `_trace_buffer`
-    # themselves ("_trace_fast"), without the size check: the event loop flushes
-    # after each batch. The hash is the same whenever the buffer is flushed.
+    # themselves ("_trace_fast"), without the size check: the event loop (and
+    # `step`) flushes after each batch. The hash is the same whenever the buffer
+    # is flushed.
 
     def _flush_trace(self) -> None:
         buffer = self._trace_buffer
@@ -404,6 +405,8 @@ class World:
         self.events += 1
         self.recent.append(item)
         self._handlers[item[2]](item[3], item[4])
+        if len(self._trace_buffer) > 1000:  # see _trace_fast
+            self._flush_trace()
 
     def _dispatch_table(self) -> tuple[Callable[[Any, Any], None], ...]:
         # Indexed by event kind; bound once, so subclass overrides are honoured.
