@@ -152,9 +152,11 @@ class RaftLog:
             # overwrites it when it persists them.
             self.unstable_offset = after
             self.unstable_entries = list(entries)
-        else:
+        elif after <= offset + len(unstable):
             del unstable[after - offset :]
             unstable.extend(entries)
+        else:
+            raise ValueError(f"entries from {after} would leave a gap after {self.last_index()}")
         return self.last_index()
 
     def append_one(self, entry: Entry) -> None:

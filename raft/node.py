@@ -100,6 +100,35 @@ def next_conf_state(conf: ConfState, change: ConfChange) -> ConfState:
     return ConfState(voters=frozenset(voters), learners=frozenset(learners))
 
 
+def _check_append_entries(m: AppendEntries) -> None:
+    """Raise ValueError unless `m.entries` continue the log at `m.prev_index`: the
+    indexes follow on one by one and the terms never go down nor exceed `m.term`.
+
+    Appending anything else would leave a gap or an impossible log behind, which a
+    correct leader never sends; checked before the message changes any state.
+    """
+    index = m.prev_index
+    term = m.prev_term
+    for e in m.entries:
+        index += 1
+        if e.index != index:
+            raise ValueError(f"entry index {e.index} where {index} was expected (prev_index {m.prev_index})")
+        if e.term < term:
+            raise ValueError(f"entry {index} has term {e.term}, below the term {term} before it")
+        term = e.term
+    if term > m.term:
+        raise ValueError(f"entry term {term} beyond the message term {m.term}")
+
+
+def _check_snapshot_chunk(m: InstallSnapshot) -> None:
+    """Raise ValueError for a snapshot chunk no correct leader sends."""
+    meta = m.metadata
+    if m.offset < 0:
+        raise ValueError(f"negative snapshot offset {m.offset}")
+    if meta.index > 0 and not 0 < meta.term <= m.term:
+        raise ValueError(f"snapshot term {meta.term} outside 1..{m.term}")
+
+
 class _VoteResult(enum.Enum):
     WON = "won"
     LOST = "lost"
@@ -614,6 +643,11 @@ class RawNode:
             self.dropped_messages += 1
             return
         cls = type(m)
+        if cls is AppendEntries:
+            if m.entries:
+                _check_append_entries(m)
+        elif cls is InstallSnapshot:
+            _check_snapshot_chunk(m)
         if m.term > self.term:
             if cls is VoteRequest:
                 in_lease = (
@@ -779,6 +813,11 @@ class RawNode:
         self._conf_history = [(meta.index, meta.conf_state)]
 
     def _on_read_index_response(self, m: ReadIndexResponse) -> None:
+        # Only the leader of this term answers reads; a read served at an index it
+        # did not confirm could be stale.
+        if self.role is Role.LEADER or (self.leader != NONE and m.sender != self.leader) or m.index < 0:
+            self.dropped_messages += 1
+            return
         self._read_states.append(ReadState(index=m.index, context=m.context))
 
     # ==================================================================================
@@ -1083,7 +1122,7 @@ class RawNode:
         snap = pr.pending_snapshot
         if pr.state is not ProgressState.SNAPSHOT or snap is None or snap.index != m.snapshot_index:
             return
-        if m.next_offset > len(snap.data):
+        if not 0 <= m.next_offset <= len(snap.data):
             self.dropped_messages += 1
             return
         pr.snapshot_acked = m.next_offset
