@@ -393,7 +393,7 @@ class RawNode:
         raft_log = self.log
         if raft_log.unstable_entries or raft_log.unstable_snapshot is not None:
             return True
-        if raft_log.has_next_committed():
+        if raft_log.committed > raft_log.applied and raft_log.has_next_committed():
             return True
         soft = (self.leader, self.role)
         hard = (self.term, self.vote, raft_log.committed)
@@ -407,19 +407,30 @@ class RawNode:
             if self.role is Role.LEADER:
                 self._broadcast_append()
         raft_log = self.log
-        soft = (self.leader, self.role)
-        hard = (self.term, self.vote, raft_log.committed)
-        prev_term, prev_vote, _ = self._prev_hard
-        entries = list(raft_log.unstable_entries)
+        leader, role = self.leader, self.role
+        prev_leader, prev_role = self._prev_soft
+        soft_state = SoftState(leader, role) if leader != prev_leader or role is not prev_role else None
+        term, vote, commit = self.term, self.vote, raft_log.committed
+        prev_term, prev_vote, prev_commit = self._prev_hard
+        must_sync = term != prev_term or vote != prev_vote
+        hard_state = HardState(term, vote, commit) if must_sync or commit != prev_commit else None
+        unstable = raft_log.unstable_entries
+        if unstable:
+            entries = list(unstable)
+            must_sync = True
+        else:
+            entries = []
+        # Most batches apply nothing: skip the call when everything committed is applied.
+        committed_entries = raft_log.next_committed() if raft_log.committed > raft_log.applied else []
         rd = Ready(
-            soft_state=SoftState(*soft) if soft != self._prev_soft else None,
-            hard_state=HardState(*hard) if hard != self._prev_hard else None,
-            entries=entries,
-            snapshot=raft_log.unstable_snapshot,
-            committed_entries=raft_log.next_committed(),
-            messages=self._msgs,
-            read_states=self._read_states,
-            must_sync=bool(entries) or self.term != prev_term or self.vote != prev_vote,
+            soft_state,
+            hard_state,
+            entries,
+            raft_log.unstable_snapshot,
+            committed_entries,
+            self._msgs,
+            self._read_states,
+            must_sync,
         )
         self._msgs = []
         self._read_states = []
@@ -427,19 +438,23 @@ class RawNode:
 
     def advance(self, rd: Ready) -> None:
         """Acknowledge that `rd` was persisted, sent and applied."""
-        if rd.soft_state is not None:
-            self._prev_soft = (rd.soft_state.leader, rd.soft_state.role)
-        if rd.hard_state is not None:
-            hard = rd.hard_state
+        soft = rd.soft_state
+        if soft is not None:
+            self._prev_soft = (soft.leader, soft.role)
+        hard = rd.hard_state
+        if hard is not None:
             self._prev_hard = (hard.term, hard.vote, hard.commit)
+        raft_log = self.log
         if rd.snapshot is not None:
-            self.log.stable_snap_to(rd.snapshot.index)
-            self.log.applied_to(rd.snapshot.index)
-        if rd.entries:
-            last = rd.entries[-1]
-            self.log.stable_to(last.index, last.term)
-        if rd.committed_entries:
-            self.log.applied_to(rd.committed_entries[-1].index)
+            raft_log.stable_snap_to(rd.snapshot.index)
+            raft_log.applied_to(rd.snapshot.index)
+        entries = rd.entries
+        if entries:
+            last = entries[-1]
+            raft_log.stable_to(last.index, last.term)
+        committed = rd.committed_entries
+        if committed:
+            raft_log.applied_to(committed[-1].index)
 
     def status(self) -> Status:
         """A frozen snapshot of this node's state."""
