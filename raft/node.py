@@ -210,6 +210,7 @@ class RawNode:
         """Count of remote messages dropped as malformed or nonsensical."""
 
         self._handlers: dict[type, Callable[[Message], None]] = {
+            VoteRequest: self._on_vote_request,
             AppendEntries: self._on_append,
             AppendResponse: self._on_append_response,
             Heartbeat: self._on_heartbeat,
@@ -663,6 +664,18 @@ class RawNode:
                 _check_append_entries(m)
         elif cls is InstallSnapshot:
             _check_snapshot_chunk(m)
+        # Nearly every message is of our term: settle that with one comparison.
+        if m.term != self.term and not self._on_other_term(m, cls):
+            return
+        handler = self._handlers.get(cls)
+        if handler is None:
+            self.dropped_messages += 1
+            return
+        handler(m)
+
+    def _on_other_term(self, m: Message, cls: type) -> bool:
+        """Rules 1 and 2 for a message of another term. Returns whether its handler
+        should still run (in our possibly new term)."""
         if m.term > self.term:
             if cls is VoteRequest:
                 in_lease = (
@@ -671,7 +684,7 @@ class RawNode:
                     and self._election_elapsed < self.config.election_ticks
                 )
                 if in_lease and not m.transfer:
-                    return  # a live leader exists: don't let a stray candidate disrupt it
+                    return False  # a live leader exists: don't let a stray candidate disrupt it
                 if not m.pre_vote:
                     self._become_follower(m.term, NONE)
             elif cls is VoteResponse and m.pre_vote and m.granted:
@@ -680,22 +693,14 @@ class RawNode:
                 self._become_follower(m.term, m.sender)
             else:
                 self._become_follower(m.term, NONE)
-        elif m.term < self.term:
-            if cls in (AppendEntries, Heartbeat) and (self.config.check_quorum or self.config.pre_vote):
-                # Tell a stale leader about the new term so it steps down; needed
-                # with check-quorum/pre-vote, where our vote requests won't reach it.
-                self._send(AppendResponse(term=self.term, sender=self.id, to=m.sender, success=False, index=0))
-            elif cls is VoteRequest and m.pre_vote:
-                self._send(VoteResponse(term=self.term, sender=self.id, to=m.sender, granted=False, pre_vote=True))
-            return
-        if cls is VoteRequest:
-            self._on_vote_request(m)
-            return
-        handler = self._handlers.get(cls)
-        if handler is None:
-            self.dropped_messages += 1
-            return
-        handler(m)
+            return True
+        if cls in (AppendEntries, Heartbeat) and (self.config.check_quorum or self.config.pre_vote):
+            # Tell a stale leader about the new term so it steps down; needed
+            # with check-quorum/pre-vote, where our vote requests won't reach it.
+            self._send(AppendResponse(term=self.term, sender=self.id, to=m.sender, success=False, index=0))
+        elif cls is VoteRequest and m.pre_vote:
+            self._send(VoteResponse(term=self.term, sender=self.id, to=m.sender, granted=False, pre_vote=True))
+        return False
 
     def _on_vote_request(self, m: VoteRequest) -> None:
         # A node that believes it is a learner still answers: only a candidate whose
@@ -747,15 +752,22 @@ class RawNode:
         self._election_elapsed = 0
 
     def _on_append(self, m: AppendEntries) -> None:
-        if self.role is Role.LEADER:
-            self.dropped_messages += 1  # two leaders in one term cannot happen
-            return
-        self._follow(m)
-        raft_log = self.log
         reply_to = m.sender
+        # _follow() inlined: this is the follower's busiest path.
+        role = self.role
+        if role is not Role.FOLLOWER:
+            if role is Role.LEADER:
+                self.dropped_messages += 1  # two leaders in one term cannot happen
+                return
+            self._become_follower(m.term, reply_to)
+        self.leader = reply_to
+        self._election_elapsed = 0
+        raft_log = self.log
         prev_index = m.prev_index
+        # Responses are built positionally: keyword calls into the attrs
+        # constructors cost about a third more.
         if prev_index < raft_log.committed:
-            self._send(AppendResponse(term=self.term, sender=self.id, to=reply_to, success=True, index=raft_log.committed))
+            self._msgs.append(AppendResponse(self.term, self.id, reply_to, True, raft_log.committed))
             return
         if raft_log.match_term(prev_index, m.prev_term):
             entries = m.entries
@@ -768,7 +780,7 @@ class RawNode:
                     new = entries[conflict - entries[0].index :]
                     self._append_entries(new, truncate_conf_from=conflict)
             raft_log.commit_to(min(m.commit, last_new))
-            self._send(AppendResponse(term=self.term, sender=self.id, to=reply_to, success=True, index=last_new))
+            self._msgs.append(AppendResponse(self.term, self.id, reply_to, True, last_new))
         else:
             hint_index, hint_term = raft_log.find_conflict_by_term(min(prev_index, raft_log.last_index()), m.prev_term)
             self._send(
@@ -789,7 +801,7 @@ class RawNode:
             return
         self._follow(m)
         self.log.commit_to(m.commit)
-        self._send(HeartbeatResponse(term=self.term, sender=self.id, to=m.sender, context=m.context))
+        self._msgs.append(HeartbeatResponse(self.term, self.id, m.sender, m.context))  # positional: see _on_append
 
     def _on_install_snapshot(self, m: InstallSnapshot) -> None:
         if self.role is Role.LEADER:
@@ -931,15 +943,15 @@ class RawNode:
         return self._conf_history[-1][0]
 
     def _maybe_commit(self) -> bool:
-        conf = self.conf_state
-        voters = conf.voters
+        voters = self._conf_history[-1][1].voters
         if not voters:
             return False
-        # The highest index a quorum of voters stores: the quorum-th largest match.
+        # The highest index a quorum of voters stores: the quorum-th largest match
+        # (quorum - 1 == len(voters) // 2).
         progress = self._progress
         matches = [progress[n].match if n in progress else 0 for n in voters]
         matches.sort(reverse=True)
-        candidate = matches[conf.quorum() - 1]
+        candidate = matches[len(voters) // 2]
         if not self.log.maybe_commit(candidate, self.term):
             return False
         self._on_commit_advanced()
@@ -993,18 +1005,20 @@ class RawNode:
             if nid == self.id:
                 continue
             pr = self._progress[nid]
-            self._send(Heartbeat(term=self.term, sender=self.id, to=nid, commit=min(pr.match, committed), context=context))
+            # Positional: keyword calls into the attrs constructor cost about a third more.
+            self._msgs.append(Heartbeat(self.term, self.id, nid, min(pr.match, committed), context))
 
     def _send_append(self, to: NodeId, send_if_empty: bool = True) -> bool:
         pr = self._progress[to]
-        if pr.is_paused():
-            return False
         raft_log = self.log
         next_index = pr.next
         last = raft_log.last_index()
         if next_index > last and not send_if_empty:
-            # Nothing new to send. (Checked before looking up prev_term: that lookup
-            # cannot fail here, as next_index <= last + 1 always holds.)
+            # Nothing new to send: the usual answer after an acknowledgement, so it is
+            # settled first. (The prev_term lookup below cannot fail here, as
+            # next_index <= last + 1 always holds.)
+            return False
+        if pr.is_paused():
             return False
         prev_index = next_index - 1
         try:
@@ -1019,17 +1033,8 @@ class RawNode:
             return self._start_snapshot(to, pr)
         if not entries and not send_if_empty:
             return False
-        self._send(
-            AppendEntries(
-                term=self.term,
-                sender=self.id,
-                to=to,
-                prev_index=prev_index,
-                prev_term=prev_term,
-                entries=tuple(entries),
-                commit=raft_log.committed,
-            )
-        )
+        # Positional: keyword calls into the attrs constructor cost about a third more.
+        self._msgs.append(AppendEntries(self.term, self.id, to, prev_index, prev_term, tuple(entries), raft_log.committed))
         pr.sent_entries(entries[-1].index if entries else None)
         return True
 
@@ -1069,9 +1074,13 @@ class RawNode:
         return pr
 
     def _on_append_response(self, m: AppendResponse) -> None:
-        pr = self._responding_progress(m.sender)
+        # _responding_progress() inlined: this is the leader's busiest path.
+        if self.role is not Role.LEADER:
+            return
+        pr = self._progress.get(m.sender)
         if pr is None:
             return
+        pr.recent_active = True
         if not m.success:
             if m.hint_term > 0:
                 match_hint, _ = self.log.find_conflict_by_term(m.hint_index, m.hint_term)

@@ -152,5 +152,6 @@ class Progress:
         if state is ProgressState.PROBE:
             return self.paused
         if state is ProgressState.REPLICATE:
-            return self.inflights.full()
+            inflights = self.inflights
+            return len(inflights._indexes) >= inflights.capacity  # full(), without a call
         return True  # SNAPSHOT: chunks are driven by acknowledgements
