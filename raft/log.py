@@ -94,7 +94,8 @@ class RaftLog:
             if hi > offset + len(unstable):
                 raise UnavailableError(f"index {hi - 1} beyond last {self.last_index()}")
             result = unstable[lo - offset : hi - offset]
-            return limit_size(result, max_bytes) if max_bytes is not None else result
+            # One entry is always within the limit: skip the call.
+            return limit_size(result, max_bytes) if max_bytes is not None and hi - lo > 1 else result
         if lo < self.first_index():
             raise CompactedError(f"index {lo} compacted (first is {self.first_index()})")
         if hi > self.last_index() + 1:
@@ -222,7 +223,10 @@ class RaftLog:
     def next_committed(self) -> list[Entry]:
         if self.committed <= self.applied or self.unstable_snapshot is not None:
             return []
-        lo = max(self.applied + 1, self.first_index())
+        lo = self.applied + 1
+        first = self.storage.first_index()  # == first_index(): no snapshot is pending
+        if lo < first:
+            lo = first
         if self.committed < lo:
             return []
         return self.entries(lo, self.committed + 1)

@@ -772,7 +772,13 @@ class RawNode:
         if raft_log.match_term(prev_index, m.prev_term):
             entries = m.entries
             last_new = prev_index + len(entries)
-            if entries:
+            if not entries:
+                pass
+            elif prev_index == raft_log.last_index():
+                # The usual case: the entries follow our last one (step() checked
+                # that they continue prev_index), so nothing can conflict.
+                self._append_entries(entries)
+            else:
                 conflict = raft_log.find_conflict(entries)
                 if conflict:
                     if conflict <= raft_log.committed:
@@ -946,12 +952,16 @@ class RawNode:
         voters = self._conf_history[-1][1].voters
         if not voters:
             return False
-        # The highest index a quorum of voters stores: the quorum-th largest match
-        # (quorum - 1 == len(voters) // 2).
-        progress = self._progress
-        matches = [progress[n].match if n in progress else 0 for n in voters]
-        matches.sort(reverse=True)
-        candidate = matches[len(voters) // 2]
+        # The highest index a quorum of voters stores: the quorum-th largest match,
+        # i.e. the ((len - 1) // 2)-th smallest. (A plain loop and an ascending sort
+        # are cheaper than a comprehension and a reversed sort.)
+        get = self._progress.get
+        matches = []
+        for n in voters:
+            pr = get(n)
+            matches.append(pr.match if pr is not None else 0)
+        matches.sort()
+        candidate = matches[(len(voters) - 1) // 2]
         if not self.log.maybe_commit(candidate, self.term):
             return False
         self._on_commit_advanced()
