@@ -152,7 +152,8 @@ class RaftLog:
         unstable = self.unstable_entries
         if after == offset + len(unstable):
             unstable.extend(entries)
-        elif after <= offset:
+            return after + len(entries) - 1  # == last_index(), the usual case
+        if after <= offset:
             # The new entries replace part of the stable log too; the driver's save()
             # overwrites it when it persists them.
             self.unstable_offset = after

@@ -202,10 +202,18 @@ class RawNode:
         self._msgs: list[Message] = []
         self._read_states: list[ReadState] = []
         # The soft state (leader, role) and hard state (term, vote, commit) last
-        # handed out in a Ready, as plain tuples: has_ready compares them after every
-        # input, which is cheaper than building SoftState/HardState objects.
-        self._prev_soft: tuple[NodeId, Role] = (NONE, Role.FOLLOWER)
-        self._prev_hard: tuple[int, NodeId, int] = (self.term, self.vote, self.log.committed)
+        # handed out in a Ready, as one plain tuple: has_ready compares it after
+        # every input, which is cheaper than building state objects to compare.
+        # (One attribute, not five: CPython shares the attribute layout of
+        # instances with at most 30 attributes, and attribute access on RawNode
+        # gets measurably slower beyond that.)
+        self._prev_state: tuple[NodeId, Role, int, NodeId, int] = (
+            NONE,
+            Role.FOLLOWER,
+            self.term,
+            self.vote,
+            self.log.committed,
+        )
         self.dropped_messages = 0
         """Count of remote messages dropped as malformed or nonsensical."""
 
@@ -362,8 +370,25 @@ class RawNode:
 
     def step(self, m: Message) -> None:
         """Process a message from a peer. Never raises for bad remote input."""
+        # Dispatched inline rather than through a helper: one call less per message.
         try:
-            self._step(m)
+            if m.to != self.id or m.sender == self.id or m.sender <= 0:
+                self.dropped_messages += 1
+                return
+            cls = type(m)
+            if cls is AppendEntries:
+                if m.entries:
+                    _check_append_entries(m)
+            elif cls is InstallSnapshot:
+                _check_snapshot_chunk(m)
+            # Nearly every message is of our term: settle that with one comparison.
+            if m.term != self.term and not self._on_other_term(m, cls):
+                return
+            handler = self._handlers.get(cls)
+            if handler is None:
+                self.dropped_messages += 1
+                return
+            handler(m)
         except (CompactedError, UnavailableError, ValueError) as exc:
             # A message that contradicts our log in a way a correct peer never
             # would (e.g. asks us to overwrite committed entries). Drop it.
@@ -396,9 +421,7 @@ class RawNode:
             return True
         if raft_log.committed > raft_log.applied and raft_log.has_next_committed():
             return True
-        soft = (self.leader, self.role)
-        hard = (self.term, self.vote, raft_log.committed)
-        return soft != self._prev_soft or hard != self._prev_hard
+        return (self.leader, self.role, self.term, self.vote, raft_log.committed) != self._prev_state
 
     def ready(self) -> Ready:
         """Collect the next batch of work. Call `advance` once it is handled, before
@@ -408,11 +431,10 @@ class RawNode:
             if self.role is Role.LEADER:
                 self._broadcast_append()
         raft_log = self.log
+        prev_leader, prev_role, prev_term, prev_vote, prev_commit = self._prev_state
         leader, role = self.leader, self.role
-        prev_leader, prev_role = self._prev_soft
         soft_state = SoftState(leader, role) if leader != prev_leader or role is not prev_role else None
         term, vote, commit = self.term, self.vote, raft_log.committed
-        prev_term, prev_vote, prev_commit = self._prev_hard
         must_sync = term != prev_term or vote != prev_vote
         hard_state = HardState(term, vote, commit) if must_sync or commit != prev_commit else None
         unstable = raft_log.unstable_entries
@@ -440,11 +462,14 @@ class RawNode:
     def advance(self, rd: Ready) -> None:
         """Acknowledge that `rd` was persisted, sent and applied."""
         soft = rd.soft_state
-        if soft is not None:
-            self._prev_soft = (soft.leader, soft.role)
         hard = rd.hard_state
-        if hard is not None:
-            self._prev_hard = (hard.term, hard.vote, hard.commit)
+        if soft is not None or hard is not None:
+            leader, role, term, vote, commit = self._prev_state
+            if soft is not None:
+                leader, role = soft.leader, soft.role
+            if hard is not None:
+                term, vote, commit = hard.term, hard.vote, hard.commit
+            self._prev_state = (leader, role, term, vote, commit)
         raft_log = self.log
         if rd.snapshot is not None:
             raft_log.stable_snap_to(rd.snapshot.index)
@@ -654,25 +679,6 @@ class RawNode:
     # Message dispatch
     # ==================================================================================
 
-    def _step(self, m: Message) -> None:
-        if m.to != self.id or m.sender == self.id or m.sender <= 0:
-            self.dropped_messages += 1
-            return
-        cls = type(m)
-        if cls is AppendEntries:
-            if m.entries:
-                _check_append_entries(m)
-        elif cls is InstallSnapshot:
-            _check_snapshot_chunk(m)
-        # Nearly every message is of our term: settle that with one comparison.
-        if m.term != self.term and not self._on_other_term(m, cls):
-            return
-        handler = self._handlers.get(cls)
-        if handler is None:
-            self.dropped_messages += 1
-            return
-        handler(m)
-
     def _on_other_term(self, m: Message, cls: type) -> bool:
         """Rules 1 and 2 for a message of another term. Returns whether its handler
         should still run (in our possibly new term)."""
@@ -785,7 +791,9 @@ class RawNode:
                         raise ValueError(f"append conflicts with committed entry {conflict}")
                     new = entries[conflict - entries[0].index :]
                     self._append_entries(new, truncate_conf_from=conflict)
-            raft_log.commit_to(min(m.commit, last_new))
+            commit = min(m.commit, last_new)
+            if commit > raft_log.committed:
+                raft_log.commit_to(commit)
             self._msgs.append(AppendResponse(self.term, self.id, reply_to, True, last_new))
         else:
             hint_index, hint_term = raft_log.find_conflict_by_term(min(prev_index, raft_log.last_index()), m.prev_term)
