@@ -105,12 +105,13 @@ class MemoryStorage:
         return self._entries[0].index + len(self._entries) - 1
 
     def term(self, index: int) -> int:
-        offset = self._entries[0].index
-        if index < offset:
-            raise CompactedError(f"index {index} compacted (first is {offset + 1})")
-        if index - offset >= len(self._entries):
+        stored = self._entries
+        pos = index - stored[0].index
+        if pos < 0:
+            raise CompactedError(f"index {index} compacted (first is {stored[0].index + 1})")
+        if pos >= len(stored):
             raise UnavailableError(f"index {index} beyond last {self.last_index()}")
-        return self._entries[index - offset].term
+        return stored[pos].term
 
     def entries(self, lo: int, hi: int, max_bytes: int | None = None) -> list[Entry]:
         stored = self._entries
