@@ -1109,7 +1109,9 @@ class RawNode:
                     pr.become_probe()
                 self._send_append(m.sender)
             return
-        if m.index > self.log.last_index():
+        raft_log = self.log
+        last = raft_log.last_index()  # nothing below appends to the log
+        if m.index > last:
             self.dropped_messages += 1  # acknowledges entries we never sent
             return
         if not pr.maybe_update(m.index):
@@ -1127,14 +1129,16 @@ class RawNode:
         # A match that stays within the commit index cannot move the quorum-th
         # largest match past it (and every other match change already tried to
         # commit): skip the computation for the acknowledgements after a quorum.
-        if pr.match > self.log.committed:
+        if pr.match > raft_log.committed:
             self._maybe_commit()
             if self.role is not Role.LEADER:
                 return  # the commit removed us from the configuration and we stepped down
-        # Keep streaming while the window allows and there is more to send.
-        while self._send_append(m.sender, send_if_empty=False):
-            pass
-        if m.sender == self._lead_transferee and pr.match == self.log.last_index():
+        # Keep streaming while the window allows and there is more to send (most
+        # acknowledgements find everything already sent: no call then).
+        if pr.next <= last:
+            while self._send_append(m.sender, send_if_empty=False):
+                pass
+        if m.sender == self._lead_transferee and pr.match == last:
             self._send_timeout_now(m.sender)
 
     def _on_heartbeat_response(self, m: HeartbeatResponse) -> None:
