@@ -404,11 +404,23 @@ class DiskStorage:
             result = self._cache[lo - cache_first : hi - cache_first]
         else:
             result = self._read_entries(lo, min(hi, cache_first), max_bytes)
+            if hi >= cache_first and len(result) == cache_first - lo:
+                self._warm_cache(result)  # copies `result`
             if hi > cache_first and (max_bytes is None or _size(result) <= max_bytes):
-                result.extend(self._cache[: hi - cache_first])
+                result.extend(self._cache[cache_first - self._cache_first : hi - self._cache_first])
         if max_bytes is not None:
             result = limit_size(result, max_bytes)
         return result
+
+    def _warm_cache(self, below: list[Entry]) -> None:
+        """Put entries just read from disk, which end where the cache begins, in
+        front of the cache while it has room. After a restart the cache is empty
+        and the whole log is read several times in a row (the core looks for
+        membership changes, then applies every committed entry): only the first
+        read then goes to the disk."""
+        if len(below) + len(self._cache) <= self._cache_limit:
+            self._cache = below + self._cache
+            self._cache_first -= len(below)
 
     def _read_entries(self, lo: int, hi: int, max_bytes: int | None) -> list[Entry]:
         """Entries in [lo, hi) from the segment files (they are not in the cache)."""
