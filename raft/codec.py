@@ -457,7 +457,11 @@ def _read_entries(
             pos += 2
         else:
             entry_term, pos = _read_uint(data, pos + 1, where)
-        entry_index, pos = _read_uint(data, pos, where)
+        if data[pos] == 0x19:  # indexes 256..65535
+            entry_index = data[pos + 1] << 8 | data[pos + 2]
+            pos += 3
+        else:
+            entry_index, pos = _read_uint(data, pos, where)
         entry_type = data[pos]
         head = data[pos + 1]
         if entry_type == 0 and 0x40 <= head <= 0x58:
@@ -620,29 +624,33 @@ def _put_entries(entries: Any, where: str, parts: list[bytes]) -> None:
     if count == 0:
         parts.append(b"\x80")  # no entries: a heartbeat-like append, or a probe
         return
-    append = parts.append
-    append(_head(0x80, count))
+    parts.append(_head(0x80, count))
+    extend = parts.extend
     for position, entry in enumerate(entries):
-        term, index, data = entry.term, entry.index, entry.data
-        # The hot loop of the encoder. Well-formed entries take this branch, which
-        # builds no error-message strings; anything odd goes through the checking
-        # writers, which raise with a precise field name.
+        term, index, entry_type, data = entry.term, entry.index, entry.type, entry.data
+        # The hot loop of the encoder. Well-formed entries of the sizes a cluster
+        # sends all the time (term < 256, index < 65536, data < 256 bytes) take this
+        # branch, which builds no error-message strings; anything else goes
+        # through the checking writers, which raise with a precise field name.
         if (
             type(term) is int
             and type(index) is int
             and type(data) is bytes
-            and type(entry.type) is EntryType
-            and 0 <= term <= MAX_UINT
-            and 0 <= index <= MAX_UINT
+            and type(entry_type) is EntryType
+            and 0 <= term < 0x100
+            and 0 <= index < 0x10000
+            and len(data) < 0x100
         ):
-            append(b"\x84")
-            append(_SMALL_UINTS[term] if term < 0x100 else _head(0x00, term))
-            append(_SMALL_UINTS[index] if index < 0x100 else _head(0x00, index))
-            append(_SMALL_UINTS[entry.type])
-            append(_SMALL_BYTES_HEADS[len(data)] if len(data) < 0x100 else _head(0x40, len(data)))
-            append(data)
+            extend((
+                b"\x84",
+                _SMALL_UINTS[term],
+                _SMALL_UINTS[index] if index < 0x100 else _PACK_16(0x19, index),
+                _SMALL_UINTS[entry_type],
+                _SMALL_BYTES_HEADS[len(data)],
+                data,
+            ))  # fmt: skip
         else:
-            append(_put_entry(entry, f"{where}[{position}]"))
+            parts.append(_put_entry(entry, f"{where}[{position}]"))
 
 
 # --------------------------------------------------------------------------------
@@ -873,14 +881,22 @@ def _read_append_entries(data: bytes) -> AppendEntries:
         pos = 6
     else:
         term, sender, to, pos = _read_header(data, "AppendEntries")
-    prev_index, pos = _read_uint(data, pos, "AppendEntries.prev_index")
+    if data[pos] == 0x19:  # indexes 256..65535
+        prev_index = data[pos + 1] << 8 | data[pos + 2]
+        pos += 3
+    else:
+        prev_index, pos = _read_uint(data, pos, "AppendEntries.prev_index")
     prev_term = data[pos]
     if prev_term < 24:
         pos += 1
     else:
         prev_term, pos = _read_uint(data, pos, "AppendEntries.prev_term")
     entries, pos = _read_entries(data, pos, term, prev_index, prev_term)
-    commit, pos = _read_uint(data, pos, "AppendEntries.commit")
+    if data[pos] == 0x19:
+        commit = data[pos + 1] << 8 | data[pos + 2]
+        pos += 3
+    else:
+        commit, pos = _read_uint(data, pos, "AppendEntries.commit")
     if pos != len(data):
         _check_end(data, pos)
     return AppendEntries(term, sender, to, prev_index, prev_term, entries, commit)
@@ -899,7 +915,12 @@ def _read_append_response(data: bytes) -> AppendResponse:
         success = False
     else:
         _unexpected(data, pos, "AppendResponse.success", "a boolean")
-    index, pos = _read_uint(data, pos + 1, "AppendResponse.index")
+    pos += 1
+    if data[pos] == 0x19:  # indexes 256..65535
+        index = data[pos + 1] << 8 | data[pos + 2]
+        pos += 3
+    else:
+        index, pos = _read_uint(data, pos, "AppendResponse.index")
     hint_index = data[pos]
     if hint_index < 24:
         pos += 1
