@@ -206,6 +206,12 @@ def _read_uint(data: bytes, pos: int, where: str) -> tuple[int, int]:
     head = data[pos]
     if head < 24:
         return head, pos + 1
+    # One- and two-byte arguments (indexes, terms, lengths of a running cluster)
+    # are read in place; reading past the end raises IndexError like the others.
+    if head == 24:
+        return data[pos + 1], pos + 2
+    if head == 25:
+        return data[pos + 1] << 8 | data[pos + 2], pos + 3
     if head < 32:
         return _read_argument(data, pos, where, "an unsigned integer")
     _unexpected(data, pos, where, "an unsigned integer")
@@ -424,30 +430,55 @@ def _read_entries(
     data: bytes, pos: int, term: int, prev_index: int, prev_term: int
 ) -> tuple[tuple[Entry, ...], int]:
     """The entries of an `AppendEntries`, checked against its other fields."""
-    count, pos = _read_array_head(data, pos, "AppendEntries.entries")
+    count = data[pos] - 0x80
+    if 0 <= count < 24:  # the usual short array: its head is one byte
+        pos += 1
+        if count > len(data) - pos:
+            raise IndexError("array runs past the end of the input")
+    else:
+        count, pos = _read_array_head(data, pos, "AppendEntries.entries")
     entries: list[Entry] = []
-    append = entries.append
     expected_index = prev_index + 1
     # Terms in a Raft log never decrease and start at 1, and a leader only sends
     # entries of its own term or older.
-    min_term = max(prev_term, 1)
+    min_term = prev_term if prev_term > 1 else 1
     where = "AppendEntries.entries"
     for position in range(count):
-        if data[pos] == 0x84:  # [term, index, type, data], the usual shortest form
-            pos += 1
-        else:
+        if data[pos] != 0x84:  # [term, index, type, data] has a one-byte head
             where = f"AppendEntries.entries[{position}]"
             arity, pos = _read_array_head(data, pos, where)
             if arity != 4:
                 raise CodecError(f"{where}: expected an array of 4 elements, got {arity}")
-        entry_term, pos = _read_uint(data, pos, where)
-        entry_index, pos = _read_uint(data, pos, where)
-        entry_type, pos = _read_uint(data, pos, where)
-        entry_data, pos = _read_bytes(data, pos, where)
-        if entry_type == 0:
-            entry = Entry(entry_term, entry_index, _NORMAL, entry_data)
+            pos -= 1
+        # Small terms, NORMAL entries and data shorter than 256 bytes are read in
+        # place; anything else through the checking readers.
+        entry_term = data[pos + 1]
+        if entry_term < 24:
+            pos += 2
+        else:
+            entry_term, pos = _read_uint(data, pos + 1, where)
+        if data[pos] == 0x19:  # indexes 256..65535
+            entry_index = data[pos + 1] << 8 | data[pos + 2]
+            pos += 3
+        else:
+            entry_index, pos = _read_uint(data, pos, where)
+        entry_type = data[pos]
+        head = data[pos + 1]
+        if entry_type == 0 and 0x40 <= head <= 0x58:
+            if head == 0x58:
+                start = pos + 3
+                end = start + data[pos + 2]
+            else:
+                start = pos + 2
+                end = start + head - 0x40
+            if end > len(data):
+                raise IndexError("byte string runs past the end of the input")
+            entry = Entry(entry_term, entry_index, _NORMAL, data[start:end])
+            pos = end
         else:
             where = f"AppendEntries.entries[{position}]"
+            entry_type, pos = _read_uint(data, pos, where)
+            entry_data, pos = _read_bytes(data, pos, where)
             entry = _entry_fields(entry_term, entry_index, entry_type, entry_data, where)
         if entry_index != expected_index:
             raise CodecError(
@@ -457,7 +488,7 @@ def _read_entries(
             raise CodecError(
                 f"AppendEntries.entries[{position}]: term {entry_term} outside [{min_term}, {term}]"
             )
-        append(entry)
+        entries.append(entry)
         expected_index += 1
         min_term = entry_term
     return tuple(entries), pos
@@ -472,15 +503,18 @@ def _read_entries(
 # text strings, ints as bools).
 # --------------------------------------------------------------------------------
 
-_SMALL_UINTS = tuple(bytes((n,)) for n in range(24))
-_SMALL_BYTES_HEADS = tuple(bytes((0x40 | n,)) for n in range(24))
-_VERSION_BYTES = _SMALL_UINTS[FORMAT_VERSION]
-_TRUE = b"\xf5"
-_FALSE = b"\xf4"
 _PACK_8 = struct.Struct(">BB").pack
 _PACK_16 = struct.Struct(">BH").pack
 _PACK_32 = struct.Struct(">BI").pack
 _PACK_64 = struct.Struct(">BQ").pack
+# Shortest encodings of the unsigned integers 0..255 (one byte below 24, then two),
+# and the heads of byte strings of 0..255 bytes: table lookups instead of packing
+# for the values a running cluster sends all the time.
+_SMALL_UINTS = tuple(bytes((n,)) if n < 24 else _PACK_8(0x18, n) for n in range(256))
+_SMALL_BYTES_HEADS = tuple(bytes((0x40 | n,)) if n < 24 else _PACK_8(0x58, n) for n in range(256))
+_VERSION_BYTES = _SMALL_UINTS[FORMAT_VERSION]
+_TRUE = b"\xf5"
+_FALSE = b"\xf4"
 
 
 def _head(major: int, length: int) -> bytes:
@@ -501,10 +535,12 @@ def _put_uint(value: Any, where: str) -> bytes:
         if not isinstance(value, int) or isinstance(value, bool):
             raise TypeError(f"{where}: expected an int, got {type(value).__name__}")
         value = int(value)
-    if value < 24:
+    if value < 0x100:
         if value < 0:
             raise ValueError(f"{where}: {value} is outside [0, 2**64 - 1]")
         return _SMALL_UINTS[value]
+    if value < 0x10000:
+        return _PACK_16(0x19, value)
     if value > MAX_UINT:
         raise ValueError(f"{where}: {value} is outside [0, 2**64 - 1]")
     return _head(0x00, value)
@@ -529,7 +565,8 @@ def _put_bytes(value: Any, where: str) -> bytes:
         if not isinstance(value, (bytes, bytearray, memoryview)):
             raise TypeError(f"{where}: expected bytes, got {type(value).__name__}")
         value = bytes(value)
-    return _head(0x40, len(value)) + value
+    size = len(value)
+    return (_SMALL_BYTES_HEADS[size] if size < 0x100 else _head(0x40, size)) + value
 
 
 def _put_node_ids(nodes: frozenset[int], where: str) -> bytes:
@@ -587,29 +624,33 @@ def _put_entries(entries: Any, where: str, parts: list[bytes]) -> None:
     if count == 0:
         parts.append(b"\x80")  # no entries: a heartbeat-like append, or a probe
         return
-    append = parts.append
-    append(_head(0x80, count))
+    parts.append(_head(0x80, count))
+    extend = parts.extend
     for position, entry in enumerate(entries):
-        term, index, data = entry.term, entry.index, entry.data
-        # The hot loop of the encoder. Well-formed entries take this branch, which
-        # builds no error-message strings; anything odd goes through the checking
-        # writers, which raise with a precise field name.
+        term, index, entry_type, data = entry.term, entry.index, entry.type, entry.data
+        # The hot loop of the encoder. Well-formed entries of the sizes a cluster
+        # sends all the time (term < 256, index < 65536, data < 256 bytes) take this
+        # branch, which builds no error-message strings; anything else goes
+        # through the checking writers, which raise with a precise field name.
         if (
             type(term) is int
             and type(index) is int
             and type(data) is bytes
-            and type(entry.type) is EntryType
-            and 0 <= term <= MAX_UINT
-            and 0 <= index <= MAX_UINT
+            and type(entry_type) is EntryType
+            and 0 <= term < 0x100
+            and 0 <= index < 0x10000
+            and len(data) < 0x100
         ):
-            append(b"\x84")
-            append(_SMALL_UINTS[term] if term < 24 else _head(0x00, term))
-            append(_SMALL_UINTS[index] if index < 24 else _head(0x00, index))
-            append(_SMALL_UINTS[entry.type])
-            append(_SMALL_BYTES_HEADS[len(data)] if len(data) < 24 else _head(0x40, len(data)))
-            append(data)
+            extend((
+                b"\x84",
+                _SMALL_UINTS[term],
+                _SMALL_UINTS[index] if index < 0x100 else _PACK_16(0x19, index),
+                _SMALL_UINTS[entry_type],
+                _SMALL_BYTES_HEADS[len(data)],
+                data,
+            ))  # fmt: skip
         else:
-            append(_put_entry(entry, f"{where}[{position}]"))
+            parts.append(_put_entry(entry, f"{where}[{position}]"))
 
 
 # --------------------------------------------------------------------------------
@@ -723,6 +764,219 @@ _FORMATS_BY_KIND: dict[int, _MessageFormat] = {
 }
 
 
+# --------------------------------------------------------------------------------
+# The hot kinds. A running cluster sends little but AppendEntries, AppendResponse,
+# Heartbeat and HeartbeatResponse, so these four have writers and readers of their
+# own, spelled out field by field: for them the table-driven loops cost more than
+# the fields themselves. Each field has an inline branch for the values a cluster
+# actually sends (small integers, short byte strings) and otherwise calls the same
+# checking writers and readers as the table. They write the same bytes and accept
+# and reject the same inputs as the table-driven code (tests/test_codec_hot.py
+# checks both against each other).
+# --------------------------------------------------------------------------------
+
+
+def _prefix(cls: type) -> bytes:
+    return _FORMATS_BY_CLASS[cls].prefix
+
+
+_APPEND_ENTRIES_PREFIX = _prefix(AppendEntries)
+_APPEND_RESPONSE_PREFIX = _prefix(AppendResponse)
+_HEARTBEAT_PREFIX = _prefix(Heartbeat)
+_HEARTBEAT_RESPONSE_PREFIX = _prefix(HeartbeatResponse)
+
+
+def _write_append_entries(msg: AppendEntries) -> bytes:
+    term, sender, to, commit = msg.term, msg.sender, msg.to, msg.commit
+    prev_index, prev_term = msg.prev_index, msg.prev_term
+    parts = [
+        _APPEND_ENTRIES_PREFIX,
+        _SMALL_UINTS[term] if type(term) is int and 0 <= term < 0x100 else _put_uint(term, "AppendEntries.term"),
+        _SMALL_UINTS[sender] if type(sender) is int and 0 < sender < 0x100 else _put_node_id(sender, "AppendEntries.sender"),
+        _SMALL_UINTS[to] if type(to) is int and 0 < to < 0x100 else _put_node_id(to, "AppendEntries.to"),
+        _put_uint(prev_index, "AppendEntries.prev_index"),
+        _SMALL_UINTS[prev_term] if type(prev_term) is int and 0 <= prev_term < 0x100 else _put_uint(prev_term, "AppendEntries.prev_term"),
+    ]  # fmt: skip
+    _put_entries(msg.entries, "AppendEntries.entries", parts)
+    parts.append(_put_uint(commit, "AppendEntries.commit"))
+    return b"".join(parts)
+
+
+def _write_append_response(msg: AppendResponse) -> bytes:
+    term, sender, to, success = msg.term, msg.sender, msg.to, msg.success
+    hint_index, hint_term = msg.hint_index, msg.hint_term
+    return b"".join((
+        _APPEND_RESPONSE_PREFIX,
+        _SMALL_UINTS[term] if type(term) is int and 0 <= term < 0x100 else _put_uint(term, "AppendResponse.term"),
+        _SMALL_UINTS[sender] if type(sender) is int and 0 < sender < 0x100 else _put_node_id(sender, "AppendResponse.sender"),
+        _SMALL_UINTS[to] if type(to) is int and 0 < to < 0x100 else _put_node_id(to, "AppendResponse.to"),
+        _TRUE if success is True else _put_bool(success, "AppendResponse.success"),
+        _put_uint(msg.index, "AppendResponse.index"),
+        _SMALL_UINTS[hint_index] if type(hint_index) is int and 0 <= hint_index < 0x100 else _put_uint(hint_index, "AppendResponse.hint_index"),
+        _SMALL_UINTS[hint_term] if type(hint_term) is int and 0 <= hint_term < 0x100 else _put_uint(hint_term, "AppendResponse.hint_term"),
+    ))  # fmt: skip
+
+
+def _write_heartbeat(msg: Heartbeat) -> bytes:
+    term, sender, to, context = msg.term, msg.sender, msg.to, msg.context
+    return b"".join((
+        _HEARTBEAT_PREFIX,
+        _SMALL_UINTS[term] if type(term) is int and 0 <= term < 0x100 else _put_uint(term, "Heartbeat.term"),
+        _SMALL_UINTS[sender] if type(sender) is int and 0 < sender < 0x100 else _put_node_id(sender, "Heartbeat.sender"),
+        _SMALL_UINTS[to] if type(to) is int and 0 < to < 0x100 else _put_node_id(to, "Heartbeat.to"),
+        _put_uint(msg.commit, "Heartbeat.commit"),
+        _put_bytes(context, "Heartbeat.context"),
+    ))  # fmt: skip
+
+
+def _write_heartbeat_response(msg: HeartbeatResponse) -> bytes:
+    term, sender, to = msg.term, msg.sender, msg.to
+    return b"".join((
+        _HEARTBEAT_RESPONSE_PREFIX,
+        _SMALL_UINTS[term] if type(term) is int and 0 <= term < 0x100 else _put_uint(term, "HeartbeatResponse.term"),
+        _SMALL_UINTS[sender] if type(sender) is int and 0 < sender < 0x100 else _put_node_id(sender, "HeartbeatResponse.sender"),
+        _SMALL_UINTS[to] if type(to) is int and 0 < to < 0x100 else _put_node_id(to, "HeartbeatResponse.to"),
+        _put_bytes(msg.context, "HeartbeatResponse.context"),
+    ))  # fmt: skip
+
+
+_HOT_WRITERS: dict[type, Callable[[Any], bytes]] = {
+    AppendEntries: _write_append_entries,
+    AppendResponse: _write_append_response,
+    Heartbeat: _write_heartbeat,
+    HeartbeatResponse: _write_heartbeat_response,
+}
+
+
+# The readers start after the 3-byte prefix (array head, version, kind), which
+# selected them. term, sender and to are nearly always below 24, one byte each, and
+# so are hint fields and flags: those bytes are taken as they are, anything else
+# goes through the checking readers. Reading past the end raises IndexError, as in
+# the generic reader.
+
+
+def _read_header(data: bytes, where: str) -> tuple[int, int, int, int]:
+    """term, sender, to and the position after them, in their general forms."""
+    term, pos = _read_uint(data, 3, f"{where}.term")
+    sender, pos = _read_node_id(data, pos, f"{where}.sender")
+    to, pos = _read_node_id(data, pos, f"{where}.to")
+    return term, sender, to, pos
+
+
+def _read_node_id(data: bytes, pos: int, where: str) -> tuple[int, int]:
+    value, pos = _read_uint(data, pos, where)
+    if value == 0:
+        raise CodecError(f"{where}: expected a node id >= 1, got 0")
+    return value, pos
+
+
+def _check_end(data: bytes, pos: int) -> None:
+    if pos != len(data):
+        raise CodecError(f"message: {len(data) - pos} trailing bytes after the record")
+
+
+def _read_append_entries(data: bytes) -> AppendEntries:
+    term, sender, to = data[3], data[4], data[5]
+    if term < 24 and 0 < sender < 24 and 0 < to < 24:
+        pos = 6
+    else:
+        term, sender, to, pos = _read_header(data, "AppendEntries")
+    if data[pos] == 0x19:  # indexes 256..65535
+        prev_index = data[pos + 1] << 8 | data[pos + 2]
+        pos += 3
+    else:
+        prev_index, pos = _read_uint(data, pos, "AppendEntries.prev_index")
+    prev_term = data[pos]
+    if prev_term < 24:
+        pos += 1
+    else:
+        prev_term, pos = _read_uint(data, pos, "AppendEntries.prev_term")
+    entries, pos = _read_entries(data, pos, term, prev_index, prev_term)
+    if data[pos] == 0x19:
+        commit = data[pos + 1] << 8 | data[pos + 2]
+        pos += 3
+    else:
+        commit, pos = _read_uint(data, pos, "AppendEntries.commit")
+    if pos != len(data):
+        _check_end(data, pos)
+    return AppendEntries(term, sender, to, prev_index, prev_term, entries, commit)
+
+
+def _read_append_response(data: bytes) -> AppendResponse:
+    term, sender, to = data[3], data[4], data[5]
+    if term < 24 and 0 < sender < 24 and 0 < to < 24:
+        pos = 6
+    else:
+        term, sender, to, pos = _read_header(data, "AppendResponse")
+    head = data[pos]
+    if head == 0xF5:
+        success = True
+    elif head == 0xF4:
+        success = False
+    else:
+        _unexpected(data, pos, "AppendResponse.success", "a boolean")
+    pos += 1
+    if data[pos] == 0x19:  # indexes 256..65535
+        index = data[pos + 1] << 8 | data[pos + 2]
+        pos += 3
+    else:
+        index, pos = _read_uint(data, pos, "AppendResponse.index")
+    hint_index = data[pos]
+    if hint_index < 24:
+        pos += 1
+    else:
+        hint_index, pos = _read_uint(data, pos, "AppendResponse.hint_index")
+    hint_term = data[pos]
+    if hint_term < 24:
+        pos += 1
+    else:
+        hint_term, pos = _read_uint(data, pos, "AppendResponse.hint_term")
+    if pos != len(data):
+        _check_end(data, pos)
+    return AppendResponse(term, sender, to, success, index, hint_index, hint_term)
+
+
+def _read_heartbeat(data: bytes) -> Heartbeat:
+    term, sender, to = data[3], data[4], data[5]
+    if term < 24 and 0 < sender < 24 and 0 < to < 24:
+        pos = 6
+    else:
+        term, sender, to, pos = _read_header(data, "Heartbeat")
+    commit, pos = _read_uint(data, pos, "Heartbeat.commit")
+    if data[pos] == 0x40:  # no read context
+        context = b""
+        pos += 1
+    else:
+        context, pos = _read_bytes(data, pos, "Heartbeat.context")
+    if pos != len(data):
+        _check_end(data, pos)
+    return Heartbeat(term, sender, to, commit, context)
+
+
+def _read_heartbeat_response(data: bytes) -> HeartbeatResponse:
+    term, sender, to = data[3], data[4], data[5]
+    if term < 24 and 0 < sender < 24 and 0 < to < 24:
+        pos = 6
+    else:
+        term, sender, to, pos = _read_header(data, "HeartbeatResponse")
+    if data[pos] == 0x40:  # no read context
+        context = b""
+        pos += 1
+    else:
+        context, pos = _read_bytes(data, pos, "HeartbeatResponse.context")
+    if pos != len(data):
+        _check_end(data, pos)
+    return HeartbeatResponse(term, sender, to, context)
+
+
+_HOT_READERS: dict[bytes, Callable[[bytes], Any]] = {
+    _APPEND_ENTRIES_PREFIX: _read_append_entries,
+    _APPEND_RESPONSE_PREFIX: _read_append_response,
+    _HEARTBEAT_PREFIX: _read_heartbeat,
+    _HEARTBEAT_RESPONSE_PREFIX: _read_heartbeat_response,
+}
+
+
 def encode_message(msg: Message) -> bytes:
     """Encode a message for the wire.
 
@@ -737,6 +991,14 @@ def encode_message(msg: Message) -> bytes:
             carry (e.g. a non-bool flag or non-bytes data).
         ValueError: a field is out of range (negative, >= 2**64, a zero node id).
     """
+    writer = _HOT_WRITERS.get(type(msg))
+    if writer is not None:
+        return writer(msg)
+    return _write_message(msg)
+
+
+def _write_message(msg: Message) -> bytes:
+    """`encode_message` driven by the message table (any kind)."""
     fmt = _FORMATS_BY_CLASS.get(type(msg))
     if fmt is None:
         raise TypeError(f"not a raft message: {type(msg).__name__}")
@@ -746,19 +1008,19 @@ def encode_message(msg: Message) -> bytes:
     # else goes through the checking writers, which raise with the field's name.
     for value, (field_type, where) in zip(fmt.values(msg), fmt.fields):
         if field_type is _UINT:
-            if type(value) is int and 0 <= value < 24:
+            if type(value) is int and 0 <= value < 0x100:
                 append(_SMALL_UINTS[value])
             else:
                 append(_put_uint(value, where))
         elif field_type is _NODE:
-            if type(value) is int and 0 < value < 24:
+            if type(value) is int and 0 < value < 0x100:
                 append(_SMALL_UINTS[value])
             else:
                 append(_put_node_id(value, where))
         elif field_type is _BOOL:
             append(_put_bool(value, where))
         elif field_type is _BYTES:
-            if type(value) is bytes and len(value) < 24:
+            if type(value) is bytes and len(value) < 0x100:
                 append(_SMALL_BYTES_HEADS[len(value)])
                 append(value)
             else:
@@ -786,8 +1048,14 @@ def decode_message(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Message:
             bytes.
         TypeError: `data` is not bytes-like (a caller bug).
     """
-    data = _as_bytes(data, max_bytes, "message")
+    if type(data) is not bytes or len(data) > max_bytes:
+        data = _as_bytes(data, max_bytes, "message")
     try:
+        # The hot kinds are recognised by their first three bytes (array head,
+        # version, kind) and read by readers of their own.
+        reader = _HOT_READERS.get(data[:3])
+        if reader is not None:
+            return reader(data)
         return _read_message(data)
     except CodecError:
         raise

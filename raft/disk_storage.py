@@ -302,6 +302,9 @@ class DiskStorage:
         replay = recovered.replay
         self._hs = replay.hard_state
         self._snapshot = recovered.snapshot
+        # The snapshot's index, read by every term/entries/save call (a plain
+        # attribute instead of two property hops); set wherever _snapshot is.
+        self._snap_index = self._snapshot.index
         self._snapshot_name = recovered.snapshot_name
         self._last = replay.last
         self._run_starts = replay.run_starts
@@ -373,7 +376,7 @@ class DiskStorage:
         return self._hs
 
     def first_index(self) -> int:
-        return self._snapshot.index + 1
+        return self._snap_index + 1
 
     def last_index(self) -> int:
         return self._last
@@ -382,7 +385,7 @@ class DiskStorage:
         return self._snapshot
 
     def term(self, index: int) -> int:
-        snap_index = self._snapshot.index
+        snap_index = self._snap_index
         if index < snap_index:
             raise CompactedError(f"index {index} compacted (first is {snap_index + 1})")
         if index > self._last:
@@ -392,7 +395,7 @@ class DiskStorage:
         return self._run_terms[bisect.bisect_right(self._run_starts, index) - 1]
 
     def entries(self, lo: int, hi: int, max_bytes: int | None = None) -> list[Entry]:
-        snap_index = self._snapshot.index
+        snap_index = self._snap_index
         if lo <= snap_index:
             raise CompactedError(f"index {lo} compacted (first is {snap_index + 1})")
         if hi > self._last + 1:
@@ -404,11 +407,23 @@ class DiskStorage:
             result = self._cache[lo - cache_first : hi - cache_first]
         else:
             result = self._read_entries(lo, min(hi, cache_first), max_bytes)
+            if hi >= cache_first and len(result) == cache_first - lo:
+                self._warm_cache(result)  # copies `result`
             if hi > cache_first and (max_bytes is None or _size(result) <= max_bytes):
-                result.extend(self._cache[: hi - cache_first])
+                result.extend(self._cache[cache_first - self._cache_first : hi - self._cache_first])
         if max_bytes is not None:
             result = limit_size(result, max_bytes)
         return result
+
+    def _warm_cache(self, below: list[Entry]) -> None:
+        """Put entries just read from disk, which end where the cache begins, in
+        front of the cache while it has room. After a restart the cache is empty
+        and the whole log is read several times in a row (the core looks for
+        membership changes, then applies every committed entry): only the first
+        read then goes to the disk."""
+        if len(below) + len(self._cache) <= self._cache_limit:
+            self._cache = below + self._cache
+            self._cache_first -= len(below)
 
     def _read_entries(self, lo: int, hi: int, max_bytes: int | None) -> list[Entry]:
         """Entries in [lo, hi) from the segment files (they are not in the cache)."""
@@ -485,8 +500,9 @@ class DiskStorage:
             ValueError: the entries are not consecutive.
             StorageError: an earlier write failed; the storage must be reopened.
         """
-        self._check_writable()
-        first = self._snapshot.index + 1
+        if self._closed or self._failed is not None:
+            self._check_writable()
+        first = self._snap_index + 1
         if entries:
             if entries[-1].index < first:
                 entries = ()
@@ -502,21 +518,29 @@ class DiskStorage:
                 return True
             return False
         record, runs = _wal.encode_batch(hard_state, entries)
-        # What _run_guarded does, written out: this is the hot path of a running node.
+        size = len(record)
+        # What _run_guarded, _roll_if_needed and _sync_active do, written out for
+        # the usual case (no new segment): this is the hot path of a running node.
         try:
-            prefix = self._roll_if_needed(len(record))
-            offset = self._active_size + len(prefix)
-            self._active.write(prefix + record if prefix else record)
-            self._active_size = offset + len(record)
+            offset = self._active_size
+            if offset and offset + size > self._segment_bytes:
+                prefix = self._roll_if_needed(size)
+                offset = self._active_size + len(prefix)
+                self._active.write(prefix + record)
+            else:
+                self._active.write(record)
+            self._active_size = offset + size
             self._dirty = True
             if sync:
-                self._sync_active()
+                if self._fsync:
+                    self._active.fsync()
+                self._dirty = False
         except BaseException as exc:
             self._failed = exc
             raise
         # Memory changes only once the record is on disk (and synced when asked).
         if entries:
-            self._index_append(entries, runs, offset, len(record))
+            self._index_append(entries, runs, offset, size)
         if hard_state is not None:
             self._hs = hard_state
         return sync
@@ -580,6 +604,7 @@ class DiskStorage:
         self.sync()  # the snapshot must never be durable ahead of the log it covers
         self._write_snapshot(snapshot)
         self._snapshot = snapshot
+        self._snap_index = snapshot.index
         if self._cache_first <= index:
             del self._cache[: index + 1 - self._cache_first]
             self._cache_first = index + 1
@@ -612,6 +637,7 @@ class DiskStorage:
 
         self._run_guarded(write)
         self._snapshot = snapshot
+        self._snap_index = snapshot.index
         self._last = snapshot.index
         del self._run_starts[:], self._run_terms[:]
         del self._rec_first[:], self._rec_seq[:], self._rec_off[:], self._rec_len[:]

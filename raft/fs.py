@@ -250,15 +250,30 @@ class _MemoryFile:
             # A handle that outlived a crash belongs to a dead process.
             raise OSError("file handle from before a crash")
 
+    # write and fsync run once per save of a simulated node: the checks and the
+    # operation count are done in place while no fault is armed.
+
     def write(self, data: bytes) -> None:
-        self._check()
-        self._fs._mutating("write")
+        fs = self._fs
+        if self._closed or self._generation != fs._generation:
+            self._check()
+        if fs._fail_after is None:
+            fs.ops += 1
+        else:
+            fs._mutating("write")
         self._inode.volatile += data
 
     def fsync(self) -> None:
-        self._check()
-        self._fs._mutating("fsync")
-        self._inode.sync()
+        fs = self._fs
+        if self._closed or self._generation != fs._generation:
+            self._check()
+        if fs._fail_after is None:
+            fs.ops += 1
+        else:
+            fs._mutating("fsync")
+        inode = self._inode
+        inode._durable = None  # what _Inode.sync does
+        inode._durable_size = len(inode.volatile)
 
     def truncate(self, size: int) -> None:
         self._check()

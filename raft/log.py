@@ -35,11 +35,10 @@ class RaftLog:
         return self.storage.first_index()
 
     def last_index(self) -> int:
-        if self.unstable_entries:
-            return self.unstable_offset + len(self.unstable_entries) - 1
-        if self.unstable_snapshot is not None:
-            return self.unstable_snapshot.index
-        return self.storage.last_index()
+        # unstable_offset is always one past the stable log: storage's last index,
+        # or the pending snapshot's (restore() sets it, stable_to() moves it with the
+        # entries the driver persisted). So no storage call is needed here.
+        return self.unstable_offset + len(self.unstable_entries) - 1
 
     def last_term(self) -> int:
         return self.term(self.last_index())
@@ -83,21 +82,27 @@ class RaftLog:
         """Entries in [lo, hi), limited to about `max_bytes` (at least one)."""
         if lo >= hi:
             return []
-        if hi <= self.unstable_offset and self.unstable_snapshot is None:
+        offset = self.unstable_offset
+        if hi <= offset and self.unstable_snapshot is None:
             # All stable (the usual case once the driver persisted the tail):
             # storage checks the same bounds and limits the size itself.
             return self.storage.entries(lo, hi, max_bytes)
+        if lo >= offset:
+            # All unstable (a leader streaming what it just appended): nothing
+            # before offset is involved, so only the upper bound needs a check.
+            unstable = self.unstable_entries
+            if hi > offset + len(unstable):
+                raise UnavailableError(f"index {hi - 1} beyond last {self.last_index()}")
+            result = unstable[lo - offset : hi - offset]
+            # One entry is always within the limit: skip the call.
+            return limit_size(result, max_bytes) if max_bytes is not None and hi - lo > 1 else result
         if lo < self.first_index():
             raise CompactedError(f"index {lo} compacted (first is {self.first_index()})")
         if hi > self.last_index() + 1:
             raise UnavailableError(f"index {hi - 1} beyond last {self.last_index()}")
-        offset = self.unstable_offset
-        if lo >= offset:
-            result = self.unstable_entries[lo - offset : hi - offset]
-        else:
-            result = self.storage.entries(lo, min(hi, offset))
-            if hi > offset:
-                result = result + self.unstable_entries[: hi - offset]
+        result = self.storage.entries(lo, min(hi, offset))
+        if hi > offset:
+            result = result + self.unstable_entries[: hi - offset]
         if max_bytes is not None:
             result = limit_size(result, max_bytes)
         return result
@@ -147,14 +152,17 @@ class RaftLog:
         unstable = self.unstable_entries
         if after == offset + len(unstable):
             unstable.extend(entries)
-        elif after <= offset:
+            return after + len(entries) - 1  # == last_index(), the usual case
+        if after <= offset:
             # The new entries replace part of the stable log too; the driver's save()
             # overwrites it when it persists them.
             self.unstable_offset = after
             self.unstable_entries = list(entries)
-        else:
+        elif after <= offset + len(unstable):
             del unstable[after - offset :]
             unstable.extend(entries)
+        else:
+            raise ValueError(f"entries from {after} would leave a gap after {self.last_index()}")
         return self.last_index()
 
     def append_one(self, entry: Entry) -> None:
@@ -216,7 +224,10 @@ class RaftLog:
     def next_committed(self) -> list[Entry]:
         if self.committed <= self.applied or self.unstable_snapshot is not None:
             return []
-        lo = max(self.applied + 1, self.first_index())
+        lo = self.applied + 1
+        first = self.storage.first_index()  # == first_index(): no snapshot is pending
+        if lo < first:
+            lo = first
         if self.committed < lo:
             return []
         return self.entries(lo, self.committed + 1)

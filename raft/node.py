@@ -100,6 +100,35 @@ def next_conf_state(conf: ConfState, change: ConfChange) -> ConfState:
     return ConfState(voters=frozenset(voters), learners=frozenset(learners))
 
 
+def _check_append_entries(m: AppendEntries) -> None:
+    """Raise ValueError unless `m.entries` continue the log at `m.prev_index`: the
+    indexes follow on one by one and the terms never go down nor exceed `m.term`.
+
+    Appending anything else would leave a gap or an impossible log behind, which a
+    correct leader never sends; checked before the message changes any state.
+    """
+    index = m.prev_index
+    term = m.prev_term
+    for e in m.entries:
+        index += 1
+        if e.index != index:
+            raise ValueError(f"entry index {e.index} where {index} was expected (prev_index {m.prev_index})")
+        if e.term < term:
+            raise ValueError(f"entry {index} has term {e.term}, below the term {term} before it")
+        term = e.term
+    if term > m.term:
+        raise ValueError(f"entry term {term} beyond the message term {m.term}")
+
+
+def _check_snapshot_chunk(m: InstallSnapshot) -> None:
+    """Raise ValueError for a snapshot chunk no correct leader sends."""
+    meta = m.metadata
+    if m.offset < 0:
+        raise ValueError(f"negative snapshot offset {m.offset}")
+    if meta.index > 0 and not 0 < meta.term <= m.term:
+        raise ValueError(f"snapshot term {meta.term} outside 1..{m.term}")
+
+
 class _VoteResult(enum.Enum):
     WON = "won"
     LOST = "lost"
@@ -173,14 +202,23 @@ class RawNode:
         self._msgs: list[Message] = []
         self._read_states: list[ReadState] = []
         # The soft state (leader, role) and hard state (term, vote, commit) last
-        # handed out in a Ready, as plain tuples: has_ready compares them after every
-        # input, which is cheaper than building SoftState/HardState objects.
-        self._prev_soft: tuple[NodeId, Role] = (NONE, Role.FOLLOWER)
-        self._prev_hard: tuple[int, NodeId, int] = (self.term, self.vote, self.log.committed)
+        # handed out in a Ready, as one plain tuple: has_ready compares it after
+        # every input, which is cheaper than building state objects to compare.
+        # (One attribute, not five: CPython shares the attribute layout of
+        # instances with at most 30 attributes, and attribute access on RawNode
+        # gets measurably slower beyond that.)
+        self._prev_state: tuple[NodeId, Role, int, NodeId, int] = (
+            NONE,
+            Role.FOLLOWER,
+            self.term,
+            self.vote,
+            self.log.committed,
+        )
         self.dropped_messages = 0
         """Count of remote messages dropped as malformed or nonsensical."""
 
         self._handlers: dict[type, Callable[[Message], None]] = {
+            VoteRequest: self._on_vote_request,
             AppendEntries: self._on_append,
             AppendResponse: self._on_append_response,
             Heartbeat: self._on_heartbeat,
@@ -332,8 +370,25 @@ class RawNode:
 
     def step(self, m: Message) -> None:
         """Process a message from a peer. Never raises for bad remote input."""
+        # Dispatched inline rather than through a helper: one call less per message.
         try:
-            self._step(m)
+            if m.to != self.id or m.sender == self.id or m.sender <= 0:
+                self.dropped_messages += 1
+                return
+            cls = type(m)
+            if cls is AppendEntries:
+                if m.entries:
+                    _check_append_entries(m)
+            elif cls is InstallSnapshot:
+                _check_snapshot_chunk(m)
+            # Nearly every message is of our term: settle that with one comparison.
+            if m.term != self.term and not self._on_other_term(m, cls):
+                return
+            handler = self._handlers.get(cls)
+            if handler is None:
+                self.dropped_messages += 1
+                return
+            handler(m)
         except (CompactedError, UnavailableError, ValueError) as exc:
             # A message that contradicts our log in a way a correct peer never
             # would (e.g. asks us to overwrite committed entries). Drop it.
@@ -364,11 +419,9 @@ class RawNode:
         raft_log = self.log
         if raft_log.unstable_entries or raft_log.unstable_snapshot is not None:
             return True
-        if raft_log.has_next_committed():
+        if raft_log.committed > raft_log.applied and raft_log.has_next_committed():
             return True
-        soft = (self.leader, self.role)
-        hard = (self.term, self.vote, raft_log.committed)
-        return soft != self._prev_soft or hard != self._prev_hard
+        return (self.leader, self.role, self.term, self.vote, raft_log.committed) != self._prev_state
 
     def ready(self) -> Ready:
         """Collect the next batch of work. Call `advance` once it is handled, before
@@ -378,19 +431,29 @@ class RawNode:
             if self.role is Role.LEADER:
                 self._broadcast_append()
         raft_log = self.log
-        soft = (self.leader, self.role)
-        hard = (self.term, self.vote, raft_log.committed)
-        prev_term, prev_vote, _ = self._prev_hard
-        entries = list(raft_log.unstable_entries)
+        prev_leader, prev_role, prev_term, prev_vote, prev_commit = self._prev_state
+        leader, role = self.leader, self.role
+        soft_state = SoftState(leader, role) if leader != prev_leader or role is not prev_role else None
+        term, vote, commit = self.term, self.vote, raft_log.committed
+        must_sync = term != prev_term or vote != prev_vote
+        hard_state = HardState(term, vote, commit) if must_sync or commit != prev_commit else None
+        unstable = raft_log.unstable_entries
+        if unstable:
+            entries = list(unstable)
+            must_sync = True
+        else:
+            entries = []
+        # Most batches apply nothing: skip the call when everything committed is applied.
+        committed_entries = raft_log.next_committed() if raft_log.committed > raft_log.applied else []
         rd = Ready(
-            soft_state=SoftState(*soft) if soft != self._prev_soft else None,
-            hard_state=HardState(*hard) if hard != self._prev_hard else None,
-            entries=entries,
-            snapshot=raft_log.unstable_snapshot,
-            committed_entries=raft_log.next_committed(),
-            messages=self._msgs,
-            read_states=self._read_states,
-            must_sync=bool(entries) or self.term != prev_term or self.vote != prev_vote,
+            soft_state,
+            hard_state,
+            entries,
+            raft_log.unstable_snapshot,
+            committed_entries,
+            self._msgs,
+            self._read_states,
+            must_sync,
         )
         self._msgs = []
         self._read_states = []
@@ -398,19 +461,26 @@ class RawNode:
 
     def advance(self, rd: Ready) -> None:
         """Acknowledge that `rd` was persisted, sent and applied."""
-        if rd.soft_state is not None:
-            self._prev_soft = (rd.soft_state.leader, rd.soft_state.role)
-        if rd.hard_state is not None:
-            hard = rd.hard_state
-            self._prev_hard = (hard.term, hard.vote, hard.commit)
+        soft = rd.soft_state
+        hard = rd.hard_state
+        if soft is not None or hard is not None:
+            leader, role, term, vote, commit = self._prev_state
+            if soft is not None:
+                leader, role = soft.leader, soft.role
+            if hard is not None:
+                term, vote, commit = hard.term, hard.vote, hard.commit
+            self._prev_state = (leader, role, term, vote, commit)
+        raft_log = self.log
         if rd.snapshot is not None:
-            self.log.stable_snap_to(rd.snapshot.index)
-            self.log.applied_to(rd.snapshot.index)
-        if rd.entries:
-            last = rd.entries[-1]
-            self.log.stable_to(last.index, last.term)
-        if rd.committed_entries:
-            self.log.applied_to(rd.committed_entries[-1].index)
+            raft_log.stable_snap_to(rd.snapshot.index)
+            raft_log.applied_to(rd.snapshot.index)
+        entries = rd.entries
+        if entries:
+            last = entries[-1]
+            raft_log.stable_to(last.index, last.term)
+        committed = rd.committed_entries
+        if committed:
+            raft_log.applied_to(committed[-1].index)
 
     def status(self) -> Status:
         """A frozen snapshot of this node's state."""
@@ -609,11 +679,9 @@ class RawNode:
     # Message dispatch
     # ==================================================================================
 
-    def _step(self, m: Message) -> None:
-        if m.to != self.id or m.sender == self.id or m.sender <= 0:
-            self.dropped_messages += 1
-            return
-        cls = type(m)
+    def _on_other_term(self, m: Message, cls: type) -> bool:
+        """Rules 1 and 2 for a message of another term. Returns whether its handler
+        should still run (in our possibly new term)."""
         if m.term > self.term:
             if cls is VoteRequest:
                 in_lease = (
@@ -622,7 +690,7 @@ class RawNode:
                     and self._election_elapsed < self.config.election_ticks
                 )
                 if in_lease and not m.transfer:
-                    return  # a live leader exists: don't let a stray candidate disrupt it
+                    return False  # a live leader exists: don't let a stray candidate disrupt it
                 if not m.pre_vote:
                     self._become_follower(m.term, NONE)
             elif cls is VoteResponse and m.pre_vote and m.granted:
@@ -631,22 +699,14 @@ class RawNode:
                 self._become_follower(m.term, m.sender)
             else:
                 self._become_follower(m.term, NONE)
-        elif m.term < self.term:
-            if cls in (AppendEntries, Heartbeat) and (self.config.check_quorum or self.config.pre_vote):
-                # Tell a stale leader about the new term so it steps down; needed
-                # with check-quorum/pre-vote, where our vote requests won't reach it.
-                self._send(AppendResponse(term=self.term, sender=self.id, to=m.sender, success=False, index=0))
-            elif cls is VoteRequest and m.pre_vote:
-                self._send(VoteResponse(term=self.term, sender=self.id, to=m.sender, granted=False, pre_vote=True))
-            return
-        if cls is VoteRequest:
-            self._on_vote_request(m)
-            return
-        handler = self._handlers.get(cls)
-        if handler is None:
-            self.dropped_messages += 1
-            return
-        handler(m)
+            return True
+        if cls in (AppendEntries, Heartbeat) and (self.config.check_quorum or self.config.pre_vote):
+            # Tell a stale leader about the new term so it steps down; needed
+            # with check-quorum/pre-vote, where our vote requests won't reach it.
+            self._send(AppendResponse(term=self.term, sender=self.id, to=m.sender, success=False, index=0))
+        elif cls is VoteRequest and m.pre_vote:
+            self._send(VoteResponse(term=self.term, sender=self.id, to=m.sender, granted=False, pre_vote=True))
+        return False
 
     def _on_vote_request(self, m: VoteRequest) -> None:
         # A node that believes it is a learner still answers: only a candidate whose
@@ -698,28 +758,43 @@ class RawNode:
         self._election_elapsed = 0
 
     def _on_append(self, m: AppendEntries) -> None:
-        if self.role is Role.LEADER:
-            self.dropped_messages += 1  # two leaders in one term cannot happen
-            return
-        self._follow(m)
-        raft_log = self.log
         reply_to = m.sender
+        # _follow() inlined: this is the follower's busiest path.
+        role = self.role
+        if role is not Role.FOLLOWER:
+            if role is Role.LEADER:
+                self.dropped_messages += 1  # two leaders in one term cannot happen
+                return
+            self._become_follower(m.term, reply_to)
+        self.leader = reply_to
+        self._election_elapsed = 0
+        raft_log = self.log
         prev_index = m.prev_index
+        # Responses are built positionally: keyword calls into the attrs
+        # constructors cost about a third more.
         if prev_index < raft_log.committed:
-            self._send(AppendResponse(term=self.term, sender=self.id, to=reply_to, success=True, index=raft_log.committed))
+            self._msgs.append(AppendResponse(self.term, self.id, reply_to, True, raft_log.committed))
             return
         if raft_log.match_term(prev_index, m.prev_term):
             entries = m.entries
             last_new = prev_index + len(entries)
-            if entries:
+            if not entries:
+                pass
+            elif prev_index == raft_log.last_index():
+                # The usual case: the entries follow our last one (step() checked
+                # that they continue prev_index), so nothing can conflict.
+                self._append_entries(entries)
+            else:
                 conflict = raft_log.find_conflict(entries)
                 if conflict:
                     if conflict <= raft_log.committed:
                         raise ValueError(f"append conflicts with committed entry {conflict}")
                     new = entries[conflict - entries[0].index :]
                     self._append_entries(new, truncate_conf_from=conflict)
-            raft_log.commit_to(min(m.commit, last_new))
-            self._send(AppendResponse(term=self.term, sender=self.id, to=reply_to, success=True, index=last_new))
+            commit = min(m.commit, last_new)
+            if commit > raft_log.committed:
+                raft_log.commit_to(commit)
+            self._msgs.append(AppendResponse(self.term, self.id, reply_to, True, last_new))
         else:
             hint_index, hint_term = raft_log.find_conflict_by_term(min(prev_index, raft_log.last_index()), m.prev_term)
             self._send(
@@ -740,7 +815,7 @@ class RawNode:
             return
         self._follow(m)
         self.log.commit_to(m.commit)
-        self._send(HeartbeatResponse(term=self.term, sender=self.id, to=m.sender, context=m.context))
+        self._msgs.append(HeartbeatResponse(self.term, self.id, m.sender, m.context))  # positional: see _on_append
 
     def _on_install_snapshot(self, m: InstallSnapshot) -> None:
         if self.role is Role.LEADER:
@@ -779,6 +854,11 @@ class RawNode:
         self._conf_history = [(meta.index, meta.conf_state)]
 
     def _on_read_index_response(self, m: ReadIndexResponse) -> None:
+        # Only the leader of this term answers reads; a read served at an index it
+        # did not confirm could be stale.
+        if self.role is Role.LEADER or (self.leader != NONE and m.sender != self.leader) or m.index < 0:
+            self.dropped_messages += 1
+            return
         self._read_states.append(ReadState(index=m.index, context=m.context))
 
     # ==================================================================================
@@ -877,15 +957,19 @@ class RawNode:
         return self._conf_history[-1][0]
 
     def _maybe_commit(self) -> bool:
-        conf = self.conf_state
-        voters = conf.voters
+        voters = self._conf_history[-1][1].voters
         if not voters:
             return False
-        # The highest index a quorum of voters stores: the quorum-th largest match.
-        progress = self._progress
-        matches = [progress[n].match if n in progress else 0 for n in voters]
-        matches.sort(reverse=True)
-        candidate = matches[conf.quorum() - 1]
+        # The highest index a quorum of voters stores: the quorum-th largest match,
+        # i.e. the ((len - 1) // 2)-th smallest. (A plain loop and an ascending sort
+        # are cheaper than a comprehension and a reversed sort.)
+        get = self._progress.get
+        matches = []
+        for n in voters:
+            pr = get(n)
+            matches.append(pr.match if pr is not None else 0)
+        matches.sort()
+        candidate = matches[(len(voters) - 1) // 2]
         if not self.log.maybe_commit(candidate, self.term):
             return False
         self._on_commit_advanced()
@@ -939,18 +1023,20 @@ class RawNode:
             if nid == self.id:
                 continue
             pr = self._progress[nid]
-            self._send(Heartbeat(term=self.term, sender=self.id, to=nid, commit=min(pr.match, committed), context=context))
+            # Positional: keyword calls into the attrs constructor cost about a third more.
+            self._msgs.append(Heartbeat(self.term, self.id, nid, min(pr.match, committed), context))
 
     def _send_append(self, to: NodeId, send_if_empty: bool = True) -> bool:
         pr = self._progress[to]
-        if pr.is_paused():
-            return False
         raft_log = self.log
         next_index = pr.next
         last = raft_log.last_index()
         if next_index > last and not send_if_empty:
-            # Nothing new to send. (Checked before looking up prev_term: that lookup
-            # cannot fail here, as next_index <= last + 1 always holds.)
+            # Nothing new to send: the usual answer after an acknowledgement, so it is
+            # settled first. (The prev_term lookup below cannot fail here, as
+            # next_index <= last + 1 always holds.)
+            return False
+        if pr.is_paused():
             return False
         prev_index = next_index - 1
         try:
@@ -965,17 +1051,8 @@ class RawNode:
             return self._start_snapshot(to, pr)
         if not entries and not send_if_empty:
             return False
-        self._send(
-            AppendEntries(
-                term=self.term,
-                sender=self.id,
-                to=to,
-                prev_index=prev_index,
-                prev_term=prev_term,
-                entries=tuple(entries),
-                commit=raft_log.committed,
-            )
-        )
+        # Positional: keyword calls into the attrs constructor cost about a third more.
+        self._msgs.append(AppendEntries(self.term, self.id, to, prev_index, prev_term, tuple(entries), raft_log.committed))
         pr.sent_entries(entries[-1].index if entries else None)
         return True
 
@@ -1015,9 +1092,13 @@ class RawNode:
         return pr
 
     def _on_append_response(self, m: AppendResponse) -> None:
-        pr = self._responding_progress(m.sender)
+        # _responding_progress() inlined: this is the leader's busiest path.
+        if self.role is not Role.LEADER:
+            return
+        pr = self._progress.get(m.sender)
         if pr is None:
             return
+        pr.recent_active = True
         if not m.success:
             if m.hint_term > 0:
                 match_hint, _ = self.log.find_conflict_by_term(m.hint_index, m.hint_term)
@@ -1028,7 +1109,9 @@ class RawNode:
                     pr.become_probe()
                 self._send_append(m.sender)
             return
-        if m.index > self.log.last_index():
+        raft_log = self.log
+        last = raft_log.last_index()  # nothing below appends to the log
+        if m.index > last:
             self.dropped_messages += 1  # acknowledges entries we never sent
             return
         if not pr.maybe_update(m.index):
@@ -1046,14 +1129,16 @@ class RawNode:
         # A match that stays within the commit index cannot move the quorum-th
         # largest match past it (and every other match change already tried to
         # commit): skip the computation for the acknowledgements after a quorum.
-        if pr.match > self.log.committed:
+        if pr.match > raft_log.committed:
             self._maybe_commit()
             if self.role is not Role.LEADER:
                 return  # the commit removed us from the configuration and we stepped down
-        # Keep streaming while the window allows and there is more to send.
-        while self._send_append(m.sender, send_if_empty=False):
-            pass
-        if m.sender == self._lead_transferee and pr.match == self.log.last_index():
+        # Keep streaming while the window allows and there is more to send (most
+        # acknowledgements find everything already sent: no call then).
+        if pr.next <= last:
+            while self._send_append(m.sender, send_if_empty=False):
+                pass
+        if m.sender == self._lead_transferee and pr.match == last:
             self._send_timeout_now(m.sender)
 
     def _on_heartbeat_response(self, m: HeartbeatResponse) -> None:
@@ -1083,7 +1168,7 @@ class RawNode:
         snap = pr.pending_snapshot
         if pr.state is not ProgressState.SNAPSHOT or snap is None or snap.index != m.snapshot_index:
             return
-        if m.next_offset > len(snap.data):
+        if not 0 <= m.next_offset <= len(snap.data):
             self.dropped_messages += 1
             return
         pr.snapshot_acked = m.next_offset

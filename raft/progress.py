@@ -143,7 +143,7 @@ class Progress:
         if self.state is ProgressState.REPLICATE:
             if last_index is not None:
                 self.next = last_index + 1
-                self.inflights.add(last_index)
+                self.inflights._indexes.append(last_index)  # add(), without a call
         elif self.state is ProgressState.PROBE:
             self.paused = True
 
@@ -152,5 +152,6 @@ class Progress:
         if state is ProgressState.PROBE:
             return self.paused
         if state is ProgressState.REPLICATE:
-            return self.inflights.full()
+            inflights = self.inflights
+            return len(inflights._indexes) >= inflights.capacity  # full(), without a call
         return True  # SNAPSHOT: chunks are driven by acknowledgements

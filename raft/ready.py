@@ -8,7 +8,7 @@ from .progress import ProgressState
 from .types import ConfState, Entry, HardState, Message, NodeId, ReadState, Role, Snapshot, SoftState
 
 
-@attrs.frozen
+@attrs.define
 class Ready:
     """One batch of work for the driver. Handle the fields in this order:
 
@@ -36,6 +36,10 @@ class Ready:
         read_states: completed linearizable read requests.
         must_sync: whether step 2 needs an fsync (entries, term or vote changed;
             a commit index change alone may be written lazily).
+
+    Treat a `Ready` as read-only. (It is a plain slotted class rather than a frozen
+    one because the node builds one per batch, and a frozen class's constructor
+    costs several times more.)
     """
 
     soft_state: SoftState | None

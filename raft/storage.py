@@ -105,21 +105,23 @@ class MemoryStorage:
         return self._entries[0].index + len(self._entries) - 1
 
     def term(self, index: int) -> int:
-        offset = self._entries[0].index
-        if index < offset:
-            raise CompactedError(f"index {index} compacted (first is {offset + 1})")
-        if index - offset >= len(self._entries):
+        stored = self._entries
+        pos = index - stored[0].index
+        if pos < 0:
+            raise CompactedError(f"index {index} compacted (first is {stored[0].index + 1})")
+        if pos >= len(stored):
             raise UnavailableError(f"index {index} beyond last {self.last_index()}")
-        return self._entries[index - offset].term
+        return stored[pos].term
 
     def entries(self, lo: int, hi: int, max_bytes: int | None = None) -> list[Entry]:
-        offset = self._entries[0].index
+        stored = self._entries
+        offset = stored[0].index
         if lo <= offset:
             raise CompactedError(f"index {lo} compacted (first is {offset + 1})")
-        if hi > self.last_index() + 1:
+        if hi - offset > len(stored):
             raise UnavailableError(f"index {hi - 1} beyond last {self.last_index()}")
-        result = self._entries[lo - offset : hi - offset]
-        if max_bytes is not None:
+        result = stored[lo - offset : hi - offset]
+        if max_bytes is not None and hi - lo > 1:  # one entry is always within the limit
             result = limit_size(result, max_bytes)
         return result
 
@@ -139,6 +141,10 @@ class MemoryStorage:
         self._hard_state = hard_state
 
     def _append(self, entries: Sequence[Entry]) -> None:
+        stored = self._entries
+        if entries[0].index == stored[0].index + len(stored):
+            stored.extend(entries)  # the usual case: right after the last entry
+            return
         first = self._entries[0].index + 1  # == first_index()
         if entries[-1].index < first:
             return  # all already compacted

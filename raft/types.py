@@ -8,15 +8,53 @@ created on the hot path, so constructors do only cheap checks; the codec
 from __future__ import annotations
 
 import enum
-from typing import Union
+from typing import Any, TypeVar, Union
 
 import attrs
+
+_C = TypeVar("_C", bound=type)
 
 NodeId = int
 """Nodes are identified by positive integers (0 means "none")."""
 
 NONE: NodeId = 0
 """The id that means "no node" (no leader known, no vote cast)."""
+
+
+def _fast_init(cls: _C) -> _C:
+    """Give a frozen slotted attrs class an `__init__` that fills its slots directly.
+
+    attrs' frozen `__init__` stores every field through ``object.__setattr__``,
+    which looks the name up on the type each time; calling each slot's own
+    descriptor skips that lookup and makes construction ~20% faster. Messages and
+    entries are built on every hop of the hot path (by the core and by the codec).
+    The signature (names, order, defaults) is attrs' own, and so are equality,
+    hashing, repr and immutability; only classes whose fields have plain defaults
+    (no factory, converter, validator or post-init hook) qualify.
+    """
+    fields = attrs.fields(cls)
+    if hasattr(cls, "__attrs_post_init__") or any(
+        isinstance(f.default, attrs.Factory) or f.converter or f.validator or f.kw_only or not f.init
+        for f in fields
+    ):
+        raise TypeError(f"{cls.__name__}: _fast_init needs fields with plain defaults")
+    namespace: dict[str, Any] = {}
+    params, body = [], []
+    for f in fields:
+        namespace[f"_set_{f.name}"] = cls.__dict__[f.name].__set__
+        if f.default is attrs.NOTHING:
+            params.append(f.name)
+        else:
+            namespace[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        body.append(f"    _set_{f.name}(self, {f.name})\n")
+    source = f"def __init__(self, {', '.join(params)}):\n" + "".join(body)
+    exec(compile(source, f"<fast __init__ of {cls.__qualname__}>", "exec"), namespace)
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__annotations__ = dict(cls.__init__.__annotations__)
+    cls.__init__ = init
+    return cls
 
 
 class Role(enum.Enum):
@@ -37,6 +75,7 @@ class EntryType(enum.IntEnum):
     """A membership change; `data` is a `ConfChange` encoded by `raft.codec`."""
 
 
+@_fast_init
 @attrs.frozen(slots=True)
 class Entry:
     """One log entry.
@@ -58,6 +97,7 @@ class Entry:
         return len(self.data) + 16
 
 
+@_fast_init
 @attrs.frozen(slots=True)
 class HardState:
     """What must survive a restart: current term, vote in it, commit index."""
@@ -70,6 +110,7 @@ class HardState:
         return self.term == 0 and self.vote == NONE and self.commit == 0
 
 
+@_fast_init
 @attrs.frozen(slots=True)
 class SoftState:
     """Volatile state reported in `Ready` when it changes: who leads and our role."""
@@ -162,6 +203,7 @@ class Snapshot:
         return self.metadata.index == 0
 
 
+@_fast_init
 @attrs.frozen(slots=True)
 class ReadState:
     """A completed read-index request.
@@ -179,6 +221,7 @@ class ReadState:
 # ---------------------------------------------------------------------------------
 
 
+@_fast_init
 @attrs.frozen(slots=True)
 class VoteRequest:
     """A (pre-)candidate asks for a vote.
@@ -201,6 +244,7 @@ class VoteRequest:
     transfer: bool = False
 
 
+@_fast_init
 @attrs.frozen(slots=True)
 class VoteResponse:
     """The answer to a `VoteRequest`."""
@@ -212,6 +256,7 @@ class VoteResponse:
     pre_vote: bool = False
 
 
+@_fast_init
 @attrs.frozen(slots=True)
 class AppendEntries:
     """Leader → follower: entries following (prev_index, prev_term), and the commit."""
@@ -225,6 +270,7 @@ class AppendEntries:
     commit: int
 
 
+@_fast_init
 @attrs.frozen(slots=True)
 class AppendResponse:
     """Follower → leader: the result of an `AppendEntries`.
@@ -248,6 +294,7 @@ class AppendResponse:
     hint_term: int = 0
 
 
+@_fast_init
 @attrs.frozen(slots=True)
 class Heartbeat:
     """Leader → follower: liveness, the commit index, and an optional read context."""
@@ -259,6 +306,7 @@ class Heartbeat:
     context: bytes = b""
 
 
+@_fast_init
 @attrs.frozen(slots=True)
 class HeartbeatResponse:
     """Follower → leader: acknowledges a heartbeat, echoing its read context."""
@@ -269,6 +317,7 @@ class HeartbeatResponse:
     context: bytes = b""
 
 
+@_fast_init
 @attrs.frozen(slots=True)
 class InstallSnapshot:
     """Leader → follower: one chunk of a snapshot.
@@ -289,6 +338,7 @@ class InstallSnapshot:
     done: bool
 
 
+@_fast_init
 @attrs.frozen(slots=True)
 class SnapshotResponse:
     """Follower → leader: the snapshot bytes received so far.
@@ -306,6 +356,7 @@ class SnapshotResponse:
     next_offset: int
 
 
+@_fast_init
 @attrs.frozen(slots=True)
 class TimeoutNow:
     """Leader → transfer target: campaign now, skipping pre-vote."""
@@ -315,6 +366,7 @@ class TimeoutNow:
     to: NodeId
 
 
+@_fast_init
 @attrs.frozen(slots=True)
 class ReadIndexRequest:
     """Follower → leader: a forwarded `read_index` request."""
@@ -325,6 +377,7 @@ class ReadIndexRequest:
     context: bytes
 
 
+@_fast_init
 @attrs.frozen(slots=True)
 class ReadIndexResponse:
     """Leader → follower: the commit index a forwarded read must wait for."""
