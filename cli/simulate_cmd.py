@@ -55,6 +55,9 @@ def _parse_seed_range(text: str) -> range:
 @click.option("--pause-rate", type=click.FloatRange(min=0), default=0.05, show_default=True, help="Pauses per simulated second.")
 @click.option("--transfer-rate", type=click.FloatRange(min=0), default=0.03, show_default=True,
               help="Leadership transfers per simulated second.")
+@click.option("--membership-rate", type=click.FloatRange(min=0), default=0.03, show_default=True,
+              help="Membership faults per simulated second: a voter is removed from the configuration "
+                   "and added back after a while.")
 @click.option("--loss", type=click.FloatRange(0, 1), default=0.05, show_default=True, help="Message loss probability.")
 @click.option("--duplicate", type=click.FloatRange(0, 1), default=0.02, show_default=True, help="Message duplication probability.")
 @click.option("--reorder", type=click.FloatRange(0, 1), default=0.1, show_default=True, help="Message reordering probability.")
@@ -87,8 +90,8 @@ def _parse_seed_range(text: str) -> range:
                    "deterministic and results are reported in seed order.")
 @click.option("--verbose", "-v", is_flag=True, help="Show the raft library's log messages.")
 def simulate(seed, seed_range, count, scenario, nodes, duration, converge_within, fault_kinds,
-             partition_rate, crash_rate, pause_rate, transfer_rate, loss, duplicate, reorder, swarm,
-             rate, clients, keys, timeout, disk, compact_every, eager_commit, unbatched_reads, no_codec, as_json, keep_going,
+             partition_rate, crash_rate, pause_rate, transfer_rate, membership_rate, loss, duplicate,
+             reorder, swarm, rate, clients, keys, timeout, disk, compact_every, eager_commit, unbatched_reads, no_codec, as_json, keep_going,
              check_determinism, report_path, jobs, verbose):
     """Run deterministic simulations of the cluster under faults and check them.
 
@@ -108,8 +111,9 @@ def simulate(seed, seed_range, count, scenario, nodes, duration, converge_within
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--faults") from None
     faults = FaultConfig(kinds=kinds, partition_rate=partition_rate, crash_rate=crash_rate,
-                         pause_rate=pause_rate, transfer_rate=transfer_rate, loss=loss,
-                         duplicate=duplicate, reorder=reorder, swarm=swarm)
+                         pause_rate=pause_rate, transfer_rate=transfer_rate,
+                         membership_rate=membership_rate, loss=loss, duplicate=duplicate, reorder=reorder,
+                         swarm=swarm)
     workload = WorkloadConfig(rate=rate, clients=clients, keys=keys, timeout=timeout)
 
     def config_for(s: int) -> SimConfig:

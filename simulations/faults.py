@@ -20,7 +20,10 @@ import attrs
 PARTITION_KINDS = ("partition", "one_way", "isolate", "bridge")
 NODE_KINDS = ("crash", "pause", "transfer")
 LINK_KINDS = ("loss", "duplicate", "reorder")
-ALL_KINDS = PARTITION_KINDS + NODE_KINDS + LINK_KINDS
+# A voter is removed from the configuration (one-server change through the leader)
+# and added back when the fault ends.
+MEMBERSHIP_KINDS = ("membership",)
+ALL_KINDS = PARTITION_KINDS + NODE_KINDS + LINK_KINDS + MEMBERSHIP_KINDS
 
 
 @attrs.frozen
@@ -47,6 +50,9 @@ class Fault:
             return f"{self.kind} {self.rate:.3f}"
         if self.kind == "transfer":
             return f"transfer leadership to node {self.node}" if self.node else "transfer leadership"
+        if self.kind == "membership":
+            target = f"node {self.node}" if self.node else "the leader"
+            return f"remove {target} from the configuration for {self.duration:.2f}s"
         target = f" node {self.node}" if self.node else " leader"
         return f"{self.kind}{target} for {self.duration:.2f}s"
 
@@ -57,8 +63,9 @@ class FaultConfig:
 
     Attributes:
         kinds: enabled fault kinds.
-        partition_rate / crash_rate / pause_rate / transfer_rate: mean events per
-            simulated second (a transfer asks the leader to hand leadership over).
+        partition_rate / crash_rate / pause_rate / transfer_rate / membership_rate:
+            mean events per simulated second (a transfer asks the leader to hand
+            leadership over; a membership fault removes a voter for a while).
         loss / duplicate / reorder: per-message probabilities in the fault phase.
         swarm: draw a per-seed subset of `kinds` and per-seed rates (each at most
             the configured one).
@@ -69,6 +76,7 @@ class FaultConfig:
     crash_rate: float = 0.05
     pause_rate: float = 0.05
     transfer_rate: float = 0.03
+    membership_rate: float = 0.03
     loss: float = 0.05
     duplicate: float = 0.02
     reorder: float = 0.1
@@ -93,6 +101,7 @@ class FaultConfig:
             loss=self.loss * rng.uniform(0.0, 2.0),
             duplicate=self.duplicate * rng.uniform(0.0, 2.0),
             reorder=self.reorder * rng.uniform(0.0, 2.0),
+            membership_rate=self.membership_rate * rng.uniform(0.2, 2.0),  # last: see generate_plan
             swarm=False,
         )
 
@@ -134,6 +143,10 @@ def generate_plan(config: FaultConfig, nodes: int, duration: float, rng: random.
                 # node 0: hit whoever leads when the fault fires (leaders matter most).
                 node = 0 if rng.random() < 0.5 else rng.randint(1, nodes)
                 plan.append(Fault(t, kind, rng.uniform(low, high), node=node))
+    if "membership" in kinds:  # drawn last: plans without it are unchanged
+        for t in _poisson_times(rng, config.membership_rate, duration):
+            node = 0 if rng.random() < 0.3 else rng.randint(1, nodes)
+            plan.append(Fault(t, "membership", rng.uniform(1.0, 15.0), node=node))
     plan.sort(key=lambda f: (f.time, f.kind, f.node))
     return plan
 

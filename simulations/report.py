@@ -1,7 +1,8 @@
 """A self-contained HTML timeline of one run (inline SVG and CSS, no external assets).
 
 Rows, top to bottom: partitions; one lane per node showing its role over time with
-crashes and pauses drawn over it; leader changes; one lane per client with every
+crashes and pauses drawn over it (and, as a thin orange bar, the spans during which
+a membership fault wanted it out of the configuration); leader changes; one lane per client with every
 operation from invocation to outcome. Hovering any shape shows its details.
 """
 
@@ -85,6 +86,10 @@ def render_report(world: Any, result: Any) -> str:
             colour = "#212121" if why == "crash" else "#8e24aa"
             rect(start, stop, colour, f"node {node} {why}ed {start:.3f}s – {stop:.3f}s",
                  height=6, dy=(lane - 2) / 2 - 3)
+        for start, stop in timeline.removed[node]:
+            stop = end if stop is None else stop
+            rect(start, stop, "#ef6c00", f"node {node} out of the configuration "
+                 f"{start:.3f}s – {stop:.3f}s", height=3, dy=0)
         y += lane + 2
 
     # Leader changes.

@@ -12,7 +12,9 @@ Invariants (Raft paper figure 3, plus durability):
 * leader completeness: a new leader holds every entry known committed;
 * state machine safety: no two nodes apply different entries at one index; a node
   applies indexes in order without gaps;
-* durability: a committed entry is durable on a quorum when first applied; a
+* durability: a committed entry is durable on a quorum when first applied (with
+  membership changes: a quorum of the configuration in force at its index, or of
+  one proposed after it, which the leader may have counted with); a
   restarted node recovers at least what it fsynced (term, vote, entries) and its
   recovered committed prefix matches what was committed;
 * monotonicity: per node, term never decreases (also across restarts), the vote
@@ -22,11 +24,15 @@ Invariants (Raft paper figure 3, plus durability):
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import bisect
+from typing import Any, Iterable, Sequence
 
-from raft.errors import CompactedError, UnavailableError
+from raft.codec import decode_conf_change_entry
+from raft.errors import CodecError, CompactedError, UnavailableError
 from raft.storage import MemoryStorage
-from raft.types import NONE, Entry, HardState, Snapshot
+from raft.types import NONE, Entry, EntryType, HardState, Snapshot
+
+_CONF_CHANGE = EntryType.CONF_CHANGE
 
 
 class SafetyViolation(Exception):
@@ -55,12 +61,18 @@ class SafetyChecker:
     """Accumulates what the cluster has shown so far and checks each new step.
 
     Args:
-        voters: the voting members (the quorum for durability checks).
+        voters: the initial voting members (the quorum for durability checks until
+            a membership change is seen).
     """
 
     def __init__(self, voters: Sequence[int]) -> None:
         self.voters = tuple(voters)
         self.quorum = len(self.voters) // 2 + 1
+        # Committed configurations as (index, voters), in index order.
+        self.configs: list[tuple[int, frozenset[int]]] = [(0, frozenset(self.voters))]
+        # Configurations proposed in any log (committed or not), by index.
+        self.proposed_configs: dict[int, set[frozenset[int]]] = {}
+        self._proposed_indexes: list[int] = []  # sorted keys of proposed_configs
         self.leader_of_term: dict[int, int] = {}
         # (index, term) -> (data, previous term); the log-matching witness.
         self.entries_seen: dict[tuple[int, int], tuple[bytes, int]] = {}
@@ -124,6 +136,8 @@ class SafetyChecker:
         (None when unknown, e.g. compacted)."""
         seen = self.entries_seen
         for entry in entries:
+            if entry.type is _CONF_CHANGE:
+                self._saw_config(entry)
             term = entry.term
             key = (entry.index, term)
             witness = seen.get(key)
@@ -175,6 +189,9 @@ class SafetyChecker:
         self.committed[index] = (term, entry.data)
         if index > self.max_committed:
             self.max_committed = index
+        if self.proposed_configs:
+            self._check_durable_reconfigured(node, entry, disks)
+            return
         # Durability: a committed entry lives on the disks of a quorum. Counting
         # stops at a quorum: the verdict is the same.
         durable = 0
@@ -197,6 +214,44 @@ class SafetyChecker:
                 "committed entries are durable",
                 f"entry {entry.index}/{entry.term} applied by node {node} is fsynced on only "
                 f"{durable} of {len(self.voters)} voters")
+
+    # -- membership changes -------------------------------------------------------
+
+    def _saw_config(self, entry: Entry) -> None:
+        try:
+            voters = decode_conf_change_entry(entry.data)[1].voters
+        except CodecError:
+            return  # the core refuses it too; nothing to count with
+        known = self.proposed_configs.get(entry.index)
+        if known is None:
+            self.proposed_configs[entry.index] = {voters}
+            bisect.insort(self._proposed_indexes, entry.index)
+        else:
+            known.add(voters)
+
+    def _check_durable_reconfigured(self, node: int, entry: Entry, disks: dict[int, Any]) -> None:
+        """Durability once the configuration has changed: a leader counts a quorum of
+        the newest configuration in its log, which is the one in force at the entry or
+        one proposed after it (committed or later truncated)."""
+        index = entry.index
+        if entry.type is _CONF_CHANGE:
+            try:
+                self.configs.append((index, decode_conf_change_entry(entry.data)[1].voters))
+            except CodecError:
+                pass
+        in_force = self.configs[-1][1]  # committed changes arrive in index order
+        candidates = [in_force]
+        indexes = self._proposed_indexes
+        for at in indexes[bisect.bisect_right(indexes, index):]:
+            candidates.extend(self.proposed_configs[at])
+        counts = [_durable_count(voters, index, entry.term, disks) for voters in candidates]
+        if any(count > len(voters) // 2 for count, voters in zip(counts, candidates)):
+            return
+        raise SafetyViolation(
+            "committed entries are durable",
+            f"entry {index}/{entry.term} applied by node {node} is fsynced on only "
+            f"{counts[0]} of the voters {sorted(in_force)} (nor on a quorum of a configuration "
+            f"proposed after it)")
 
     def on_recover(self, node: int, before: MemoryStorage, unsynced: list, recovered: Any) -> None:
         """`node` restarted. `before` is what it had fsynced when it crashed,
@@ -243,6 +298,23 @@ class SafetyChecker:
                     f"index {index}, committed term is {known[0]}")
         self.hard_state[node] = hs
         self.applied[node] = recovered.snapshot().index
+
+
+def _durable_count(voters: Iterable[int], index: int, term: int, disks: dict[int, Any]) -> int:
+    """How many of `voters` have entry `index` of `term` (or a snapshot past it) fsynced."""
+    durable = 0
+    for voter in voters:
+        disk = disks.get(voter)
+        if disk is None:
+            continue
+        shadow = disk.durable
+        try:
+            held = shadow.term(index) == term
+        except (CompactedError, UnavailableError):
+            held = False
+        if held or shadow.snapshot().index >= index:
+            durable += 1
+    return durable
 
 
 def _summary(storage: Any) -> str:

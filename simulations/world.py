@@ -21,6 +21,9 @@ Rules:
    whatever its disk had not fsynced; it restarts from its disk alone.
 4. A paused node keeps its state but handles nothing; messages and requests for it
    wait and are handled, in order, when it resumes with its stale view of the world.
+5. Membership faults change the configuration the way an operator would: the world
+   keeps a wanted voter set and, on the leader's ticks, proposes one-server changes
+   until the leader's configuration matches it. A removed node keeps running.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from raft.codec import decode_message, encode_message
 from raft.config import Config
 from raft.errors import CodecError, CompactedError, ProposalDropped, UnavailableError
 from raft.node import RawNode
-from raft.types import EntryType, Role
+from raft.types import ConfChange, ConfChangeType, EntryType, Role
 
 from .disk import DISK_KINDS
 from .faults import Fault, FaultConfig, generate_plan
@@ -205,6 +208,9 @@ class World:
         self.recent: deque[tuple[float, int, Any, Any]] = RecentEvents(maxlen=40)
         self.network = Network(self.rngs.stream("network"), config.latency)
         self.voters = tuple(range(1, config.nodes + 1))
+        # Membership faults move this; the leader is steered towards it (see _reconcile).
+        self.wanted_voters = frozenset(self.voters)
+        self._reconfiguring = False  # set by the first membership fault, never cleared
         self.checker = SafetyChecker(self.voters)
         self.history = History()
         self.violation: Violation | None = None
@@ -441,6 +447,8 @@ class World:
         raw.tick()
         while raw.has_ready():  # _drive
             self._handle_ready(node, raw, raw.ready())
+        if self._reconfiguring and node.role is Role.LEADER:
+            self._reconcile(node)
 
     def _on_deliver(self, dst: int, packet: tuple[int, bytes | Any]) -> None:
         node = self.nodes[dst]
@@ -768,6 +776,56 @@ class World:
         elif kind == "pause":
             self.pause(node_id)
             self.push(fault.duration, UNDO, "resume", node_id)
+        elif kind == "membership":
+            self._remove_member(node_id, fault.duration)
+
+    # == membership ================================================================
+
+    def _remove_member(self, node_id: int, duration: float) -> None:
+        """Take `node_id` out of the wanted configuration for `duration` seconds.
+
+        One node at a time at most, so the wanted configuration keeps a majority of
+        the original voters and the healed phase only has one change to undo."""
+        if len(self.wanted_voters) < len(self.voters) or len(self.voters) < 2:
+            return
+        self._trace(FAULT, node_id, 3, b"remove member")
+        self.timeline.member_out(self.now, node_id)
+        self.wanted_voters = self.wanted_voters - {node_id}
+        self._reconfiguring = True
+        self.push(duration, UNDO, "rejoin", node_id)
+        self._reconcile_leaders()
+
+    def _add_member(self, node_id: int) -> None:
+        if node_id in self.wanted_voters:
+            return
+        self._trace(UNDO, node_id, 3, b"add member")
+        self.timeline.member_in(self.now, node_id)
+        self.wanted_voters = self.wanted_voters | {node_id}
+        self._reconcile_leaders()
+
+    def _reconcile_leaders(self) -> None:
+        for node in list(self.nodes.values()):
+            if node.up and not node.paused and node.role is Role.LEADER:
+                self._reconcile(node)
+
+    def _reconcile(self, node: SimNode) -> None:
+        """Propose the next one-server change from the leader's configuration towards
+        `wanted_voters`, as an operator's tool would; retried on the leader's ticks
+        while the core refuses (a change pending, a new leader not ready, ...)."""
+        raw = node.raw
+        conf = raw.conf_state
+        wanted = self.wanted_voters
+        if conf.voters == wanted:
+            return
+        missing = sorted(wanted - conf.voters)
+        change = (ConfChange(ConfChangeType.ADD_VOTER, missing[0]) if missing
+                  else ConfChange(ConfChangeType.REMOVE_NODE, min(conf.voters - wanted)))
+        try:
+            raw.propose_conf_change(change)
+        except ProposalDropped:
+            return
+        self._trace(FAULT, change.node_id, 4, change.type.name.encode())
+        self._drive(node)
 
     def _transfer(self, target: int) -> None:
         """Ask the current leader (if any) to hand leadership to `target` (0 = any)."""
@@ -794,6 +852,8 @@ class World:
             self.restart(arg)
         elif action == "resume":
             self.resume(arg)
+        elif action == "rejoin":
+            self._add_member(arg)
 
     def heal_network(self) -> None:
         if self.network.partition:
@@ -863,6 +923,8 @@ class World:
         for node_id in self.voters:
             self.restart(node_id)
             self.resume(node_id)
+        for node_id in self.voters:
+            self._add_member(node_id)
         self.push(0.25, CHECK)
 
     def converged(self) -> bool:
@@ -874,6 +936,8 @@ class World:
         leader = leaders[0].raw
         last = leader.log.last_index()
         if leader.commit_index != last:
+            return False
+        if self._reconfiguring and leader.conf_state.voters != self.wanted_voters:
             return False
         for node in self.nodes.values():
             if not node.up or node.paused or node.raw.leader != leader.id or node.raw.term != leader.term:
@@ -955,6 +1019,8 @@ class Timeline:
         self.down: dict[int, list[list[Any]]] = {n: [] for n in nodes}  # [start, end, why]
         self.partitions: list[list[Any]] = []  # [start, end, description]
         self.leaders: list[tuple[float, int, int]] = []  # (time, node, term)
+        # Spans during which a node was wanted out of the configuration: [start, end].
+        self.removed: dict[int, list[list[Any]]] = {n: [] for n in nodes}
         self.ops: list[Operation] = []
         self.heal_time: float | None = None
 
@@ -982,6 +1048,14 @@ class Timeline:
 
     def op(self, op: Operation) -> None:
         self.ops.append(op)
+
+    def member_out(self, time: float, node: int) -> None:
+        self.removed[node].append([time, None])
+
+    def member_in(self, time: float, node: int) -> None:
+        spans = self.removed[node]
+        if spans and spans[-1][1] is None:
+            spans[-1][1] = time
 
     def heal(self, time: float) -> None:
         self.heal_time = time
