@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 
 from raft.node import RawNode
-from raft.types import VoteResponse
+from raft.types import ConfState, VoteResponse
 
 from simulations.disk import FileDisk
 from simulations.history import OpKind, Outcome
@@ -88,3 +88,14 @@ class SmallQuorumNode(RawNode):
             return False
         self._on_commit_advanced()
         return True
+
+
+class ConfigAmnesiaNode(RawNode):
+    """Restarts with the configuration it was first started with, forgetting the
+    membership changes in its snapshot and log (as if a driver rebuilt the member
+    list from static settings instead of the node's storage)."""
+
+    def __init__(self, config, storage, applied: int = 0) -> None:
+        super().__init__(config, storage, applied)
+        first, _ = self._conf_history[0]
+        self._conf_history = [(first, ConfState(voters=frozenset(config.voters)))]

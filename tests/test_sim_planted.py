@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from planted_bugs import (
+    ConfigAmnesiaNode,
     DoubleVoteNode,
     EarlyAckWorld,
     ForgetfulDisk,
@@ -69,6 +70,21 @@ def test_acknowledging_before_commit_is_caught_by_linearizability():
     result = first_caught(range(20), duration=20.0, build=EarlyAckWorld)
     assert result is not None
     assert result.linearizable is False
+
+
+def test_node_that_forgets_membership_changes_on_restart_is_caught():
+    """A restarted node that counts with its boot-time member list (not the one in
+    its storage) lets a removed node's acknowledgement complete a quorum."""
+    faults = FaultConfig(crash_rate=0.3, partition_rate=0.1, membership_rate=0.3)
+    result = first_caught(range(20), duration=30.0, faults=faults, node_factory=ConfigAmnesiaNode,
+                          workload=WorkloadConfig(rate=10))
+    assert result is not None
+    assert result.violations[0].invariant in ("committed entries are durable", "state machine safety",
+                                              "leader completeness", "election safety")
+    for seed in range(5):  # the correct core under the same faults
+        ok, _ = run_simulation(SimConfig(seed=seed, duration=30.0, faults=faults,
+                                         workload=WorkloadConfig(rate=10)))
+        assert ok.ok, ok.explain()
 
 
 def test_correct_implementation_passes_the_same_harsh_sweep():
