@@ -9,12 +9,14 @@ Measures, on one core:
    with the Raft library's default options (commit broadcast, a heartbeat round per
    read) instead of the simulator's message-saving ones;
 2. the CI-sweep configuration (tests/test_sim_sweep.py);
-3. the linearizability checker on a 10,000-operation history.
+3. with --scaling D1,D2,..., the model-disk run at each fault-phase duration (does the
+   speed hold for long runs, whose logs, histories and checker state grow?);
+4. the linearizability checker on a 10,000-operation history.
 
 Wall-clock figures depend on what else the machine runs; the CPU-time column is
 the process's own time and moves less under load.
 
-Reproduce: .venv/bin/python benchmarks/bench_sim.py [--duration 120] [--seeds 3]
+Reproduce: .venv/bin/python benchmarks/bench_sim.py [--duration 120] [--seeds 3] [--scaling 60,240,960]
 """
 
 from __future__ import annotations
@@ -57,11 +59,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=120.0, help="fault phase per run (simulated s)")
     parser.add_argument("--seeds", type=int, default=3, help="runs per configuration")
+    parser.add_argument("--scaling", default="", metavar="D1,D2,...",
+                        help="also measure the model-disk run at these fault-phase durations (simulated s)")
     args = parser.parse_args()
     logging.getLogger("raft").setLevel(logging.CRITICAL)
     print(f"Python {platform.python_version()} on {platform.machine()}, one core")
+    scaling = f" --scaling {args.scaling}" if args.scaling else ""
     print(f"reproduce: .venv/bin/python benchmarks/bench_sim.py --duration {args.duration:g} "
-          f"--seeds {args.seeds}\n")
+          f"--seeds {args.seeds}{scaling}\n")
     seeds = range(1, args.seeds + 1)
     goal_run = dict(nodes=5, duration=args.duration,
                     faults=FaultConfig(kinds=frozenset(ALL_KINDS)), workload=WorkloadConfig(rate=50.0))
@@ -72,6 +77,9 @@ def main() -> None:
             eager_commit=True, batch_reads=False, **goal_run)
     measure("CI sweep config: 5 ops/s, 3 clients, 60 s", range(1, 6), nodes=5, duration=60.0,
             faults=FaultConfig(kinds=frozenset(ALL_KINDS)), workload=WorkloadConfig(rate=5.0, clients=3))
+    for duration in (float(d) for d in args.scaling.split(",") if d.strip()):
+        measure(f"  model disk, no codec, {duration:g} s fault phase", seeds, codec=False, disk="model",
+                **dict(goal_run, duration=duration))
     best = max(full, fast)
     print(f"\ngoal {GOAL:.0f} sim s / wall s for 5 nodes, all faults, 50 ops/s: "
           f"{'met' if best >= GOAL else 'NOT met'} (full fidelity {full:.1f}, model disk without codec "
