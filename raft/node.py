@@ -30,7 +30,8 @@ Rules
    their majorities always overlap. Truncating a change from the log reverts it.
 6. Everything in a `Ready` is persisted before its messages are sent (see `Ready`).
 7. Remote input is never trusted to be well formed: malformed or out-of-range
-   messages are dropped (and counted), they never raise.
+   messages are dropped (and counted), they never raise. So are messages no
+   correct peer in the sender's place sends: a TimeoutNow not from our leader.
 """
 
 from __future__ import annotations
@@ -744,8 +745,14 @@ class RawNode:
             self._become_follower(self.term, NONE)
 
     def _on_timeout_now(self, m: TimeoutNow) -> None:
-        if self.role is not Role.LEADER:
-            self._hup(transfer=True)
+        # Only the leader of this term transfers leadership, and only to one of its
+        # voters (which then shares its log and so its configuration). Obeying
+        # anyone else would let any peer depose a healthy leader at will.
+        if self.role is not Role.FOLLOWER or m.sender != self.leader or self.id not in self.conf_state.voters:
+            self.dropped_messages += 1
+            log.debug("node %d (%s, leader %d) ignored TimeoutNow from %d", self.id, self.role.value, self.leader, m.sender)
+            return
+        self._hup(transfer=True)
 
     # ==================================================================================
     # Follower side of replication
