@@ -31,7 +31,8 @@ Rules
 6. Everything in a `Ready` is persisted before its messages are sent (see `Ready`).
 7. Remote input is never trusted to be well formed: malformed or out-of-range
    messages are dropped (and counted), they never raise. So are messages no
-   correct peer in the sender's place sends: a TimeoutNow not from our leader.
+   correct peer in the sender's place sends: a TimeoutNow not from our leader, a
+   snapshot without voters.
 """
 
 from __future__ import annotations
@@ -128,6 +129,10 @@ def _check_snapshot_chunk(m: InstallSnapshot) -> None:
         raise ValueError(f"negative snapshot offset {m.offset}")
     if meta.index > 0 and not 0 < meta.term <= m.term:
         raise ValueError(f"snapshot term {meta.term} outside 1..{m.term}")
+    if not meta.conf_state.voters:
+        # Installing it would leave a configuration in which nobody can ever be
+        # elected; every real configuration keeps at least one voter.
+        raise ValueError(f"snapshot {meta.index} has a configuration without voters")
 
 
 class _VoteResult(enum.Enum):
@@ -402,13 +407,21 @@ class RawNode:
         The driver then stores it and compacts the log (`WritableStorage.compact`).
 
         Raises:
-            ProposalDropped: `index` is not applied yet or already compacted.
+            ProposalDropped: `index` is not applied yet or already compacted, or
+                this node does not know the configuration in force there.
         """
         if index > self.log.applied or index < self.log.first_index():
             raise ProposalDropped(
                 DropReason.NOT_APPLIED, self.leader, f"index {index} (applied {self.log.applied})"
             )
-        meta = SnapshotMetadata(index=index, term=self.log.term(index), conf_state=self.conf_state_at(index))
+        conf_state = self.conf_state_at(index)
+        if not conf_state.voters:
+            # A node that joined an existing cluster learns the configuration from
+            # the first membership change in its log; the voters before it were
+            # never sent to it. A snapshot must name them: followers refuse one
+            # without voters.
+            raise ProposalDropped(DropReason.CONF_UNKNOWN, self.leader, f"no voters known at index {index}")
+        meta = SnapshotMetadata(index=index, term=self.log.term(index), conf_state=conf_state)
         return Snapshot(metadata=meta, data=bytes(data))
 
     def has_ready(self) -> bool:

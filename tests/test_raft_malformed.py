@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 
+import cbor2
 import pytest
 
 from raft import (
@@ -375,3 +376,46 @@ def test_a_stray_timeout_now_leaves_the_cluster_serving():
     net.deliver()
     assert net.leader() == 2 and net.peers[2].node.term == term + 1
 
+
+# -- Snapshot transfers ---------------------------------------------------------------
+
+
+def snapshot_payload(fill: bytes, size: int = 40) -> bytes:
+    """A snapshot payload of `size` bytes the harness can apply: a CBOR list of one
+    byte string (whose header takes one more byte beyond 23 bytes)."""
+    data = cbor2.dumps([fill * (size - (2 if size <= 25 else 3))])
+    assert len(data) == size
+    return data
+
+
+def chunks(data: bytes, size: int = 16, index: int = 10, term: int = 2, sender: int = 2, conf=None) -> list:
+    """`data` as the InstallSnapshot chunks a leader of `term` sends."""
+    meta = SnapshotMetadata(index=index, term=2, conf_state=conf or ConfState(voters={1, 2, 3}))
+    return [
+        InstallSnapshot(
+            term=term, sender=sender, to=1, metadata=meta, offset=o, data=data[o : o + size], done=o + size >= len(data)
+        )
+        for o in range(0, len(data), size)
+    ]
+
+
+@pytest.mark.parametrize(
+    "conf",
+    [ConfState(), ConfState(learners={1}), ConfState(learners={1, 2, 3})],
+    ids=["empty", "only this learner", "only learners"],
+)
+def test_snapshot_without_voters_is_refused(conf):
+    # Installed, it would leave a configuration in which nobody can be elected.
+    peer = follower()
+    for c in chunks(snapshot_payload(b"a", 16), conf=conf):
+        assert_dropped_and_intact(peer, c)
+    assert peer.snapshots_installed == 0 and peer.node.conf_state.voters == {1, 2, 3}
+    # A valid snapshot still installs, and the node can still campaign.
+    for c in chunks(snapshot_payload(b"b", 16)):
+        peer.node.step(c)
+    peer.handle_ready()
+    assert peer.snapshots_installed == 1 and peer.node.commit_index == 10
+    for _ in range(2 * ET):
+        peer.node.tick()
+    assert peer.node.role is Role.PRE_CANDIDATE
+    assert sorted(m.to for m in peer.handle_ready() if isinstance(m, VoteRequest)) == [2, 3]
