@@ -32,7 +32,7 @@ Rules
 7. Remote input is never trusted to be well formed: malformed or out-of-range
    messages are dropped (and counted), they never raise. So are messages no
    correct peer in the sender's place sends: a TimeoutNow not from our leader, a
-   snapshot without voters.
+   snapshot without voters or beyond `Config.max_snapshot_bytes`.
 """
 
 from __future__ import annotations
@@ -201,7 +201,8 @@ class RawNode:
         self._uncommitted: list[tuple[int, int]] = []  # (index, size) of own proposals
         self._pending_reads: dict[bytes, _ReadRequest] = {}
         self._reads_before_commit: list[tuple[NodeId, bytes]] = []
-        self._incoming_snapshot: tuple[SnapshotMetadata, bytearray] | None = None
+        # The snapshot being received: (term, metadata, bytes so far).
+        self._incoming_snapshot: tuple[int, SnapshotMetadata, bytearray] | None = None
         self._step_down_after_commit_of: int = 0
         self._broadcast_pending = False
 
@@ -848,13 +849,27 @@ class RawNode:
             self._send(AppendResponse(term=self.term, sender=self.id, to=m.sender, success=True, index=self.log.committed))
             return
         pending = self._incoming_snapshot
-        if m.offset == 0 or pending is None or pending[0] != meta:
-            pending = (meta, bytearray())
+        if m.offset == 0 or pending is None or pending[0] != self.term or pending[1] != meta:
+            # A new transfer. The bytes held so far belong to another snapshot, or
+            # to one sent by the leader of an earlier term (whose encoding of the
+            # same metadata may differ): never splice them with these.
+            pending = (self.term, meta, bytearray())
             self._incoming_snapshot = pending
-        buf = pending[1]
+        buf = pending[2]
         if m.offset != len(buf):
             # A chunk was lost or reordered: ask the leader to resume from here.
             self._send(SnapshotResponse(term=self.term, sender=self.id, to=m.sender, snapshot_index=meta.index, next_offset=len(buf)))
+            return
+        if len(buf) + len(m.data) > self.config.max_snapshot_bytes:
+            self._incoming_snapshot = None
+            self.dropped_messages += 1
+            log.warning(
+                "node %d dropped snapshot %d from %d: larger than max_snapshot_bytes (%d)",
+                self.id,
+                meta.index,
+                m.sender,
+                self.config.max_snapshot_bytes,
+            )
             return
         buf += m.data
         if not m.done:

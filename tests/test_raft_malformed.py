@@ -7,6 +7,7 @@ Every message here is one a correct peer never sends; the codec accepts all of t
 
 from __future__ import annotations
 
+import logging
 import random
 
 import cbor2
@@ -18,6 +19,7 @@ from raft import (
     ConfChange,
     ConfChangeType,
     Config,
+    ConfigError,
     ConfState,
     Entry,
     EntryType,
@@ -397,6 +399,95 @@ def chunks(data: bytes, size: int = 16, index: int = 10, term: int = 2, sender: 
         )
         for o in range(0, len(data), size)
     ]
+
+
+def resume_from(out, sender: int = 2, term: int = 2) -> int:
+    (response,) = out
+    assert isinstance(response, SnapshotResponse) and response.to == sender and response.term == term
+    return response.next_offset
+
+
+def test_max_snapshot_bytes_must_be_positive():
+    assert Config(id=1).max_snapshot_bytes == 1 << 30
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ConfigError):
+            Config(id=1, max_snapshot_bytes=bad)
+
+
+def test_snapshot_larger_than_max_snapshot_bytes_is_dropped(caplog):
+    peer = follower(max_snapshot_bytes=32)
+    first, second, third = chunks(snapshot_payload(b"x", 40))
+    peer.node.step(first)
+    assert resume_from(peer.handle_ready()) == 16
+    peer.node.step(second)
+    assert resume_from(peer.handle_ready()) == 32
+    # The third chunk would take the transfer to 40 bytes: the transfer is given up.
+    with caplog.at_level(logging.WARNING, logger="raft.node"):
+        assert_dropped_and_intact(peer, third)
+    assert "max_snapshot_bytes" in caplog.text
+    assert peer.snapshots_installed == 0
+    # The bytes received so far were let go: a resent chunk restarts the transfer.
+    peer.node.step(second)
+    assert resume_from(peer.handle_ready()) == 0
+    # The node keeps serving: a snapshot within the bound installs, entries follow.
+    for c in chunks(snapshot_payload(b"y", 32)):
+        peer.node.step(c)
+    out = peer.handle_ready()
+    assert out[-1] == AppendResponse(term=2, sender=1, to=2, success=True, index=10)
+    assert peer.snapshots_installed == 1 and peer.app_data() == [b"y" * 29]
+    assert_valid_append_still_works(peer)
+
+
+def test_snapshot_chunks_of_another_snapshot_are_never_spliced():
+    peer = follower()
+    old = chunks(snapshot_payload(b"a"), index=10)
+    new = chunks(snapshot_payload(b"b"), index=11)
+    peer.node.step(old[0])
+    assert resume_from(peer.handle_ready()) == 16
+    # The next offset, but of another snapshot: it starts over from byte 0.
+    peer.node.step(new[1])
+    assert resume_from(peer.handle_ready()) == 0
+    peer.node.step(new[2])
+    assert resume_from(peer.handle_ready()) == 0
+    assert peer.snapshots_installed == 0
+    for c in new:
+        peer.node.step(c)
+    peer.handle_ready()
+    assert peer.snapshots_installed == 1 and peer.app_data() == [b"b" * 37]
+    assert peer.node.commit_index == 11
+
+
+def test_snapshot_resent_by_a_new_leader_is_never_spliced_with_the_old_leaders_bytes():
+    # Same metadata, but the new leader encoded the payload differently.
+    peer = follower()
+    from_2 = chunks(snapshot_payload(b"a"))
+    from_3 = chunks(snapshot_payload(b"b"), term=3, sender=3)
+    peer.node.step(from_2[0])
+    assert resume_from(peer.handle_ready()) == 16
+    peer.node.step(from_3[1])  # leader 3 of term 3 continues at byte 16
+    assert resume_from(peer.handle_ready(), sender=3, term=3) == 0
+    peer.node.step(from_3[2])
+    assert resume_from(peer.handle_ready(), sender=3, term=3) == 0
+    assert peer.snapshots_installed == 0
+    for c in from_3:
+        peer.node.step(c)
+    peer.handle_ready()
+    assert peer.snapshots_installed == 1 and peer.app_data() == [b"b" * 37]
+
+
+def test_snapshot_chunk_out_of_order_asks_to_resume():
+    peer = follower()
+    first, second, third = chunks(snapshot_payload(b"a"))
+    peer.node.step(second)  # the first chunk was lost
+    assert resume_from(peer.handle_ready()) == 0
+    peer.node.step(first)
+    assert resume_from(peer.handle_ready()) == 16
+    peer.node.step(third)  # the second chunk was lost
+    assert resume_from(peer.handle_ready()) == 16
+    peer.node.step(second)
+    peer.node.step(third)
+    peer.handle_ready()
+    assert peer.snapshots_installed == 1 and peer.app_data() == [b"a" * 37]
 
 
 @pytest.mark.parametrize(
