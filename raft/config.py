@@ -39,6 +39,11 @@ class Config:
         max_uncommitted_bytes: proposals are refused while the uncommitted tail of
             the leader's log is larger than this (0 = no limit).
         max_snapshot_chunk_bytes: snapshot payloads are sent in chunks of this size.
+        max_snapshot_bytes: the largest snapshot payload this node accepts from a
+            leader (default 1 GiB). A transfer that grows beyond it is dropped and
+            its buffer freed, so a faulty or hostile peer cannot exhaust memory.
+            A follower that needs a larger snapshot never catches up (the leader
+            keeps retrying): set this above the largest snapshot of your state.
         eager_commit: when the leader's commit index advances, tell the followers at
             once with an empty AppendEntries. Off: they learn it from the next
             AppendEntries or heartbeat, which halves the messages per write at the
@@ -64,6 +69,7 @@ class Config:
     max_bytes_per_message: int = attrs.field(default=1 << 20, validator=_positive)
     max_uncommitted_bytes: int = 64 << 20
     max_snapshot_chunk_bytes: int = attrs.field(default=1 << 20, validator=_positive)
+    max_snapshot_bytes: int = attrs.field(default=1 << 30, validator=_positive)
     eager_commit: bool = True
     batch_reads: bool = False
     seed: int = 0

@@ -46,6 +46,9 @@ class DropReason(enum.Enum):
     """Leadership can only be transferred to another voter."""
     NOT_APPLIED = "index not applied"
     """A snapshot can only be taken at an applied, uncompacted index."""
+    CONF_UNKNOWN = "configuration unknown"
+    """A node that joined an existing cluster does not know the voters in force
+    before the first membership change in its log, and cannot snapshot there."""
 
 
 class ProposalDropped(RaftError):

@@ -30,7 +30,9 @@ Rules
    their majorities always overlap. Truncating a change from the log reverts it.
 6. Everything in a `Ready` is persisted before its messages are sent (see `Ready`).
 7. Remote input is never trusted to be well formed: malformed or out-of-range
-   messages are dropped (and counted), they never raise.
+   messages are dropped (and counted), they never raise. So are messages no
+   correct peer in the sender's place sends: a TimeoutNow not from our leader, a
+   snapshot without voters or beyond `Config.max_snapshot_bytes`.
 """
 
 from __future__ import annotations
@@ -127,6 +129,10 @@ def _check_snapshot_chunk(m: InstallSnapshot) -> None:
         raise ValueError(f"negative snapshot offset {m.offset}")
     if meta.index > 0 and not 0 < meta.term <= m.term:
         raise ValueError(f"snapshot term {meta.term} outside 1..{m.term}")
+    if not meta.conf_state.voters:
+        # Installing it would leave a configuration in which nobody can ever be
+        # elected; every real configuration keeps at least one voter.
+        raise ValueError(f"snapshot {meta.index} has a configuration without voters")
 
 
 class _VoteResult(enum.Enum):
@@ -195,7 +201,8 @@ class RawNode:
         self._uncommitted: list[tuple[int, int]] = []  # (index, size) of own proposals
         self._pending_reads: dict[bytes, _ReadRequest] = {}
         self._reads_before_commit: list[tuple[NodeId, bytes]] = []
-        self._incoming_snapshot: tuple[SnapshotMetadata, bytearray] | None = None
+        # The snapshot being received: (term, metadata, bytes so far).
+        self._incoming_snapshot: tuple[int, SnapshotMetadata, bytearray] | None = None
         self._step_down_after_commit_of: int = 0
         self._broadcast_pending = False
 
@@ -401,13 +408,21 @@ class RawNode:
         The driver then stores it and compacts the log (`WritableStorage.compact`).
 
         Raises:
-            ProposalDropped: `index` is not applied yet or already compacted.
+            ProposalDropped: `index` is not applied yet or already compacted, or
+                this node does not know the configuration in force there.
         """
         if index > self.log.applied or index < self.log.first_index():
             raise ProposalDropped(
                 DropReason.NOT_APPLIED, self.leader, f"index {index} (applied {self.log.applied})"
             )
-        meta = SnapshotMetadata(index=index, term=self.log.term(index), conf_state=self.conf_state_at(index))
+        conf_state = self.conf_state_at(index)
+        if not conf_state.voters:
+            # A node that joined an existing cluster learns the configuration from
+            # the first membership change in its log; the voters before it were
+            # never sent to it. A snapshot must name them: followers refuse one
+            # without voters.
+            raise ProposalDropped(DropReason.CONF_UNKNOWN, self.leader, f"no voters known at index {index}")
+        meta = SnapshotMetadata(index=index, term=self.log.term(index), conf_state=conf_state)
         return Snapshot(metadata=meta, data=bytes(data))
 
     def has_ready(self) -> bool:
@@ -744,8 +759,14 @@ class RawNode:
             self._become_follower(self.term, NONE)
 
     def _on_timeout_now(self, m: TimeoutNow) -> None:
-        if self.role is not Role.LEADER:
-            self._hup(transfer=True)
+        # Only the leader of this term transfers leadership, and only to one of its
+        # voters (which then shares its log and so its configuration). Obeying
+        # anyone else would let any peer depose a healthy leader at will.
+        if self.role is not Role.FOLLOWER or m.sender != self.leader or self.id not in self.conf_state.voters:
+            self.dropped_messages += 1
+            log.debug("node %d (%s, leader %d) ignored TimeoutNow from %d", self.id, self.role.value, self.leader, m.sender)
+            return
+        self._hup(transfer=True)
 
     # ==================================================================================
     # Follower side of replication
@@ -828,13 +849,27 @@ class RawNode:
             self._send(AppendResponse(term=self.term, sender=self.id, to=m.sender, success=True, index=self.log.committed))
             return
         pending = self._incoming_snapshot
-        if m.offset == 0 or pending is None or pending[0] != meta:
-            pending = (meta, bytearray())
+        if m.offset == 0 or pending is None or pending[0] != self.term or pending[1] != meta:
+            # A new transfer. The bytes held so far belong to another snapshot, or
+            # to one sent by the leader of an earlier term (whose encoding of the
+            # same metadata may differ): never splice them with these.
+            pending = (self.term, meta, bytearray())
             self._incoming_snapshot = pending
-        buf = pending[1]
+        buf = pending[2]
         if m.offset != len(buf):
             # A chunk was lost or reordered: ask the leader to resume from here.
             self._send(SnapshotResponse(term=self.term, sender=self.id, to=m.sender, snapshot_index=meta.index, next_offset=len(buf)))
+            return
+        if len(buf) + len(m.data) > self.config.max_snapshot_bytes:
+            self._incoming_snapshot = None
+            self.dropped_messages += 1
+            log.warning(
+                "node %d dropped snapshot %d from %d: larger than max_snapshot_bytes (%d)",
+                self.id,
+                meta.index,
+                m.sender,
+                self.config.max_snapshot_bytes,
+            )
             return
         buf += m.data
         if not m.done:

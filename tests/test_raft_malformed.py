@@ -7,15 +7,22 @@ Every message here is one a correct peer never sends; the codec accepts all of t
 
 from __future__ import annotations
 
+import logging
 import random
 
+import cbor2
 import pytest
 
 from raft import (
     AppendEntries,
     AppendResponse,
+    ConfChange,
+    ConfChangeType,
     Config,
+    ConfigError,
+    ConfState,
     Entry,
+    EntryType,
     HardState,
     InstallSnapshot,
     MemoryStorage,
@@ -24,20 +31,26 @@ from raft import (
     Role,
     SnapshotMetadata,
     SnapshotResponse,
+    TimeoutNow,
+    VoteRequest,
 )
+from raft import codec
 from raft.log import RaftLog
 from raft.progress import ProgressState
 
-from raft_harness import Network, Peer, log_of
+from raft_harness import Network, Peer, log_of, next_conf_state
 
 ET = 10
 
 
-def follower(terms=(1, 1, 2), term: int = 2, commit: int = 1) -> Peer:
-    """Node 1 of {1, 2, 3}, a follower of leader 2 in `term` holding `terms`."""
+def follower(terms=(1, 1, 2), term: int = 2, commit: int = 1, entries=(), **config) -> Peer:
+    """Node 1 of {1, 2, 3}, a follower of leader 2 in `term` holding `terms` (then
+    `entries`); `config` overrides the `Config` fields."""
     storage = MemoryStorage()
-    storage.save(HardState(term=term, commit=commit), [Entry(term=t, index=i) for i, t in enumerate(terms, 1)])
-    peer = Peer(Config(id=1, voters=(1, 2, 3), election_ticks=ET, seed=1), storage)
+    stored = [Entry(term=t, index=i) for i, t in enumerate(terms, 1)] + list(entries)
+    storage.save(HardState(term=term, commit=commit), stored)
+    config = {"id": 1, "voters": (1, 2, 3), "election_ticks": ET, "seed": 1, **config}
+    peer = Peer(Config(**config), storage)
     peer.handle_ready()
     return peer
 
@@ -270,3 +283,230 @@ def test_leader_drops_read_index_responses():
     assert leader.node.dropped_messages == dropped + 1
     leader.handle_ready()
     assert leader.read_states == []
+
+
+# -- TimeoutNow -----------------------------------------------------------------------
+
+
+def following_leader_2(peer: Peer) -> Peer:
+    """`peer` after an empty AppendEntries from leader 2 of its term."""
+    node = peer.node
+    peer.node.step(append(node.log.last_index(), node.log.last_term(), [], term=node.term))
+    peer.handle_ready()
+    assert node.leader == 2 and node.role is Role.FOLLOWER
+    return peer
+
+
+def assert_campaigns_for_a_transfer(peer: Peer, term: int) -> None:
+    out = peer.handle_ready()
+    assert peer.node.role is Role.CANDIDATE and peer.node.term == term
+    assert sorted(m.to for m in out if isinstance(m, VoteRequest) and m.transfer and not m.pre_vote) == [2, 3]
+
+
+def test_timeout_now_is_obeyed_only_from_the_leader_of_the_term():
+    peer = following_leader_2(follower())
+    # Node 3 is not the leader of term 2: only a leader hands leadership over.
+    assert_dropped_and_intact(peer, TimeoutNow(term=2, sender=3, to=1))
+    assert peer.node.leader == 2
+    assert_valid_append_still_works(peer)
+    # From the leader itself it starts an election at once, skipping pre-vote.
+    peer.node.step(TimeoutNow(term=2, sender=2, to=1))
+    assert_campaigns_for_a_transfer(peer, term=3)
+
+
+def test_timeout_now_is_dropped_while_no_leader_is_known():
+    peer = follower()  # (re)started: it has not heard from the leader of term 2 yet
+    assert peer.node.leader == 0
+    assert_dropped_and_intact(peer, TimeoutNow(term=2, sender=2, to=1))
+    assert_valid_append_still_works(peer)
+
+
+def test_timeout_now_is_dropped_by_a_pre_candidate():
+    peer = following_leader_2(follower())
+    for _ in range(2 * ET):
+        peer.node.tick()
+    assert peer.node.role is Role.PRE_CANDIDATE and peer.node.leader == 0
+    peer.handle_ready()
+    assert_dropped_and_intact(peer, TimeoutNow(term=2, sender=2, to=1))
+    assert peer.node.role is Role.PRE_CANDIDATE and peer.node.term == 2
+    assert_valid_append_still_works(peer)  # the leader's traffic still makes it follow
+
+
+def test_timeout_now_from_a_higher_term_does_not_start_an_election():
+    peer = following_leader_2(follower())
+    dropped = peer.node.dropped_messages
+    peer.node.step(TimeoutNow(term=3, sender=3, to=1))
+    # A higher term is learned (rule 1), but nobody is known to lead it: no election.
+    assert peer.node.dropped_messages == dropped + 1
+    assert peer.node.term == 3 and peer.node.role is Role.FOLLOWER and peer.node.leader == 0
+    assert not any(isinstance(m, VoteRequest) for m in peer.handle_ready())
+    peer.node.step(append(3, 2, [Entry(term=3, index=4, data=b"ok")], term=3, commit=4))
+    peer.handle_ready()
+    assert peer.node.leader == 2 and peer.node.commit_index == 4 and peer.applied[-1].data == b"ok"
+
+
+def test_learner_ignores_timeout_now():
+    peer = following_leader_2(follower(voters=(2, 3), learners=(1,)))
+    assert_dropped_and_intact(peer, TimeoutNow(term=2, sender=2, to=1))
+    assert_valid_append_still_works(peer)
+
+
+def test_node_whose_removal_is_in_its_log_ignores_timeout_now():
+    # Its removal (index 4) is not committed yet: it may still campaign on its own
+    # when the election times out, but a transfer is never meant for it.
+    before = ConfState(voters={1, 2, 3})
+    removal = codec.encode_conf_change_entry(
+        ConfChange(ConfChangeType.REMOVE_NODE, 1), next_conf_state(before, ConfChange(ConfChangeType.REMOVE_NODE, 1))
+    )
+    peer = following_leader_2(follower(commit=3, entries=[Entry(term=2, index=4, type=EntryType.CONF_CHANGE, data=removal)]))
+    assert peer.node.conf_state.voters == {2, 3}
+    assert_dropped_and_intact(peer, TimeoutNow(term=2, sender=2, to=1))
+    assert_valid_append_still_works(peer)
+
+
+def test_a_stray_timeout_now_leaves_the_cluster_serving():
+    net = Network.of(3, election_ticks=ET)
+    net.campaign(1)
+    term = net.peers[1].node.term
+    net.peers[2].node.step(TimeoutNow(term=term, sender=3, to=2))
+    net.deliver()
+    assert net.leader() == 1 and all(p.node.term == term for p in net.peers.values())
+    net.propose(1, b"still-serving")
+    assert all(p.app_data() == [b"still-serving"] for p in net.peers.values())
+    # A real transfer still works.
+    net.peers[1].node.transfer_leadership(2)
+    net.deliver()
+    assert net.leader() == 2 and net.peers[2].node.term == term + 1
+
+
+# -- Snapshot transfers ---------------------------------------------------------------
+
+
+def snapshot_payload(fill: bytes, size: int = 40) -> bytes:
+    """A snapshot payload of `size` bytes the harness can apply: a CBOR list of one
+    byte string (whose header takes one more byte beyond 23 bytes)."""
+    data = cbor2.dumps([fill * (size - (2 if size <= 25 else 3))])
+    assert len(data) == size
+    return data
+
+
+def chunks(data: bytes, size: int = 16, index: int = 10, term: int = 2, sender: int = 2, conf=None) -> list:
+    """`data` as the InstallSnapshot chunks a leader of `term` sends."""
+    meta = SnapshotMetadata(index=index, term=2, conf_state=conf or ConfState(voters={1, 2, 3}))
+    return [
+        InstallSnapshot(
+            term=term, sender=sender, to=1, metadata=meta, offset=o, data=data[o : o + size], done=o + size >= len(data)
+        )
+        for o in range(0, len(data), size)
+    ]
+
+
+def resume_from(out, sender: int = 2, term: int = 2) -> int:
+    (response,) = out
+    assert isinstance(response, SnapshotResponse) and response.to == sender and response.term == term
+    return response.next_offset
+
+
+def test_max_snapshot_bytes_must_be_positive():
+    assert Config(id=1).max_snapshot_bytes == 1 << 30
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ConfigError):
+            Config(id=1, max_snapshot_bytes=bad)
+
+
+def test_snapshot_larger_than_max_snapshot_bytes_is_dropped(caplog):
+    peer = follower(max_snapshot_bytes=32)
+    first, second, third = chunks(snapshot_payload(b"x", 40))
+    peer.node.step(first)
+    assert resume_from(peer.handle_ready()) == 16
+    peer.node.step(second)
+    assert resume_from(peer.handle_ready()) == 32
+    # The third chunk would take the transfer to 40 bytes: the transfer is given up.
+    with caplog.at_level(logging.WARNING, logger="raft.node"):
+        assert_dropped_and_intact(peer, third)
+    assert "max_snapshot_bytes" in caplog.text
+    assert peer.snapshots_installed == 0
+    # The bytes received so far were let go: a resent chunk restarts the transfer.
+    peer.node.step(second)
+    assert resume_from(peer.handle_ready()) == 0
+    # The node keeps serving: a snapshot within the bound installs, entries follow.
+    for c in chunks(snapshot_payload(b"y", 32)):
+        peer.node.step(c)
+    out = peer.handle_ready()
+    assert out[-1] == AppendResponse(term=2, sender=1, to=2, success=True, index=10)
+    assert peer.snapshots_installed == 1 and peer.app_data() == [b"y" * 29]
+    assert_valid_append_still_works(peer)
+
+
+def test_snapshot_chunks_of_another_snapshot_are_never_spliced():
+    peer = follower()
+    old = chunks(snapshot_payload(b"a"), index=10)
+    new = chunks(snapshot_payload(b"b"), index=11)
+    peer.node.step(old[0])
+    assert resume_from(peer.handle_ready()) == 16
+    # The next offset, but of another snapshot: it starts over from byte 0.
+    peer.node.step(new[1])
+    assert resume_from(peer.handle_ready()) == 0
+    peer.node.step(new[2])
+    assert resume_from(peer.handle_ready()) == 0
+    assert peer.snapshots_installed == 0
+    for c in new:
+        peer.node.step(c)
+    peer.handle_ready()
+    assert peer.snapshots_installed == 1 and peer.app_data() == [b"b" * 37]
+    assert peer.node.commit_index == 11
+
+
+def test_snapshot_resent_by_a_new_leader_is_never_spliced_with_the_old_leaders_bytes():
+    # Same metadata, but the new leader encoded the payload differently.
+    peer = follower()
+    from_2 = chunks(snapshot_payload(b"a"))
+    from_3 = chunks(snapshot_payload(b"b"), term=3, sender=3)
+    peer.node.step(from_2[0])
+    assert resume_from(peer.handle_ready()) == 16
+    peer.node.step(from_3[1])  # leader 3 of term 3 continues at byte 16
+    assert resume_from(peer.handle_ready(), sender=3, term=3) == 0
+    peer.node.step(from_3[2])
+    assert resume_from(peer.handle_ready(), sender=3, term=3) == 0
+    assert peer.snapshots_installed == 0
+    for c in from_3:
+        peer.node.step(c)
+    peer.handle_ready()
+    assert peer.snapshots_installed == 1 and peer.app_data() == [b"b" * 37]
+
+
+def test_snapshot_chunk_out_of_order_asks_to_resume():
+    peer = follower()
+    first, second, third = chunks(snapshot_payload(b"a"))
+    peer.node.step(second)  # the first chunk was lost
+    assert resume_from(peer.handle_ready()) == 0
+    peer.node.step(first)
+    assert resume_from(peer.handle_ready()) == 16
+    peer.node.step(third)  # the second chunk was lost
+    assert resume_from(peer.handle_ready()) == 16
+    peer.node.step(second)
+    peer.node.step(third)
+    peer.handle_ready()
+    assert peer.snapshots_installed == 1 and peer.app_data() == [b"a" * 37]
+
+
+@pytest.mark.parametrize(
+    "conf",
+    [ConfState(), ConfState(learners={1}), ConfState(learners={1, 2, 3})],
+    ids=["empty", "only this learner", "only learners"],
+)
+def test_snapshot_without_voters_is_refused(conf):
+    # Installed, it would leave a configuration in which nobody can be elected.
+    peer = follower()
+    for c in chunks(snapshot_payload(b"a", 16), conf=conf):
+        assert_dropped_and_intact(peer, c)
+    assert peer.snapshots_installed == 0 and peer.node.conf_state.voters == {1, 2, 3}
+    # A valid snapshot still installs, and the node can still campaign.
+    for c in chunks(snapshot_payload(b"b", 16)):
+        peer.node.step(c)
+    peer.handle_ready()
+    assert peer.snapshots_installed == 1 and peer.node.commit_index == 10
+    for _ in range(2 * ET):
+        peer.node.tick()
+    assert peer.node.role is Role.PRE_CANDIDATE
+    assert sorted(m.to for m in peer.handle_ready() if isinstance(m, VoteRequest)) == [2, 3]

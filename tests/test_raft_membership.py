@@ -7,6 +7,7 @@ import pytest
 from raft import (
     ConfChange,
     ConfChangeType,
+    ConfState,
     DropReason,
     InstallSnapshot,
     ProposalDropped,
@@ -300,6 +301,24 @@ def test_compaction_requires_applied_index():
     snap = node.create_snapshot(node.applied_index, b"state")
     assert snap.metadata.conf_state.voters == {1, 2, 3}
     assert snap.term == node.term
+
+
+def test_joined_node_cannot_snapshot_before_it_knows_the_configuration():
+    # Node 4 learns the configuration from its own ADD_LEARNER entry (index 3). The
+    # voters in force before it were never sent to it, and a snapshot claiming
+    # there were none would be refused by every follower.
+    net = elected(3)
+    net.propose(1, b"x")
+    net.add(joining(4))
+    index = net.change(1, ADD_LEARNER, 4)
+    node = net.peers[4].node
+    assert node.applied_index == index and node.log.first_index() == 1
+    for before in range(1, index):
+        with pytest.raises(ProposalDropped) as info:
+            node.create_snapshot(before, b"")
+        assert info.value.reason is DropReason.CONF_UNKNOWN
+    snap = node.create_snapshot(index, b"")
+    assert snap.metadata.conf_state == ConfState(voters={1, 2, 3}, learners={4})
 
 
 def test_transfer_leadership_to_up_to_date_follower():

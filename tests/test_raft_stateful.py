@@ -16,7 +16,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from raft import ConfChange, ConfChangeType, MemoryStorage, ProposalDropped, Role
+from raft import ConfChange, ConfChangeType, DropReason, MemoryStorage, ProposalDropped, Role
 from raft.disk_storage import DiskStorage
 from raft.fs import MemoryFileSystem
 from raft_model import CheckedCluster
@@ -174,8 +174,14 @@ class RaftMembershipCluster(RaftCluster):
         index = data.draw(st.integers(lo, hi))
         state = {i: v for i, v in peer.state.items() if i <= index}
         saved, peer.state = peer.state, state
-        snap = node.create_snapshot(index, peer.snapshot_bytes())
-        peer.state = saved
+        try:
+            snap = node.create_snapshot(index, peer.snapshot_bytes())
+        except ProposalDropped as exc:
+            # A node that joined does not know the voters before its first change.
+            assert exc.reason is DropReason.CONF_UNKNOWN and not node.conf_state_at(index).voters
+            return
+        finally:
+            peer.state = saved
         peer.storage.compact(snap)
         self.cluster.process()
 
