@@ -589,7 +589,10 @@ class World:
         applied = node.kv.applied
         storage = node.disk.storage
         if applied - storage.first_index() >= every and applied <= storage.last_index():
-            snapshot = raw.create_snapshot(applied, node.kv.snapshot())
+            try:
+                snapshot = raw.create_snapshot(applied, node.kv.snapshot())
+            except ProposalDropped:
+                return  # e.g. the configuration at `applied` is unknown to this node
             node.disk.compact(snapshot)
 
     # == clients ===================================================================
