@@ -780,11 +780,11 @@ class World:
             self.pause(node_id)
             self.push(fault.duration, UNDO, "resume", node_id)
         elif kind == "membership":
-            self._remove_member(node_id, fault.duration)
+            self.remove_member(node_id, fault.duration)
 
     # == membership ================================================================
 
-    def _remove_member(self, node_id: int, duration: float) -> None:
+    def remove_member(self, node_id: int, duration: float) -> None:
         """Take `node_id` out of the wanted configuration for `duration` seconds.
 
         One node at a time at most, so the wanted configuration keeps a majority of
@@ -798,7 +798,8 @@ class World:
         self.push(duration, UNDO, "rejoin", node_id)
         self._reconcile_leaders()
 
-    def _add_member(self, node_id: int) -> None:
+    def add_member(self, node_id: int) -> None:
+        """Want `node_id` back in the configuration (nothing if it is wanted)."""
         if node_id in self.wanted_voters:
             return
         self._trace(UNDO, node_id, 3, b"add member")
@@ -856,7 +857,7 @@ class World:
         elif action == "resume":
             self.resume(arg)
         elif action == "rejoin":
-            self._add_member(arg)
+            self.add_member(arg)
 
     def heal_network(self) -> None:
         if self.network.partition:
@@ -927,7 +928,7 @@ class World:
             self.restart(node_id)
             self.resume(node_id)
         for node_id in self.voters:
-            self._add_member(node_id)
+            self.add_member(node_id)
         self.push(0.25, CHECK)
 
     def converged(self) -> bool:
