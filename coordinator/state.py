@@ -14,9 +14,12 @@ order, on every replica. Rules of operation:
    token from an old owner can never become current again.
 4. **Lifecycle of a slot.** free → `Assign` → owned → `Revoke` → revoking →
    `Released`/`ForceRevoke` → free (the pending move remembers the target) → `Assign`
-   with the next epoch. An owner's death (`ExpireWorker`) frees its slots at once or,
-   for an ACTIVE worker with ``restart_delay`` > 0, holds them for it; a hold blocks
-   `Assign` to anyone else until it runs out.
+   with the next epoch. A quarantined partition keeps no released handoff (it could
+   never be assigned): quarantine drops those in flight, and a revoke that finishes
+   during quarantine frees the slot and ends its move. An owner's death
+   (`ExpireWorker`) frees its slots at once or, for an ACTIVE worker with
+   ``restart_delay`` > 0, holds them for it; a hold blocks `Assign` to anyone else
+   until it runs out.
 5. **Timestamps are the proposer's.** ``command.now`` comes from the clock of the
    leader that proposed the command, and different leaders' clocks may be offset.
    The state only compares timestamps for liveness (hold windows, quarantine windows,
@@ -525,7 +528,8 @@ class CoordinatorState:
                         break
 
     def _free_slot(self, key: SlotKey, worker: WorkerRecord) -> c.SlotRef:
-        """Take a slot away from its owner; a handoff in flight moves on to RELEASED."""
+        """Take a slot away from its owner; a handoff in flight moves on to RELEASED, or
+        ends here if the partition is quarantined."""
         record = self._partitions[key[0]]
         record.owners[key[1]] = None
         record.assigned_at[key[1]] = None
@@ -536,7 +540,13 @@ class CoordinatorState:
             self._check_zone_spread(record)
         pending = self._pending.get(key)
         if pending is not None:
-            pending.phase = MovePhase.RELEASED
+            if record.quarantined:
+                # Nothing may be assigned to a quarantined partition, so a released
+                # handoff could never complete: it would stay in flight forever,
+                # holding a place under the planner's move caps.
+                del self._pending[key]
+            else:
+                pending.phase = MovePhase.RELEASED
         return c.SlotRef(partition_id=key[0], slot=key[1], epoch=record.epoch)
 
     def _check_zone_spread(self, record: PartitionRecord) -> None:

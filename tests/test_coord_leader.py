@@ -166,6 +166,40 @@ def test_released_slot_with_dead_target_is_replanned():
     assert all(isinstance(cmd, c.Assign) for cmd in commands)
 
 
+def test_handoff_cut_short_by_quarantine_does_not_block_later_moves():
+    # Regression (`raftcoord simulate --scenario mixed`, seeds 5, 24, 68, 117): a
+    # handoff whose partition was quarantined while it was revoking stayed pending
+    # forever once released, as nothing may be assigned to a quarantined partition.
+    # With one move allowed in flight it would stop every later handoff too.
+    state = CoordinatorState(CoordinatorConfig(revoke_timeout=TIMING.leader_lease,
+                                               quarantine_threshold=2))
+    for i in range(4):
+        state.apply(c.RegisterWorker(worker_id=f"w{i}", address="", zone=f"z{i}", now=0.0))
+    state.apply(c.CreatePartitionGroup(name="r", count=1, replication_factor=2, now=0.0))
+    state.apply(c.CreatePartitionGroup(name="g", count=7, now=0.0))
+    leader = CoordinatorLeader(state, TIMING, PlacementPolicy(max_moves_in_flight=1),
+                               term_start=0.0)
+    run(leader, state, 0.0)
+    state.apply(c.ExpireWorker(worker_id=state.owner("r/0", 1), now=1.0))
+    run(leader, state, 1.0)  # r/0 slot 1 re-placed
+    source = state.owner("r/0", 0)
+    target = next(w for w in sorted(state.workers)
+                  if state.workers[w].state is WorkerState.ACTIVE
+                  and w not in state.partitions["r/0"].owners)
+    state.apply(c.Revoke(partition_id="r/0", slot=0, worker_id=source,
+                         epoch=state.partitions["r/0"].epoch, target=target, now=2.0))
+    result = state.apply(c.ExpireWorker(worker_id=state.owner("r/0", 1), now=3.0))
+    assert result.quarantined == ("r/0",)
+    state.apply(c.Released(partition_id="r/0", slot=0, worker_id=source,
+                           epoch=state.partitions["r/0"].epoch, now=4.0))
+    assert not state.pending_moves
+    run(leader, state, 4.0)  # the dead worker's other slots re-placed
+    state.apply(c.RegisterWorker(worker_id="w9", address="", zone="z9", now=5.0))
+    commands = run(leader, state, 5.0)
+    assert [(type(cmd), cmd.target) for cmd in commands] == [(c.Revoke, "w9")]
+    assert all(cmd.partition_id != "r/0" for cmd in commands)
+
+
 # ------------------------------------------------------------- a small timed run
 
 # No safety margin: the lease inequality is tight, so any mistake in the arithmetic,

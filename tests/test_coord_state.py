@@ -251,6 +251,63 @@ def test_quarantine_after_repeated_early_deaths_and_release(state):
         is ErrorCode.UNKNOWN_PARTITION
 
 
+def _revoke_then_quarantine(state):
+    """The command sequence of `raftcoord simulate --scenario mixed --seed 24` for
+    `events/0` (3 nodes, 30 s, all faults), reduced: slot 0 is being handed off when
+    the death of slot 1's owner quarantines the partition."""
+    register(state, "w3", "z3")
+    register(state, "w4", "z4")
+    assign(state, "t/0", "w1", slot=0, now=0.0)
+    assign(state, "t/0", "w2", slot=1, now=0.0)
+    state.apply(c.ExpireWorker(worker_id="w2", now=10.0))  # first death; slot 1 held
+    assign(state, "t/0", "w3", slot=1, now=16.0)  # after the hold ran out
+    state.apply(c.Revoke(partition_id="t/0", slot=0, worker_id="w1",
+                         epoch=state.partitions["t/0"].epoch, target="w4", now=17.0))
+    result = state.apply(c.ExpireWorker(worker_id="w3", now=18.0))
+    assert result.quarantined == ("t/0",)
+    assert state.pending_moves[("t/0", 0)].phase is MovePhase.REVOKING
+
+
+@pytest.mark.parametrize("finish", ["released", "forced", "source died"])
+def test_handoff_finishing_during_quarantine_ends_its_move(state, finish):
+    # Regression: the revoke used to finish into a RELEASED move that nothing could
+    # complete (no Assign to a quarantined partition), so it stayed pending forever.
+    _revoke_then_quarantine(state)
+    epoch = state.partitions["t/0"].epoch
+    base = dict(partition_id="t/0", slot=0, worker_id="w1", epoch=epoch)
+    if finish == "released":
+        result = state.apply(c.Released(**base, now=19.0))
+        assert isinstance(result, c.SlotReleased), result
+    elif finish == "forced":
+        result = state.apply(c.ForceRevoke(**base, now=27.0))
+        assert isinstance(result, c.SlotReleased) and result.forced, result
+    else:
+        result = state.apply(c.ExpireWorker(worker_id="w1", now=19.0))
+        assert result.freed == (c.SlotRef(partition_id="t/0", slot=0, epoch=epoch),)
+    assert state.owner("t/0", 0) is None and state.partitions["t/0"].quarantined
+    assert not state.pending_moves and state.status().pending_moves == 0
+    assert state == CoordinatorState.restore(state.snapshot())
+    # Back in service, the slot is free for anyone, not tied to the old target.
+    state.apply(c.ReleaseQuarantine(partition_id="t/0", now=30.0))
+    assert isinstance(assign(state, "t/0", "w4", slot=0, now=31.0), c.Assigned)
+    assert not state.pending_moves
+
+
+def test_quarantine_drops_released_handoffs(state):
+    _revoke_then_quarantine(state)
+    state.apply(c.ReleaseQuarantine(partition_id="t/0", now=19.0))
+    state.apply(c.Released(partition_id="t/0", slot=0, worker_id="w1",
+                           epoch=state.partitions["t/0"].epoch, now=20.0))
+    assert state.pending_moves[("t/0", 0)].phase is MovePhase.RELEASED
+    register(state, "w3", "z3", now=21.0)
+    assign(state, "t/0", "w3", slot=1, now=21.0)
+    state.apply(c.ExpireWorker(worker_id="w3", now=22.0))
+    assert register(state, "w3", "z3", now=23.0).restored  # slot 1 back from its hold
+    state.apply(c.ExpireWorker(worker_id="w3", now=24.0))  # quarantined again
+    assert state.partitions["t/0"].quarantined
+    assert not state.pending_moves
+
+
 def test_deaths_long_after_taking_a_partition_do_not_quarantine(state):
     for i, worker in enumerate(["w1", "w2", "w1", "w2"]):
         register(state, worker, now=i * 100.0)

@@ -79,6 +79,9 @@ def check_invariants(state: CoordinatorState) -> None:
     for key, move in state.pending_moves.items():
         owner = state.partitions[key[0]].owners[key[1]]
         assert (owner == move.source) == (move.phase.value == "revoking")
+        if move.phase.value == "released":
+            # Nothing may be assigned to a quarantined partition: it could never end.
+            assert not state.partitions[key[0]].quarantined
 
 
 def guided(state: CoordinatorState, data, now_value: float):
