@@ -25,3 +25,6 @@ def _register() -> None:
 
 
 _register()
+
+if __name__ == "__main__":  # `python -m cli.main ...` as well as the `raftcoord` script
+    main()

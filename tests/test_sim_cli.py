@@ -128,3 +128,14 @@ def test_sweep_writes_the_report_of_its_first_failing_run(monkeypatch, tmp_path)
     assert result.exit_code == 1
     text = path.read_text()
     assert "election safety" in text and "--seed 5" in text
+
+
+def test_python_dash_m_runs_the_command_line():
+    import subprocess
+    import sys
+
+    for module in ("cli", "cli.main"):
+        done = subprocess.run([sys.executable, "-m", module, "simulate", "--seed", "1", "--duration", "2",
+                               "--json"], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout.splitlines()[0])["seed"] == 1
