@@ -194,22 +194,8 @@ class SafetyChecker:
             return
         # Durability: a committed entry lives on the disks of a quorum. Counting
         # stops at a quorum: the verdict is the same.
-        durable = 0
-        quorum = self.quorum
-        for voter in self.voters:
-            disk = disks.get(voter)
-            if disk is None:
-                continue
-            shadow = disk.durable
-            try:
-                held = shadow.term(index) == term
-            except (CompactedError, UnavailableError):
-                held = False
-            if held or shadow.snapshot().index >= index:
-                durable += 1
-                if durable >= quorum:
-                    return
-        if durable < quorum:
+        durable = _durable_count(self.voters, index, term, disks, enough=self.quorum)
+        if durable < self.quorum:
             raise SafetyViolation(
                 "committed entries are durable",
                 f"entry {entry.index}/{entry.term} applied by node {node} is fsynced on only "
@@ -300,8 +286,10 @@ class SafetyChecker:
         self.applied[node] = recovered.snapshot().index
 
 
-def _durable_count(voters: Iterable[int], index: int, term: int, disks: dict[int, Any]) -> int:
-    """How many of `voters` have entry `index` of `term` (or a snapshot past it) fsynced."""
+def _durable_count(voters: Iterable[int], index: int, term: int, disks: dict[int, Any],
+                   enough: int = 0) -> int:
+    """How many of `voters` have entry `index` of `term` (or a snapshot past it)
+    fsynced; counting stops at `enough` when it is given."""
     durable = 0
     for voter in voters:
         disk = disks.get(voter)
@@ -314,6 +302,8 @@ def _durable_count(voters: Iterable[int], index: int, term: int, disks: dict[int
             held = False
         if held or shadow.snapshot().index >= index:
             durable += 1
+            if durable == enough:
+                break
     return durable
 
 
