@@ -11,7 +11,7 @@ import heapq
 import itertools
 import math
 from collections import Counter
-from typing import Iterable, Iterator, Mapping, NamedTuple, Optional
+from typing import Callable, Iterable, Iterator, Mapping, NamedTuple, Optional
 
 import attrs
 
@@ -66,7 +66,8 @@ class Move(NamedTuple):
         return self.source is not None
 
 
-def quotas(counts: Mapping[str, int], capacities: Mapping[str, int], total: int) -> dict[str, int]:
+def quotas(counts: Mapping[str, int], capacities: Mapping[str, int], total: int,
+           tie_break: Optional[Callable[[str], int]] = None) -> dict[str, int]:
     """Integer quotas summing to ``total``, proportional to capacity, within one.
 
     The workers that receive the rounding surplus are those holding the most already
@@ -77,6 +78,9 @@ def quotas(counts: Mapping[str, int], capacities: Mapping[str, int], total: int)
         counts: slots each eligible worker holds now.
         capacities: eligible workers and their capacities.
         total: slots to place on them.
+        tie_break: when the surplus runs out inside a group of workers with equal
+            counts and fractional shares, it goes to those with the smallest
+            ``tie_break(worker)`` (then the smaller id). Called only for that group.
     """
     cap_sum = sum(capacities.values())
     if cap_sum == 0:
@@ -84,8 +88,20 @@ def quotas(counts: Mapping[str, int], capacities: Mapping[str, int], total: int)
     result = {w: total * cap // cap_sum for w, cap in capacities.items()}
     surplus = total - sum(result.values())
     if surplus:
-        order = sorted(capacities, key=lambda w: (-counts.get(w, 0),
-                                                  -(total * capacities[w] % cap_sum), w))
+        def rank(w: str) -> tuple[int, int]:
+            return -counts.get(w, 0), -(total * capacities[w] % cap_sum)
+
+        order = sorted(capacities, key=lambda w: (rank(w), w))
+        if tie_break is not None and surplus < len(order) \
+                and rank(order[surplus - 1]) == rank(order[surplus]):
+            tied = rank(order[surplus])
+            start = surplus - 1
+            while start > 0 and rank(order[start - 1]) == tied:
+                start -= 1
+            end = surplus + 1
+            while end < len(order) and rank(order[end]) == tied:
+                end += 1
+            order[start:end] = sorted(order[start:end], key=lambda w: (tie_break(w), w))
         for worker in order[:surplus]:
             result[worker] += 1
     return result
@@ -255,11 +271,58 @@ class Planner:
             return
         unit = self.unit_weight
         counts = {w: self.load[w] // unit for w in self.eligible}
-        limit = quotas(counts, self.capacity, self.total // unit)
+        total = self.total // unit
+        # Equally loaded workers: the surplus goes to those that could give a slot
+        # away only by crowding a partition into a receiving zone, so the others
+        # give (see `_giving_rank`).
+        tie_break = None
+        if self.policy.spread_zones and len(self.zones) > 1:
+            cap_sum = sum(self.capacity.values())
+            receiving = {self.zone[w] for w in self.eligible
+                         if counts[w] < total * self.capacity[w] // cap_sum}
+            if receiving:
+                tie_break = self._giving_rank(receiving)
+        limit = quotas(counts, self.capacity, total, tie_break)
         self.limit = {w: limit[w] * unit for w in self.eligible}
         self.base = self.limit
         self.cur = {w: self.key(w) for w in self.eligible}
         self.build_heaps()
+
+    def _giving_rank(self, receiving: set[str]) -> Callable[[str], int]:
+        """How willing a worker is to give a slot to a worker in one of the
+        ``receiving`` zones without a repair following; `quotas` breaks ties between
+        equally loaded workers with it (the least willing keep the rounding surplus).
+
+        0: each slot it holds would land next to a sibling replica in every
+        receiving zone; 1: it can give one without losing spread (it is in a
+        receiving zone itself, or holds a slot whose partition lacks one); 2: it
+        holds a replica that shares its zone with a sibling and whose partition
+        lacks a receiving zone (giving that one improves the spread). The answer
+        does not depend on set order.
+        """
+        zone, members_of = self.zone, self.members_of
+        givers_that_spread: set[str] = set()
+        for pid in self.crowded.union(self.state.zone_shared):
+            members = members_of(pid)
+            used = [zone.get(m) for m in members]
+            if receiving.issubset(used):
+                continue
+            for member, member_zone in zip(members, used):
+                if member_zone is not None and used.count(member_zone) > 1:
+                    givers_that_spread.add(member)
+        owned = self.state.workers
+
+        def rank(worker: str) -> int:
+            if worker in givers_that_spread:
+                return 2
+            if zone[worker] in receiving:
+                return 1
+            for pid, _ in owned[worker].owned:
+                if not receiving.issubset(map(zone.get, members_of(pid))):
+                    return 1
+            return 0
+
+        return rank
 
     def key(self, worker: str) -> float:
         """Smaller is emptier. Equal weights: load minus fair share while placing
@@ -426,6 +489,11 @@ class Planner:
                     break
         members.append(target)
         self.moves.append(Move(pid, slot, source, target))
+        if self.arrivals is not None:
+            # A repair planned this move after the index was built: later repairs
+            # must still see it as a swap partner (it is in `handed_off`, so the
+            # target's owned slots no longer offer it).
+            self.arrivals.setdefault(target, []).append(len(self.moves) - 1)
 
     def _take_from(self, worker: str, pid: str, weight: int) -> None:
         members = self.members_of(pid)
@@ -620,10 +688,19 @@ class Planner:
                 if record.quarantined:
                     continue
                 members = self.members_of(key[0])
-                crowded = len(members) > 1 and \
-                    sum(self.zone.get(m) == zone for m in members) > 1
-                # Replicas that share a zone go first; then the heaviest; then by id.
-                candidates.append((not crowded, -record.weight, key, record.weight))
+                # Replicas that share a zone go first: moving one can give its
+                # partition a zone. Then slots without placed siblings: moving one
+                # changes no spread. Replicas alone in their zone go last: moving one
+                # gives that zone up, and if it takes a place in a zone its siblings
+                # lack, a crowded replica can no longer go there and a repair costs
+                # more handoffs later. Within a rank the heaviest, then by id.
+                if len(members) < 2:
+                    rank = 1
+                elif sum(self.zone.get(m) == zone for m in members) > 1:
+                    rank = 0
+                else:
+                    rank = 2
+                candidates.append((rank, -record.weight, key, record.weight))
             candidates.sort()
             if not self.unit:
                 candidates = self._fewest_for_excess(worker, candidates)
@@ -787,7 +864,7 @@ class Planner:
 
     def _arrivals(self) -> dict[str, list[int]]:
         """Indexes of the moves planned in this pass, by target (built on first use,
-        kept up to date by `_reaim`)."""
+        kept up to date by `place` and `_reaim`)."""
         if self.arrivals is None:
             self.arrivals = {}
             for index, move in enumerate(self.moves):

@@ -16,8 +16,10 @@ replica slots should change owner, and returns `Move`s; the leader turns them in
    ``ceil`` of that share while a worker with room exists.
 3. **Then exact quotas.** With equal partition weights every eligible worker gets a
    quota, ``floor`` or ``ceil`` of its fair share, computed *after* the free slots
-   were placed, the ``ceil``s going to the workers that hold the most. A worker gives
-   slots away only when it is above its quota, and only the excess: slots of DRAINING
+   were placed, the ``ceil``s going to the workers that hold the most (among equal
+   holders, to those that could only give a replica into a zone where a sibling
+   already is: the others can give without a repair). A worker gives slots away
+   only when it is above its quota, and only the excess: slots of DRAINING
    workers and the excess of over-quota workers are handed off to workers below
    quota. On a death only the dead worker's slots move; on a join only the newcomer's
    quota moves, from the most loaded workers; with nothing changed nothing moves.
@@ -26,8 +28,11 @@ replica slots should change owner, and returns `Move`s; the leader turns them in
 4. **Constraints.** Two replicas of a partition never share a worker (hard). They go
    to different zones when a worker with room there allows it; handoffs first try
    moves that keep the zones distinct and only then any move (balance wins when the
-   two conflict). Ties are broken by worker id and inputs are sorted, so the plan never
-   depends on dict or set order.
+   two conflict). A worker above its quota gives replicas that share a zone with a
+   sibling first, then slots without placed siblings, and replicas alone in their
+   zone last (giving one away at best keeps its partition's spread, and it may take
+   the place a crowded replica needed). Ties are broken by worker id and inputs are
+   sorted, so the plan never depends on dict or set order.
 5. **Zone spread repair.** Let Z be the number of zones with an ACTIVE worker. A
    partition has an *avoidable clash* ("the zones allow it to spread") when every
    slot is placed on an ACTIVE worker (its owner, or the target of a move planned in

@@ -369,7 +369,7 @@ def test_corrupt_last_record_is_cut_off(delta: int, caplog) -> None:
     fs, seg, offsets = _three_record_segment()
     size = fs.size(seg)
     fs.corrupt(seg, (offsets[2] + delta) if delta >= 0 else size - 1, 0x04)
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING, logger="raft.disk_storage"):
         s = reopen(fs)
     assert s.last_index() == 6 and s.hard_state == HardState(1, 1, 4)
     assert fs.size(seg) == offsets[2]
@@ -455,7 +455,7 @@ def test_damaged_newest_snapshot_falls_back_to_the_previous_one(caplog) -> None:
     f = fs.open_append(f"{D}/snap-00000000000000000020-00000000000000000001.snap")
     f.write(b"\x52\xc7garbage")
     f.fsync()
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING, logger="raft.disk_storage"):
         s = reopen(fs, segment_bytes=200)
     assert s.snapshot().data == b"first" and s.first_index() == 11 and s.last_index() == 30
     assert "unusable" in caplog.text

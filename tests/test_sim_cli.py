@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 
 import attrs
+import pytest
 from click.testing import CliRunner
 
 import cli.simulate_cmd as simulate_cmd
 from cli.main import main
 from simulations.world import Violation
+
+# `simulate` silences the "raft" logger for the rest of its process (without
+# --verbose); in-process runs must not leave it silenced for later tests.
+pytestmark = pytest.mark.usefixtures("quiet_raft")
 
 QUICK = ["--duration", "4", "--rate", "10", "--converge-within", "20"]
 

@@ -9,7 +9,6 @@ whole file stays around a minute on a quiet 2-core machine; `raftcoord simulate
 from __future__ import annotations
 
 import json
-import logging
 
 import pytest
 from click.testing import CliRunner
@@ -20,15 +19,10 @@ from simulations.faults import FaultConfig
 from simulations.runner import check_determinism, run_simulation
 from simulations.world import SimConfig, WorkloadConfig
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quiet_raft")]
 
 SEEDS = (0, 1)
 SMALL = dict(nodes=3, duration=30.0, workload=WorkloadConfig(rate=5.0, clients=3))
-
-
-@pytest.fixture(autouse=True)
-def _quiet_raft():
-    logging.getLogger("raft").setLevel(logging.CRITICAL)
 
 
 def run(scenario, seed, build=None, **config):

@@ -4,8 +4,6 @@ demands convergence within the bound, and checks the history is linearizable."""
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -16,7 +14,7 @@ from simulations.history import OpKind
 from simulations.linearizability import check_history
 from simulations.world import SimConfig, WorkloadConfig, World
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quiet_raft")]
 
 NODES = 3
 CLIENTS = 3
@@ -29,7 +27,6 @@ targets = st.one_of(st.just(0), nodes)  # 0: whichever node the client believes 
 class ClusterMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        logging.getLogger("raft").setLevel(logging.CRITICAL)
         self.world = World(SimConfig(
             seed=0, nodes=NODES, duration=0.0, converge_within=30.0, plan=(),
             workload=WorkloadConfig(rate=30, clients=CLIENTS, timeout=2.0)))

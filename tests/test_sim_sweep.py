@@ -9,15 +9,13 @@ line that reproduces it.
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 
 from simulations.faults import ALL_KINDS, FaultConfig
 from simulations.runner import run_simulation
 from simulations.world import SimConfig, WorkloadConfig
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quiet_raft")]
 
 SEEDS = 200
 CHUNKS = 4
@@ -26,7 +24,6 @@ SWEEP = dict(nodes=5, duration=60.0, faults=FaultConfig(kinds=frozenset(ALL_KIND
 
 
 def _sweep(seeds: range, **options) -> None:
-    logging.getLogger("raft").setLevel(logging.CRITICAL)
     failures = []
     for seed in seeds:
         result, _ = run_simulation(SimConfig(seed=seed, **SWEEP, **options))
