@@ -9,7 +9,9 @@ Invariants (Raft paper figure 3, plus durability):
 * election safety: at most one leader per term;
 * log matching: two entries with the same index and term carry the same data and
   follow the same previous term (so, inductively, the logs agree up to there);
-* leader completeness: a new leader holds every entry known committed;
+* leader completeness: a new leader holds every entry known committed in an earlier
+  term (a candidate that collects its votes late, e.g. after a pause, may lead an
+  old term after later terms committed more: those entries are not required);
 * state machine safety: no two nodes apply different entries at one index; a node
   applies indexes in order without gaps;
 * durability: a committed entry is durable on a quorum when first applied (with
@@ -78,6 +80,10 @@ class SafetyChecker:
         self.entries_seen: dict[tuple[int, int], tuple[bytes, int]] = {}
         # Committed entries by index as (term, data), learned from applications.
         self.committed: dict[int, tuple[int, bytes]] = {}
+        # Index -> a term no earlier than the one in which it was committed: the term
+        # of the first node to apply it (a node learns of a commit from a leader of
+        # its own term, and that leader's term is at least the committing one's).
+        self.committed_by_term: dict[int, int] = {}
         self.max_committed = 0
         self.hard_state: dict[int, HardState] = {}
         self.applied: dict[int, int] = {}
@@ -99,20 +105,26 @@ class SafetyChecker:
         if holder is None:
             self.leader_of_term[term] = node
             self.leader_changes += 1
-        # Leader completeness: every entry known committed is in the new leader's log.
-        if self.max_committed:
+        # Leader completeness: every entry committed in an earlier term is in the new
+        # leader's log (checking the newest such entry covers the ones before it).
+        required = self.max_committed
+        by_term = self.committed_by_term
+        while required and by_term.get(required, 0) >= term:
+            required -= 1  # possibly committed in this term or a later one
+        if required:
             last = storage.last_index()
-            if last < self.max_committed:
+            if last < required:
                 raise SafetyViolation(
                     "leader completeness",
-                    f"leader {node} of term {term} has last index {last} < committed {self.max_committed}")
-            committed_term = self.committed[self.max_committed][0]
-            term_there = _term_at(storage, self.max_committed)
+                    f"leader {node} of term {term} has last index {last} < {required}, committed "
+                    f"by term {by_term.get(required, '?')}")
+            committed_term = self.committed[required][0]
+            term_there = _term_at(storage, required)
             if term_there is not None and term_there != committed_term:
                 raise SafetyViolation(
                     "leader completeness",
                     f"leader {node} of term {term} has term {term_there} at committed index "
-                    f"{self.max_committed}, committed term is {committed_term}")
+                    f"{required}, committed term is {committed_term}")
 
     def on_hard_state(self, node: int, hs: HardState, last_index: int) -> None:
         """`node` persisted `hs` with its log ending at `last_index`."""
@@ -187,6 +199,8 @@ class SafetyChecker:
             return
         term = entry.term
         self.committed[index] = (term, entry.data)
+        hard_state = self.hard_state.get(node)
+        self.committed_by_term[index] = hard_state.term if hard_state is not None else term
         if index > self.max_committed:
             self.max_committed = index
         if self.proposed_configs:

@@ -1,4 +1,5 @@
-"""Hypothesis drives the simulated cluster by hand: faults and client operations are
+"""Hypothesis drives the simulated cluster by hand: faults (partitions, crashes,
+pauses, transfers, membership changes, message loss) and client operations are
 rules, Raft safety is an invariant after every rule, and teardown heals the cluster,
 demands convergence within the bound, and checks the history is linearizable."""
 
@@ -63,6 +64,15 @@ class ClusterMachine(RuleBasedStateMachine):
     @rule(node=nodes)
     def transfer_leadership(self, node):
         self.world.apply_fault(Fault(self.world.now, "transfer", node=node))
+
+    @rule(node=nodes)
+    def remove_member(self, node):
+        # Out of the configuration until add_member (or the heal) wants it back.
+        self.world.remove_member(node, duration=3600.0)
+
+    @rule(node=nodes)
+    def add_member(self, node):
+        self.world.add_member(node)
 
     @rule(which=st.integers(0, 1000))
     def drop(self, which):
