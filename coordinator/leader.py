@@ -3,9 +3,11 @@
 `CoordinatorLeader` is created when a node becomes leader and dropped when it stops
 being one. The driver (the simulator, later the trio server) calls:
 
-* `on_heartbeat(worker_id, seq, received_at)` for every worker heartbeat, and sends
-  the returned `HeartbeatAck` once its leadership is confirmed by a quorum round that
-  started after the heartbeat arrived (rule 2 of `coordinator.lease`);
+* `on_heartbeat(worker_id, seq, received_at)` for every worker heartbeat once its
+  leadership is confirmed by a quorum round that started after the heartbeat arrived,
+  and sends the returned `HeartbeatAck` at once (rule 2 of `coordinator.lease`); it
+  answers None for a worker whose expiry is in flight, even when the heartbeat
+  arrived before the expiry was decided;
 * `next_commands(now)` on every tick once the state machine has applied the
   leader's first entry of its term (before that its view of the state is stale;
   stale proposals would only be refused, but there is no point), and proposes the
@@ -84,6 +86,8 @@ class CoordinatorLeader:
         self._proposed: dict[_Key, tuple[type, float]] = {}
         # Revoke proposals not yet reported applied or dropped, per slot.
         self._revokes_proposed: dict[SlotKey, int] = {}
+        # ExpireWorker proposals not yet reported applied or dropped, per worker.
+        self._expiries_proposed: dict[str, int] = {}
         # When this leader last received a heartbeat whose acknowledgement covered a
         # slot (leader clock).
         self._covered_at: dict[SlotKey, float] = {}
@@ -97,10 +101,16 @@ class CoordinatorLeader:
         Returns:
             The acknowledgement to send (after confirming leadership), listing the
             (partition, epoch) pairs it covers; None when the worker is unknown or
-            dead, which tells it to stop everything and register again.
+            dead, or this leader proposed to expire it (rule 2 of
+            `coordinator.lease`), which tells it to stop everything and register
+            again.
         """
         record = self.state.workers.get(worker_id)
-        if record is None or record.state is WorkerState.DEAD:
+        if record is None or record.state is WorkerState.DEAD \
+                or worker_id in self._expiries_proposed:
+            # An expiry in flight was decided without this heartbeat, which arrived
+            # before the decision but was confirmed after it: acknowledging it would
+            # grant a lease that outlives the expiry.
             return None
         self.leases.heartbeat(worker_id, received_at)
         covered = []
@@ -139,16 +149,14 @@ class CoordinatorLeader:
         if key is not None:
             self._proposed.pop(key, None)
         if isinstance(command, c.Revoke):
-            slot = (command.partition_id, command.slot)
-            left = self._revokes_proposed.get(slot, 0) - 1
-            if left > 0:
-                self._revokes_proposed[slot] = left
-            else:
-                self._revokes_proposed.pop(slot, None)
+            _settle(self._revokes_proposed, (command.partition_id, command.slot))
+        elif isinstance(command, c.ExpireWorker):
+            _settle(self._expiries_proposed, command.worker_id)
 
     def on_dropped(self, command: c.Command) -> None:
         """Raft refused the proposal (nothing was appended): it may be proposed again,
-        and a refused `Revoke` no longer excludes its slot from acknowledgements."""
+        a refused `Revoke` no longer excludes its slot from acknowledgements, and a
+        refused `ExpireWorker` no longer stops its worker's."""
         self.on_applied(command)
 
     def _may_propose(self, key: _Key, now: float) -> bool:
@@ -160,8 +168,11 @@ class CoordinatorLeader:
         assert key is not None
         self._proposed[key] = (type(command), now)
         if isinstance(command, c.Revoke):
-            self._revokes_proposed[(command.partition_id, command.slot)] = \
-                self._revokes_proposed.get((command.partition_id, command.slot), 0) + 1
+            slot = (command.partition_id, command.slot)
+            self._revokes_proposed[slot] = self._revokes_proposed.get(slot, 0) + 1
+        elif isinstance(command, c.ExpireWorker):
+            worker_id = command.worker_id
+            self._expiries_proposed[worker_id] = self._expiries_proposed.get(worker_id, 0) + 1
         out.append(command)
 
     def next_commands(self, now: float) -> list[c.Command]:
@@ -264,6 +275,15 @@ class CoordinatorLeader:
             return True
         covered_at = self._covered_at.get((move.partition_id, move.slot), -math.inf)
         return now >= max(self.leases.grace_until, covered_at + self.timing.leader_lease)
+
+
+def _settle(in_flight: dict, key: object) -> None:
+    """One proposal counted in ``in_flight`` under ``key`` was applied or dropped."""
+    left = in_flight.get(key, 0) - 1
+    if left > 0:
+        in_flight[key] = left
+    else:
+        in_flight.pop(key, None)
 
 
 def _proposal_key(command: c.Command) -> Optional[_Key]:

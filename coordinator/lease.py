@@ -35,10 +35,17 @@ Four rules make every path to a new owner go through this inequality:
    with a deadline of ``term_start + L(1+ρ)``, and nothing is expired or forced
    before `LeaseTable.grace_until`. Any heartbeat acknowledged by an older leader was
    *sent* before this term started (rule 2), so the worker stops before the grace ends.
-2. **Acknowledge only as a confirmed leader.** The server/simulator sends a heartbeat
+2. **Acknowledge only as a confirmed leader, and never a worker being expired.** The
+   server/simulator asks for (`CoordinatorLeader.on_heartbeat`) and sends a heartbeat
    acknowledgement only after a quorum confirmed its leadership with a round that
    started after the heartbeat was received (a ReadIndex round). A deposed leader
-   therefore cannot extend a lease past the start of the next term.
+   therefore cannot extend a lease past the start of the next term. The leader
+   decides an expiry from the heartbeats confirmed so far; one still waiting for its
+   round was received earlier but is not counted. So from the proposal of an
+   `ExpireWorker` until it is applied (the worker is then dead) or refused, the
+   leader acknowledges no heartbeat of that worker: every acknowledged heartbeat of
+   an expired worker was received at least ``L(1+ρ)`` (leader clock) before the
+   expiry was proposed, which is the inequality above.
 3. **Leases are per partition.** An acknowledgement lists the (partition, epoch) pairs
    it covers (`HeartbeatAck.covered`); a worker acts for a partition only while the
    latest acknowledgement that covered it is valid (`WorkerLease.may_act_for`). The

@@ -16,8 +16,10 @@ Raft driving of `World` it adds, per the driver rules of `coordinator.leader`:
 2. **Heartbeats.** A worker heartbeat arriving at a ready leader starts a ReadIndex
    round *after* its arrival; only once that round confirms leadership and the state
    machine caught up with its index does the leader call `on_heartbeat` (with the
-   arrival time) and send the `Ack` with the worker's view. A heartbeat from a worker
-   the state does not know as live gets a `Nack` and a `RegisterWorker` proposal.
+   arrival time) and send the `Ack` with the worker's view; when it answers None (the
+   worker is dead, or its expiry is in flight) the worker gets a `Nack`. A heartbeat
+   from a worker the state does not know as live gets a `Nack` and a `RegisterWorker`
+   proposal.
 3. **Workers** (`coord_workers.SimWorker`) talk to nodes over the simulated network
    (its loss, latency and cuts apply; worker cuts are extra blocked links). Worker
    releases, checkpoint writes and leaves become `Released`, `FencedPut` and

@@ -389,3 +389,73 @@ def test_worker_back_from_the_dead_gets_a_fresh_lease():
     leader.on_heartbeat("w0", seq=2, received_at=21.0)
     assert not any(isinstance(cmd, c.ExpireWorker) for cmd in run(leader, state, 21.0))
     assert leader.leases.deadline("w1") == 21.0 + TIMING.leader_lease
+
+
+# The sim's lease timing (CoordSpec defaults, 5 % drift) and the mixed scenario's
+# restart delay.
+SIM_TIMING = LeaseTiming(lease_duration=2.0, max_drift=0.05, safety_margin=0.1)
+SIM_CONFIG = CoordinatorConfig(revoke_timeout=SIM_TIMING.leader_lease + 0.1, restart_delay=1.0)
+
+
+def test_heartbeat_confirmed_after_the_expiry_was_proposed_is_not_acknowledged():
+    # Regression (`raftcoord simulate --scenario mixed --seed 127`, and the same
+    # sequence in leader-crash 13/33/34/38/41/51/54, network-partition 23, mixed
+    # 152): the heartbeat arrived just before the leader decided to expire its
+    # worker, its ReadIndex round confirmed leadership just after, and the
+    # acknowledgement then covered the slot that went to another worker a second
+    # later while the first still believed it owned it.
+    state = CoordinatorState(SIM_CONFIG)
+    for worker in ("w0", "w4"):
+        state.apply(c.RegisterWorker(worker_id=worker, address="", zone="z0", now=110.0))
+    state.apply(c.CreatePartitionGroup(name="events", count=4, now=119.5))
+    # An earlier leader (node 3, clock ~119.5) gave events/3 to w4.
+    state.apply(c.Assign(partition_id="events/3", slot=0, worker_id="w4", epoch=2, now=119.51))
+    for index in range(3):
+        state.apply(c.Assign(partition_id=f"events/{index}", slot=0, worker_id="w0",
+                             epoch=1, now=119.51))
+    # Node 2, whose clock is ~635 s ahead, becomes leader; w4 is cut off from it.
+    leader = CoordinatorLeader(state, SIM_TIMING, term_start=754.5050)
+    assert leader.leases.grace_until == pytest.approx(756.6050)
+    for seq, received_at in enumerate((755.4243, 755.8134, 756.2007, 756.5908), start=29):
+        assert leader.on_heartbeat("w0", seq, received_at) is not None
+    # w4 sends heartbeat 32 at 14.3858 on its own clock; it reaches the leader at
+    # 756.6224, which starts a ReadIndex round. The leader ticks meanwhile:
+    w4_lease = WorkerLease(SIM_TIMING)
+    for _ in range(31):
+        w4_lease.heartbeat_sent(0.0)
+    assert w4_lease.heartbeat_sent(14.3858) == 32
+    proposed = leader.next_commands(756.6235)
+    assert proposed == [c.ExpireWorker(worker_id="w4", now=756.6235)]
+    # The round confirms leadership before the expiry is applied: no acknowledgement
+    # (the worker is told to register again), and its deadline is not extended.
+    assert leader.on_heartbeat("w4", 32, received_at=756.6224) is None
+    assert leader.leases.deadline("w4") == pytest.approx(756.6050)
+    leader.on_applied(proposed[0], state.apply(proposed[0]))
+    assert state.workers["w4"].state is WorkerState.DEAD
+    assert leader.on_heartbeat("w4", 33, received_at=756.9) is None
+    # The hold for w4 runs out after restart_delay; events/3 goes to w0.
+    leader.on_heartbeat("w0", 33, received_at=757.4)
+    commands = run(leader, state, 757.6278)
+    assert c.Assign(partition_id="events/3", slot=0, worker_id="w0", epoch=3,
+                    now=757.6278) in commands
+    # w0 acts from its next acknowledgement; w4 (its clock 15.3 at that moment, its
+    # last covering acknowledgement from an earlier term long run out) does not.
+    assert not w4_lease.may_act_for("events/3", 2, 15.3)
+
+
+def test_expiry_in_flight_blocks_acknowledgements_until_applied_or_dropped():
+    state = make_state(workers=2, partitions=2)
+    leader = CoordinatorLeader(state, TIMING, term_start=0.0, retry_after=2.0)
+    run(leader, state, 0.0)
+    leader.on_heartbeat("w0", seq=1, received_at=9.0)
+    first = leader.next_commands(TIMING.leader_lease)
+    assert first == [c.ExpireWorker(worker_id="w1", now=TIMING.leader_lease)]
+    assert leader.on_heartbeat("w1", seq=1, received_at=10.0) is None
+    second = leader.next_commands(TIMING.leader_lease + 2.0)  # presumed lost: again
+    assert second == [c.ExpireWorker(worker_id="w1", now=TIMING.leader_lease + 2.0)]
+    leader.on_dropped(second[0])  # the retry was refused; the first is still in flight
+    assert leader.on_heartbeat("w1", seq=2, received_at=12.6) is None
+    leader.on_dropped(first[0])  # neither was appended after all
+    ack = leader.on_heartbeat("w1", seq=3, received_at=12.7)
+    assert ack is not None and ack.covered
+    assert leader.leases.deadline("w1") == pytest.approx(12.7 + TIMING.leader_lease)
