@@ -16,6 +16,14 @@ Moves are planned without caps, so one plan reaches the final layout.
 Reproduce:
     .venv/bin/python benchmarks/bench_placement.py
     .venv/bin/python benchmarks/bench_placement.py --replication-factor 3 --partitions 33334
+    .venv/bin/python benchmarks/bench_placement.py --workers 100 --partitions 3334 \
+        --replication-factor 3 --zone-weights 60,30,10
+
+``--zone-weights`` gives the zones unequal sizes (percent of the workers, one number
+per zone, replacing ``--zones``); with replication factor 3 over zones of 60/30/10 %,
+spread and balance are incompatible and many clashes must stay (rule 5 of
+`coordinator.placement`). Workers are dealt to zones round-robin by weight, so every
+zone keeps its share after the death, the join and the zone failure.
 """
 
 from __future__ import annotations
@@ -71,6 +79,26 @@ def zone_violations(state: CoordinatorState) -> int:
     return bad
 
 
+def zone_assignment(workers: int, zones: int, weights: str | None) -> list[str]:
+    """The zone of each worker: round-robin over ``zones`` zones, or, with
+    ``weights`` ("60,30,10"), each worker to the zone furthest below its share so far
+    (largest remainder), so the sizes are proportional to the weights and every
+    zone is represented among the low worker ids as well as the high ones."""
+    if not weights:
+        return [f"zone-{i % zones}" for i in range(workers)]
+    shares = [float(w) for w in weights.split(",")]
+    if not shares or any(w <= 0 for w in shares):
+        raise SystemExit(f"--zone-weights must be positive numbers, got {weights!r}")
+    total = sum(shares)
+    dealt = [0] * len(shares)
+    out = []
+    for i in range(workers):
+        z = max(range(len(shares)), key=lambda k: ((i + 1) * shares[k] / total - dealt[k], -k))
+        dealt[z] += 1
+        out.append(f"zone-{z}")
+    return out
+
+
 def scenario(name: str, state: CoordinatorState, now: float, repeat: int) -> dict:
     bound = moves_lower_bound(owners(state), capacities(state))
     timings = []
@@ -103,13 +131,17 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=1_000)
     parser.add_argument("--zones", type=int, default=10)
     parser.add_argument("--replication-factor", type=int, default=1)
+    parser.add_argument("--zone-weights", type=str, default=None,
+                        help="unequal zone sizes, e.g. 60,30,10 (replaces --zones)")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
+    zone_of = zone_assignment(args.workers, args.zones, args.zone_weights)
+    zones = len(set(zone_of))
 
     state = CoordinatorState()
     for i in range(args.workers):
         state.apply(c.RegisterWorker(worker_id=f"w{i:05d}", address=f"10.0.{i // 250}.{i % 250}",
-                                     zone=f"zone-{i % args.zones}", now=0.0))
+                                     zone=zone_of[i], now=0.0))
     state.apply(c.CreatePartitionGroup(name="topic", count=args.partitions,
                                        replication_factor=args.replication_factor, now=0.0))
 
@@ -118,10 +150,11 @@ def main(argv=None) -> int:
     state.apply(c.ExpireWorker(worker_id="w00042", now=2.0))
     results.append(scenario("one worker dies", state, 2.0, args.repeat))
 
-    state.apply(c.RegisterWorker(worker_id="w-new", address="10.9.9.9", zone="zone-3", now=3.0))
+    state.apply(c.RegisterWorker(worker_id="w-new", address="10.9.9.9",
+                                 zone=f"zone-{3 % zones}", now=3.0))
     results.append(scenario("one worker joins", state, 3.0, args.repeat))
 
-    failed_zone = "zone-7"
+    failed_zone = f"zone-{7 % zones}"
     for worker_id in sorted(state.workers):
         record = state.workers[worker_id]
         if record.zone == failed_zone and record.state is WorkerState.ACTIVE:
@@ -131,7 +164,8 @@ def main(argv=None) -> int:
 
     slots = args.partitions * args.replication_factor
     print(f"placement benchmark: {args.partitions:,} partitions x RF {args.replication_factor}"
-          f" = {slots:,} slots, {args.workers:,} workers, {args.zones} zones")
+          f" = {slots:,} slots, {args.workers:,} workers, {zones} zones"
+          + (f" (weights {args.zone_weights})" if args.zone_weights else ""))
     print(f"python {platform.python_version()} on {platform.machine()}, "
           f"repeat={args.repeat}")
     header = (f"{'scenario':<24} {'plan best':>10} {'median':>8} {'moves':>7} "

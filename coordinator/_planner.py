@@ -136,6 +136,15 @@ class Planner:
         self.leaving: dict[str, set[str]] = {}
         self.arrivals: Optional[dict[str, list[int]]] = None
         self.equal_capacities: Optional[bool] = None
+        # Answers of the zone spread repair that it asks again and again, stamped
+        # with versions (see "zone spread repair"); None until that pass starts.
+        self.worker_version: Optional[dict[Optional[str], int]] = None
+        self.zone_version: dict[Optional[str], int] = {}
+        self.partner_slots_cache: dict[tuple, tuple[int, list]] = {}
+        self.zone_partners_cache: dict[tuple, tuple[int, bool]] = {}
+        self.zone_room_cache: dict[tuple, tuple[int, bool, bool]] = {}
+        # Work counter for tests and benchmarks: slots examined as swap partners.
+        self.partner_checks = 0
 
     def members_of(self, pid: str) -> list[str]:
         """Current owners of the partition plus eligible targets of its handoffs."""
@@ -494,6 +503,8 @@ class Planner:
             # must still see it as a swap partner (it is in `handed_off`, so the
             # target's owned slots no longer offer it).
             self.arrivals.setdefault(target, []).append(len(self.moves) - 1)
+        if self.worker_version is not None:
+            self._touch(pid, source)
 
     def _take_from(self, worker: str, pid: str, weight: int) -> None:
         members = self.members_of(pid)
@@ -736,6 +747,32 @@ class Planner:
         return chosen
 
     # -- zone spread repair
+    #
+    # The repair asks the same questions for every clash: may a worker of a missing
+    # zone take a replica without breaking balance, and which of its slots could go
+    # back in a swap. Where balance forbids spreading (unequal zone sizes), nearly
+    # every answer is "no" and the same, and a plan that changes nothing would scan
+    # every slot of every worker in a missing zone once per clash. So the answers
+    # are cached and stamped with versions: a worker's version counts the changes of
+    # its slots and of the members of any partition it holds a replica of, a zone's
+    # version the changes of its workers. `place` and `_reaim` bump them (through
+    # `_touch`) for every worker that held or holds a replica of the partition they
+    # move, which covers everything an answer is computed from (loads, arrivals,
+    # handed-off slots, members and leaving workers); `removed`, the caps and the
+    # source-specific filters are checked at each use. A cached answer is thus the
+    # answer a fresh scan would give, and the plan does not change.
+
+    def _touch(self, pid: str, left: Optional[str]) -> None:
+        """Bump the versions of every member of ``pid`` and of ``left`` (the worker
+        that just stopped being one), and of their zones."""
+        version, zone_version, zone = self.worker_version, self.zone_version, self.zone
+        assert version is not None
+        for worker in itertools.chain(self.members_of(pid), (left,)):
+            if worker is None:
+                continue
+            version[worker] = version.get(worker, 0) + 1
+            worker_zone = zone.get(worker)
+            zone_version[worker_zone] = zone_version.get(worker_zone, 0) + 1
 
     def spread_zones(self) -> None:
         """Repair avoidable zone clashes (see `coordinator.placement`, rule 5).
@@ -760,6 +797,7 @@ class Planner:
             if move.partition_id in candidates:
                 planned.setdefault(move.partition_id, {})[move.target] = index
         self.planned = planned
+        self.worker_version = {}
         self.workers_in_zone: dict[str, list[str]] = {z: [] for z in self.zones}
         for worker in self.eligible:  # sorted by id
             self.workers_in_zone[self.zone[worker]].append(worker)
@@ -795,8 +833,13 @@ class Planner:
         # A worker handing a replica of the partition off in this pass still holds
         # it: the state would refuse a second one until the handoff completes.
         leaving = self.leaving.get(pid, ())
+        # A zone is skipped only when none of its workers could pass the test (the
+        # per-zone answers are cached, see `_zone_may_take` and `_zone_has_partners`),
+        # so the first repair found is the one the full scan would find.
         for source in sharing:
             for z in missing:
+                if not self._zone_may_take(z, source, weight):
+                    continue
                 for target in self.workers_in_zone[z]:
                     if target not in self.removed and target not in leaving \
                             and self._keeps_balance(source, target, weight) \
@@ -804,6 +847,8 @@ class Planner:
                         return True
         for source in sharing:
             for z in missing:
+                if not self._zone_has_partners(z, zone[source], weight):
+                    continue
                 for target in self.workers_in_zone[z]:
                     if target in self.removed or target in leaving:
                         continue
@@ -822,16 +867,58 @@ class Planner:
         ceiling."""
         if not self.unit:
             return self.has_room(target, weight)
+        above_quota, above_floor = self._may_give(source)
+        return (above_quota and self.has_room(target, weight)) \
+            or (above_floor and self._below_ceiling(target))
+
+    def _may_give(self, source: str) -> tuple[bool, bool]:
+        """The source's half of `_keeps_balance` (equal weights): whether it is above
+        its quota, and whether (equal capacities only) it stays at or above the floor
+        of its fair share after giving one slot."""
         load = self.load
-        if load[source] > self.limit[source] and self.has_room(target, weight):
-            return True
+        above_quota = load[source] > self.limit[source]
         if self.equal_capacities is None:
             self.equal_capacities = len(set(self.capacity.values())) == 1
         if not self.equal_capacities:
-            return False
-        fair, unit = self.fair, self.unit_weight
-        return (load[source] - unit >= math.floor(fair[source] / unit + 1e-9) * unit
-                and load[target] + unit <= math.ceil(fair[target] / unit - 1e-9) * unit)
+            return above_quota, False
+        unit = self.unit_weight
+        return above_quota, \
+            load[source] - unit >= math.floor(self.fair[source] / unit + 1e-9) * unit
+
+    def _below_ceiling(self, target: str) -> bool:
+        """Whether ``target`` stays at or below the ceiling of its fair share after
+        taking one slot (equal weights)."""
+        unit = self.unit_weight
+        return self.load[target] + unit <= math.ceil(self.fair[target] / unit - 1e-9) * unit
+
+    def _zone_may_take(self, zone: str, source: str, weight: int) -> bool:
+        """False when no worker of ``zone`` passes `_keeps_balance` for ``source``
+        (True does not promise one does). The target's half of the test, per zone,
+        is cached until a worker of the zone changes."""
+        version = self.zone_version.get(zone, 0)
+        cached = self.zone_room_cache.get((zone, weight))
+        if cached is None or cached[0] != version:
+            workers = self.workers_in_zone[zone]
+            room = any(self.has_room(w, weight) for w in workers)
+            below = self.unit and any(self._below_ceiling(w) for w in workers)
+            cached = self.zone_room_cache[(zone, weight)] = (version, room, below)
+        _, room, below = cached
+        if not self.unit:
+            return room
+        above_quota, above_floor = self._may_give(source)
+        return (above_quota and room) or (above_floor and below)
+
+    def _zone_has_partners(self, zone: str, source_zone: str, weight: int) -> bool:
+        """False when no worker of ``zone`` holds a slot that `_partner_slots` offers
+        to a source in ``source_zone``; cached until a worker of the zone changes."""
+        version = self.zone_version.get(zone, 0)
+        key = (zone, source_zone, weight)
+        cached = self.zone_partners_cache.get(key)
+        if cached is None or cached[0] != version:
+            found = any(self._partner_slots(target, source_zone, weight)
+                        for target in self.workers_in_zone[zone])
+            cached = self.zone_partners_cache[key] = (version, found)
+        return cached[1]
 
     def _swap_partners(self, source: str, target: str,
                        weight: int) -> Iterator[tuple[str, int, Optional[int]]]:
@@ -841,26 +928,49 @@ class Planner:
         slots it owns that are not moving. Each has the same weight, ``source`` is not
         a replica of its partition yet, and its count of distinct zones is not
         lowered."""
+        members_of, leaving = self.members_of, self.leaving
+        for other, slot, index, mover in self._partner_slots(target, self.zone[source],
+                                                             weight):
+            if index is not None and mover == source:
+                continue  # the move brings it from the source
+            if source in members_of(other) or source in leaving.get(other, ()):
+                continue
+            yield other, slot, index
+
+    def _partner_slots(self, target: str, source_zone: str, weight: int) -> list:
+        """The part of `_swap_partners` that does not depend on the source itself,
+        only on its zone: ``target``'s slots of ``weight`` whose partition would keep
+        its count of distinct zones if the slot went to ``source_zone``, in the
+        order described there, as (partition, slot, move index or None, source of
+        that move). Cached until ``target``'s version changes."""
+        assert self.worker_version is not None
+        version = self.worker_version.get(target, 0)
+        key = (target, source_zone, weight)
+        cached = self.partner_slots_cache.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
         zone, partitions, pending, moves = self.zone, self.partitions, self.pending, self.moves
-        source_zone, target_zone = zone[source], zone[target]
-        arriving = [i for i in self._arrivals().get(target, ())
-                    if moves[i].target == target and moves[i].source != source]
-        arriving.sort(key=lambda i: (moves[i].source is not None, i))
-        options: Iterable[tuple[str, int, Optional[int]]] = itertools.chain(
-            ((moves[i].partition_id, moves[i].slot, i) for i in arriving),
-            ((key[0], key[1], None) for key in sorted(self.state.workers[target].owned)
+        target_zone = zone[target]
+        # A set: a move re-aimed away from ``target`` and back is listed twice.
+        arriving = sorted({i for i in self._arrivals().get(target, ())
+                           if moves[i].target == target},
+                          key=lambda i: (moves[i].source is not None, i))
+        options: Iterable[tuple[str, int, Optional[int], Optional[str]]] = itertools.chain(
+            ((moves[i].partition_id, moves[i].slot, i, moves[i].source) for i in arriving),
+            ((key[0], key[1], None, None) for key in sorted(self.state.workers[target].owned)
              if key not in pending and key not in self.handed_off))
-        for other, slot, index in options:
-            record = partitions[other]
+        found = []
+        for option in options:
+            self.partner_checks += 1
+            record = partitions[option[0]]
             if record.weight != weight or record.quarantined:
                 continue
-            members = self.members_of(other)
-            if source in members or source in self.leaving.get(other, ()):
-                continue
-            rest = [zone.get(m) for m in members if m != target]
+            rest = [zone.get(m) for m in self.members_of(option[0]) if m != target]
             if source_zone in rest and target_zone not in rest:
                 continue  # it would lose a zone
-            yield other, slot, index
+            found.append(option)
+        self.partner_slots_cache[key] = (version, found)
+        return found
 
     def _arrivals(self) -> dict[str, list[int]]:
         """Indexes of the moves planned in this pass, by target (built on first use,
@@ -933,6 +1043,8 @@ class Planner:
         self.moves[index] = move._replace(target=new)
         if self.arrivals is not None:
             self.arrivals.setdefault(new, []).append(index)
+        if self.worker_version is not None:
+            self._touch(move.partition_id, old)
 
     def run(self) -> list[Move]:
         if not self.eligible:

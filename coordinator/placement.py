@@ -59,7 +59,14 @@ replica slots should change owner, and returns `Move`s; the leader turns them in
    O(F + M (log W + Z)) for F free slots, M moves, W workers and Z zones — never a
    scan of every (slot, worker) pair. The repair looks only at partitions the state
    indexes as sharing a zone (`CoordinatorState.zone_shared`) and those this pass
-   crowded.
+   crowded, and it remembers its answers (whether a zone has a worker that may take
+   a replica, which slots of a worker could go back in a swap) until a move
+   changes what they depend on. A clash that no worker of a missing zone could
+   take part in repairing costs O(R Z) for replication factor R (only the caps
+   blocking a possible repair make it walk that zone's workers), and each slot is
+   examined as a swap partner at most once per zone between changes: with C
+   candidate clashes and S placed slots, the repair of a plan that changes nothing
+   costs O(C R Z + S Z), not O(C S).
 """
 
 from __future__ import annotations
