@@ -8,8 +8,9 @@ applied by `CoordinatorState.apply` on every replica. Rules:
   could not make sense in any state (an empty id, a negative slot, a NaN timestamp)
   cannot exist. Whether it makes sense in the *current* state is checked by the state
   machine, which answers with an `Error` result instead of mutating anything.
-* Commands that depend on time carry ``now``: the proposing leader's clock reading in
-  seconds. Replicas never read a clock of their own.
+* Commands that depend on time carry ``now``: the proposing leader's *cluster time*
+  in seconds (`CoordinatorLeader.cluster_time`; rule 5 of `coordinator.state`), not
+  a node's clock. Replicas never read a clock of their own.
 * All fields are keyword-only, so adding an optional field later keeps old call sites
   and old encoded commands valid. The wire format is versioned by `coordinator.codec`.
 """

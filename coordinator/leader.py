@@ -12,6 +12,9 @@ being one. The driver (the simulator, later the trio server) calls:
   leader's first entry of its term (before that its view of the state is stale;
   stale proposals would only be refused, but there is no point), and proposes the
   commands it returns;
+* `stamp(command, now)` for every command with a ``now`` that the driver proposes
+  itself (worker registrations, releases and leaves, operator commands), also only
+  once that first entry is applied, and proposes the stamped copy;
 * `on_applied(command, result)` for every command the state machine applied (any
   proposer), and `on_dropped(command)` for every proposal Raft refused, so that
   proposals in flight are neither lost nor repeated.
@@ -29,11 +32,29 @@ A driver loop, in outline (``node`` is the Raft node, ``clock`` the local clock)
         except ProposalDropped:
             leader.on_dropped(command)
     ...
+    node.propose(encode_command(leader.stamp(register_command, clock())))
+    ...
     for entry in ready.committed_entries:             # on every node
         command = decode_command(entry.data)
         result = state.apply(command)
         if leader is not None:
             leader.on_applied(command, result)
+
+Every ``now`` the driver passes is a reading of the leader's *local* clock. Every
+command the leader returns or stamps carries *cluster time* instead (rule 5 of
+`coordinator.state`): ``local + offset``, with the offset fixed by the first
+`next_commands`, `stamp` or `cluster_time` call as ``state.log_time - local``. That
+call comes after the leader's first entry of its term is applied, so every entry
+that will ever precede this leader's entries is applied and none carries a later
+time: cluster time continues from the newest timestamp in the log and never goes
+back, even though the clocks of two leaders may be hundreds of seconds apart. It
+runs at the rate of the local clock (at most ``1+ρ`` per real second) and does not
+count the election gap, so a hold, revoke deadline or quarantine window of ``d``
+cluster seconds lasts at least ``d/(1+ρ)`` real seconds, whichever leaders measure
+it: never shorter than on one drifting clock. Everything that carries lease safety
+(the `LeaseTable`, the grace period, when a slot was last covered or a revoke
+proposed) and the retry timers stay on the local clock (rule 3 of
+`coordinator.lease` compares intervals of one clock only).
 
 It reads the state; it never mutates it. Decisions per call, in priority order:
 
@@ -48,6 +69,8 @@ from __future__ import annotations
 
 import math
 from typing import Optional
+
+import attrs
 
 from . import commands as c
 from .commands import WorkerState
@@ -91,6 +114,47 @@ class CoordinatorLeader:
         # When this leader last received a heartbeat whose acknowledgement covered a
         # slot (leader clock).
         self._covered_at: dict[SlotKey, float] = {}
+        # (local clock, cluster time) at the first cluster_time call. Kept as a pair
+        # rather than one offset so that cluster time starts at log_time exactly
+        # (float rounding must not take it below the newest timestamp).
+        self._origin: Optional[tuple[float, float]] = None
+
+    # ---------------------------------------------------------------- cluster time
+
+    @property
+    def cluster_time_fixed(self) -> bool:
+        """Whether the mapping from the local clock to cluster time is fixed (by the
+        first `next_commands`, `stamp` or `cluster_time` call)."""
+        return self._origin is not None
+
+    def cluster_time(self, now: float) -> float:
+        """Cluster time at local clock reading ``now`` (module docstring).
+
+        The first call (or the first `next_commands` / `stamp`) fixes the mapping so
+        that cluster time continues from ``state.log_time``; the driver makes it only
+        once the state applied the leader's first entry of its term.
+        """
+        if self._origin is None:
+            self._origin = (now, self.state.log_time)
+        local_start, cluster_start = self._origin
+        return cluster_start + (now - local_start)
+
+    def stamp(self, command: c.Command, now: float) -> c.Command:
+        """``command`` with its ``now`` (and its inner commands', for a `Batch`) set to
+        the cluster time at local clock reading ``now``; commands without a ``now``
+        are returned as they are."""
+        if isinstance(command, c.Batch):
+            return c.Batch(commands=[self.stamp(inner, now) for inner in command.commands])
+        if not any(field.name == "now" for field in attrs.fields(type(command))):
+            return command
+        return attrs.evolve(command, now=self.cluster_time(now))
+
+    def _local_time(self, cluster: float) -> float:
+        """The local clock reading at which cluster time was ``cluster`` (earlier than
+        this term for a timestamp of an earlier leader)."""
+        assert self._origin is not None
+        local_start, cluster_start = self._origin
+        return local_start + (cluster - cluster_start)
 
     # ------------------------------------------------------------------ heartbeats
 
@@ -176,8 +240,13 @@ class CoordinatorLeader:
         out.append(command)
 
     def next_commands(self, now: float) -> list[c.Command]:
-        """The commands to propose now (possibly none), in order."""
+        """The commands to propose now (possibly none), in order.
+
+        Args:
+            now: the local clock; the commands carry the cluster time.
+        """
         state, leases = self.state, self.leases
+        cluster = self.cluster_time(now)
         out: list[c.Command] = []
         for worker_id in leases.tracked():
             record = state.workers.get(worker_id)
@@ -198,16 +267,19 @@ class CoordinatorLeader:
         for worker_id in expired:
             key = ("worker", worker_id)
             if self._may_propose(key, now):
-                self._propose(out, c.ExpireWorker(worker_id=worker_id, now=now), now)
+                self._propose(out, c.ExpireWorker(worker_id=worker_id, now=cluster), now)
         if expired:
             return out
-        self._force_revokes(out, now)
+        self._force_revokes(out, now, cluster)
         epochs: dict[str, int] = {}
-        self._complete_handoffs(out, now, epochs)
-        self._planned_moves(out, now, epochs)
+        self._complete_handoffs(out, now, cluster, epochs)
+        self._planned_moves(out, now, cluster, epochs)
         return out
 
-    def _force_revokes(self, out: list, now: float) -> None:
+    # The helpers below take both clocks: ``now`` (local) for leases and retries,
+    # ``cluster`` for the commands and for comparisons with times in the state.
+
+    def _force_revokes(self, out: list, now: float, cluster: float) -> None:
         if now < self.leases.grace_until:
             return
         state = self.state
@@ -216,25 +288,28 @@ class CoordinatorLeader:
         for key, move in sorted(state.pending_moves.items()):
             if move.phase is not MovePhase.REVOKING:
                 continue
-            # Rule 3 of coordinator.lease: a full leader lease after the last
-            # heartbeat whose acknowledgement covered the slot (and after the
-            # proposal, in case revoke_timeout was configured shorter).
-            proposed_at = move.deadline - revoke_timeout
+            if cluster < move.deadline:
+                continue
+            # Rule 3 of coordinator.lease, on the local clock: a full leader lease
+            # after the last heartbeat whose acknowledgement covered the slot (and
+            # after the proposal, in case revoke_timeout was configured shorter).
+            proposed_at = self._local_time(move.deadline - revoke_timeout)
             covered_at = self._covered_at.get(key, -math.inf)
-            if now < max(move.deadline, proposed_at + leader_lease, covered_at + leader_lease):
+            if now < max(proposed_at, covered_at) + leader_lease:
                 continue
             if self._may_propose(("slot",) + key, now):
                 self._covered_at.pop(key, None)
                 self._propose(out, c.ForceRevoke(
                     partition_id=key[0], slot=key[1], worker_id=move.source,
-                    epoch=move.epoch, now=now), now)
+                    epoch=move.epoch, now=cluster), now)
 
     def _next_epoch(self, epochs: dict[str, int], pid: str) -> int:
         epoch = epochs.get(pid, self.state.partitions[pid].epoch) + 1
         epochs[pid] = epoch
         return epoch
 
-    def _complete_handoffs(self, out: list, now: float, epochs: dict[str, int]) -> None:
+    def _complete_handoffs(self, out: list, now: float, cluster: float,
+                           epochs: dict[str, int]) -> None:
         state = self.state
         for key, move in sorted(state.pending_moves.items()):
             if move.phase is not MovePhase.RELEASED or move.target is None:
@@ -247,30 +322,31 @@ class CoordinatorLeader:
             if self._may_propose(("slot",) + key, now):
                 self._propose(out, c.Assign(
                     partition_id=key[0], slot=key[1], worker_id=move.target,
-                    epoch=self._next_epoch(epochs, key[0]), now=now), now)
+                    epoch=self._next_epoch(epochs, key[0]), now=cluster), now)
 
-    def _planned_moves(self, out: list, now: float, epochs: dict[str, int]) -> None:
+    def _planned_moves(self, out: list, now: float, cluster: float,
+                       epochs: dict[str, int]) -> None:
         state = self.state
-        for move in plan(state, self.policy, now):
+        for move in plan(state, self.policy, cluster):
             key = ("slot", move.partition_id, move.slot)
             if not self._may_propose(key, now) or not self._reusable(move, now):
                 continue
             if move.source is None:
                 command: c.Command = c.Assign(
                     partition_id=move.partition_id, slot=move.slot, worker_id=move.target,
-                    epoch=self._next_epoch(epochs, move.partition_id), now=now)
+                    epoch=self._next_epoch(epochs, move.partition_id), now=cluster)
             else:
                 command = c.Revoke(
                     partition_id=move.partition_id, slot=move.slot, worker_id=move.source,
                     epoch=state.partitions[move.partition_id].epoch, target=move.target,
-                    now=now)
+                    now=cluster)
             self._propose(out, command, now)
-
 
     def _reusable(self, move: Move, now: float) -> bool:
         """A re-created partition (same id as a deleted one) is given out only once
         every acknowledgement that covered the old one has run out (rule 3 of
-        `coordinator.lease`, with the deletion in the role of the revoke)."""
+        `coordinator.lease`, with the deletion in the role of the revoke; local
+        clock). The planner already checked ``not_before`` in cluster time."""
         if self.state.partitions[move.partition_id].not_before is None:
             return True
         covered_at = self._covered_at.get((move.partition_id, move.slot), -math.inf)

@@ -4,6 +4,14 @@ Both are pure: every method takes the local clock reading as an argument. Heartb
 are leader-local (never logged); what the leader decides from them — that a worker
 expired, that a revoke may be forced — is committed as a command.
 
+Two clocks meet at the leader. Committed commands carry *cluster time* (rule 5 of
+`coordinator.state`): it continues from the newest timestamp in the log and only
+serves liveness windows (holds, revoke deadlines, quarantine). Everything below —
+the `LeaseTable`, the grace of rule 1, the last covering heartbeat and the revoke
+proposal of rule 3 — is on the leader's *local* clock, and `CoordinatorLeader`
+converts the one log time rule 3 needs (when a revoke was proposed) back to it.
+Safety never compares a cluster timestamp with a local one.
+
 Safety argument: a worker always stops before the leader may reassign
 ==================================================================
 

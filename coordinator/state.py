@@ -20,11 +20,24 @@ order, on every replica. Rules of operation:
    (`ExpireWorker`) frees its slots at once or, for an ACTIVE worker with
    ``restart_delay`` > 0, holds them for it; a hold blocks `Assign` to anyone else
    until it runs out.
-5. **Timestamps are the proposer's.** ``command.now`` comes from the clock of the
-   leader that proposed the command, and different leaders' clocks may be offset.
-   The state only compares timestamps for liveness (hold windows, quarantine windows,
-   the earliest time a revoke may be forced); lease *safety* never rests on them
-   (see `coordinator.lease`).
+5. **Timestamps are cluster time.** ``command.now`` is a reading of *cluster time*,
+   not of any node's clock: clocks of different nodes may have any offset, so
+   comparing a timestamp one leader wrote (a hold's end, a revoke deadline, a
+   quarantine window, a re-created group's ``not_before``) with another leader's
+   clock could keep a hold forever or lapse it at once. The state keeps
+   `log_time`, the largest ``now`` of any command it applied (refused commands
+   change nothing, rule 2); every timestamp stored in the state is at most
+   `log_time`. A leader maps its local clock to cluster time with an offset fixed
+   once it has applied every entry before its term (``log_time - local clock``), so
+   cluster time continues from the newest timestamp in the log, never goes back,
+   and advances at the rate of the current leader's clock; the gap between two
+   leaders is not counted. Hence a duration ``d`` measured in cluster time between
+   a stamp and a later comparison lasts at least ``d/(1+ρ)`` real seconds, as on a
+   single clock drifting by at most ``ρ``: never shorter, and longer by the
+   elections in between (see `coordinator.leader`). The state only compares
+   timestamps for liveness (hold windows, quarantine windows, the earliest time a
+   revoke may be forced); lease *safety* never rests on them: it compares
+   intervals on one leader's local clock (see `coordinator.lease`).
 
 The state is a plain object: the planner and the leader helper read it through the
 read-only mappings below; only `apply` and `restore` change it.
@@ -56,7 +69,9 @@ from .records import (
     partition_id,
 )
 
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2
+"""Version 2 added ``log_time``; version 1 snapshots are still read (see `restore`)."""
+_READABLE_FORMATS = (1, SNAPSHOT_FORMAT)
 
 
 class SnapshotError(ValueError):
@@ -115,6 +130,7 @@ class CoordinatorState:
         self._kv_keys: list[str] = []
         self._kv_revision = 0
         self._next_ordinal = 0
+        self._log_time = 0.0
         self._counters = Counters()
         self._handlers: dict[type, Callable[[Any], c.Result]] = {
             c.RegisterWorker: self._register,
@@ -186,6 +202,13 @@ class CoordinatorState:
         return sorted(self._weights)
 
     @property
+    def log_time(self) -> float:
+        """Cluster time: the largest ``now`` of any command applied so far (0.0 before
+        the first). It never decreases, and no timestamp stored in the state is later
+        (rule 5)."""
+        return self._log_time
+
+    @property
     def counters(self) -> Counters:
         return attrs.evolve(self._counters)
 
@@ -253,7 +276,13 @@ class CoordinatorState:
         handler = self._handlers.get(type(command))
         if handler is None:
             raise TypeError(f"not a coordinator command: {type(command).__name__}")
-        return handler(command)
+        result = handler(command)
+        # A batch's commands advanced the time one by one; a refused command changes
+        # nothing (rule 2), not even the time.
+        now = getattr(command, "now", None)
+        if now is not None and now > self._log_time and not isinstance(result, c.Error):
+            self._log_time = now
+        return result
 
     # -- workers
 
@@ -665,6 +694,7 @@ class CoordinatorState:
             "kv": [[k, self._kv[k].value, self._kv[k].version] for k in self._kv_keys],
             "kv_revision": self._kv_revision,
             "next_ordinal": self._next_ordinal,
+            "log_time": self._log_time,
             "counters": list(self._counters.as_tuple()),
         }
 
@@ -676,13 +706,19 @@ class CoordinatorState:
     def restore(cls, data: bytes) -> "CoordinatorState":
         """Rebuild a state from `snapshot` bytes.
 
+        A version 1 snapshot has no ``log_time``; it is taken as the latest timestamp
+        the snapshot stores (a lower bound of the true one: cluster time then
+        continues from there, which only makes windows in flight a little longer).
+
         Raises:
             SnapshotError: the bytes are not a snapshot of a supported format.
         """
         try:
             wire = cbor2.loads(data)
-            if wire.get("format") != SNAPSHOT_FORMAT:
-                raise SnapshotError(f"unsupported snapshot format {wire.get('format')!r}")
+            if not isinstance(wire, dict) or wire.get("format") not in _READABLE_FORMATS:
+                found = wire.get("format") if isinstance(wire, dict) else None
+                raise SnapshotError(f"unsupported snapshot format {found!r} (this version "
+                                    f"reads formats {', '.join(map(str, _READABLE_FORMATS))})")
             return cls._from_wire(wire)
         except SnapshotError:
             raise
@@ -742,7 +778,28 @@ class CoordinatorState:
         state._kv_revision = wire["kv_revision"]
         state._next_ordinal = wire["next_ordinal"]
         state._counters = Counters(*wire["counters"])
+        if wire["format"] >= 2:
+            state._log_time = wire["log_time"]
+        else:
+            state._log_time = state._latest_stored_time()
         return state
+
+    def _latest_stored_time(self) -> float:
+        """The latest timestamp written into the state (for version 1 snapshots)."""
+        config = self._config
+        times = [0.0]
+        for worker in self._workers.values():
+            times.append(worker.registered_at)
+            if worker.expired_at is not None:
+                times.append(worker.expired_at)
+        times.extend(group.created_at for group in self._groups.values())
+        for record in self._partitions.values():
+            times.extend(t for t in record.assigned_at if t is not None)
+            times.extend(record.deaths)
+        times.extend(move.deadline - config.revoke_timeout for move in self._pending.values())
+        times.extend(hold.until - config.restart_delay for hold in self._holds.values())
+        times.extend(at for _, at in self._retired.values())
+        return max(times)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CoordinatorState):

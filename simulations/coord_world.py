@@ -11,8 +11,11 @@ Raft driving of `World` it adds, per the driver rules of `coordinator.leader`:
    its own (drifting) clock as ``term_start``; it calls `next_commands` on every tick
    once its state machine applied the leader's first entry of the term, and proposes
    what it returns as one `Batch`. Every applied command goes to `on_applied`, every
-   refused proposal to `on_dropped`. The driver dies with the leadership or the
-   process.
+   refused proposal to `on_dropped`. Commands the driver builds itself (worker
+   registrations, releases and leaves, operator actions) are stamped with the
+   leader's cluster time (`CoordinatorLeader.cluster_time` / `stamp`), never with a
+   node's clock or the simulator's true time. The driver dies with the leadership
+   or the process.
 2. **Heartbeats.** A worker heartbeat arriving at a ready leader starts a ReadIndex
    round *after* its arrival; only once that round confirms leadership and the state
    machine caught up with its index does the leader call `on_heartbeat` (with the
@@ -363,7 +366,8 @@ class CoordWorld(World):
         for request_id, (command, proposed_at) in sorted(self._operator.items(), reverse=True):
             if self.now >= proposed_at + 0.5 and node.up and node.role is Role.LEADER:
                 self._operator[request_id] = (command, self.now)
-                self._propose(node, command, request_id, None)
+                stamped = driver.leader.stamp(command, self.node_clock(node_id))
+                self._propose(node, stamped, request_id, None)
 
     def _propose(self, node: SimNode, command: c.Command, request_id: int,
                  driver: Optional[_LeaderDriver]) -> bool:
@@ -475,6 +479,7 @@ class CoordWorld(World):
         if not driver.ready:
             return
         now = self.node_clock(node_id)
+        cluster = driver.leader.cluster_time(now)
         state = node.kv.state
         if isinstance(message, Heartbeat):
             record = state.workers.get(message.worker_id)
@@ -483,7 +488,7 @@ class CoordWorld(World):
                     driver.registering[message.worker_id] = now
                     self._propose(node, c.RegisterWorker(
                         worker_id=message.worker_id, address=f"sim:{number}",
-                        zone=message.zone, now=now), WORKER_REQUEST, None)
+                        zone=message.zone, now=cluster), WORKER_REQUEST, None)
                 self._send_to_worker(node_id, number, Nack(message.seq))
                 return
             self._read_counter += 1
@@ -498,14 +503,14 @@ class CoordWorld(World):
         elif isinstance(message, Release):
             self._propose(node, c.Released(partition_id=message.partition_id, slot=message.slot,
                                            worker_id=message.worker_id, epoch=message.epoch,
-                                           now=now), WORKER_REQUEST, None)
+                                           now=cluster), WORKER_REQUEST, None)
         elif isinstance(message, Checkpoint):
             self._propose(node, c.FencedPut(key=f"ckpt/{message.partition_id}",
                                             value=message.value,
                                             partition_id=message.partition_id,
                                             epoch=message.epoch), WORKER_REQUEST, None)
         elif isinstance(message, Leave):
-            self._propose(node, c.DeregisterWorker(worker_id=message.worker_id, now=now),
+            self._propose(node, c.DeregisterWorker(worker_id=message.worker_id, now=cluster),
                           WORKER_REQUEST, None)
 
     def _heartbeat_confirmed(self, node: SimNode, read: _HeartbeatRead) -> None:
@@ -694,17 +699,18 @@ class CoordWorld(World):
             self.isolate_worker(self.workers[args[0]], args[1])
         elif kind == "drain":
             self.moves.interrupt()
-            self.operator(c.DrainWorker(worker_id=args[0], now=0.0))
+            self.operator(c.DrainWorker(worker_id=args[0], now=0.0))  # stamped when proposed
         elif kind == "create_group":
             self.moves.interrupt()
             self.operator(c.CreatePartitionGroup(name=args[0], count=args[1],
-                                                 replication_factor=args[2], now=self.now))
+                                                 replication_factor=args[2], now=0.0))
         elif kind == "node_fault":
             self.apply_fault(Fault(self.now, args[0], args[1], 0))
 
     def operator(self, command: c.Command) -> None:
         """Propose ``command`` through the leader, retrying on every leader tick until
-        it is applied."""
+        it is applied; the leader stamps it with its cluster time each time (any
+        ``now`` it carries is replaced)."""
         self._next_operator_id -= 1
         self._operator[self._next_operator_id] = (command, -math.inf)
 
@@ -719,9 +725,15 @@ class CoordWorld(World):
         return None
 
     def _leader_now(self) -> float:
-        for node_id in sorted(self.drivers):
-            return self.node_clock(node_id)
-        return self.now
+        """The cluster time of the ready leader, as it would plan now (its state's
+        ``log_time`` if it has not decided yet; 0.0 without a ready leader)."""
+        for node_id, driver in sorted(self.drivers.items()):
+            node = self.nodes[node_id]
+            if driver.ready and node.up and not node.paused and node.role is Role.LEADER:
+                if not driver.leader.cluster_time_fixed:
+                    return node.kv.state.log_time
+                return driver.leader.cluster_time(self.node_clock(node_id))
+        return 0.0
 
     def quiescent(self) -> bool:
         """Nothing left to do: every live worker process is ACTIVE in the state and

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import random
 
+import attrs
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -85,7 +87,9 @@ def test_silent_worker_expires_only_after_grace_and_lease():
         if t + 0.5 < 110.5:
             assert expired == []
         elif expired:
-            assert expired == [c.ExpireWorker(worker_id="w2", now=t + 0.5)]
+            # Stamped with cluster time, which continues from the log (0.0 here).
+            assert expired == [c.ExpireWorker(worker_id="w2", now=t + 0.5 - 100.0)]
+            assert expired[0].now == leader.cluster_time(t + 0.5)
             break
     else:
         pytest.fail("w2 never expired")
@@ -142,8 +146,10 @@ def test_new_leader_waits_for_its_grace_before_forcing():
     run(old, state, 0.0)
     owner = state.owner("g/0")
     state.apply(c.Revoke(partition_id="g/0", slot=0, worker_id=owner, epoch=1, now=1.0))
-    # The deadline of the revoke has passed on the new leader's clock, but its
-    # grace has not.
+    other = next(w for w in state.workers if w != owner)
+    state.apply(c.UndrainWorker(worker_id=other, now=20.0))  # the log goes on to 20.0
+    # The deadline of the revoke (11.5) has passed in cluster time, which continues
+    # from 20.0 on the new leader, but its grace has not.
     new = CoordinatorLeader(state, TIMING, term_start=50.0)
     assert all(not isinstance(cmd, c.ForceRevoke) for cmd in new.next_commands(55.0))
     for worker in ("w0", "w1"):
@@ -345,12 +351,14 @@ def test_no_two_workers_act_for_one_partition(seed):
 
 def test_force_waits_a_lease_after_the_last_covering_ack():
     # A leader whose state did not show the revoke yet acknowledged the slot; the
-    # revoke's own deadline (another leader's clock) must not let it force earlier.
+    # revoke's own deadline (cluster time) must not let it force earlier.
     state = make_state(workers=2, partitions=2)
     run(CoordinatorLeader(state, TIMING, term_start=0.0), state, 0.0)
     owner = state.owner("g/0")
     leader = CoordinatorLeader(state, TIMING, term_start=50.0)
+    assert leader.cluster_time(50.0) == 0.0  # cluster time = local clock - 50
     leader.on_heartbeat(owner, seq=1, received_at=61.0)  # covers g/0
+    # Proposed at 51.0 (cluster 1.0), deadline 61.5 (cluster 11.5), applied late.
     state.apply(c.Revoke(partition_id="g/0", slot=0, worker_id=owner, epoch=1, now=1.0))
     for t in (62.0, 70.0):
         for worker in ("w0", "w1"):
@@ -425,7 +433,8 @@ def test_heartbeat_confirmed_after_the_expiry_was_proposed_is_not_acknowledged()
         w4_lease.heartbeat_sent(0.0)
     assert w4_lease.heartbeat_sent(14.3858) == 32
     proposed = leader.next_commands(756.6235)
-    assert proposed == [c.ExpireWorker(worker_id="w4", now=756.6235)]
+    # Cluster time continues from the newest timestamp in the log.
+    assert proposed == [c.ExpireWorker(worker_id="w4", now=119.51)]
     # The round confirms leadership before the expiry is applied: no acknowledgement
     # (the worker is told to register again), and its deadline is not extended.
     assert leader.on_heartbeat("w4", 32, received_at=756.6224) is None
@@ -433,11 +442,13 @@ def test_heartbeat_confirmed_after_the_expiry_was_proposed_is_not_acknowledged()
     leader.on_applied(proposed[0], state.apply(proposed[0]))
     assert state.workers["w4"].state is WorkerState.DEAD
     assert leader.on_heartbeat("w4", 33, received_at=756.9) is None
-    # The hold for w4 runs out after restart_delay; events/3 goes to w0.
+    # The hold for w4 runs out after restart_delay (cluster time); events/3 goes to w0.
     leader.on_heartbeat("w0", 33, received_at=757.4)
+    assert run(leader, state, 757.6) == []
     commands = run(leader, state, 757.6278)
     assert c.Assign(partition_id="events/3", slot=0, worker_id="w0", epoch=3,
-                    now=757.6278) in commands
+                    now=leader.cluster_time(757.6278)) in commands
+    assert leader.cluster_time(757.6278) == pytest.approx(119.51 + 1.0043)
     # w0 acts from its next acknowledgement; w4 (its clock 15.3 at that moment, its
     # last covering acknowledgement from an earlier term long run out) does not.
     assert not w4_lease.may_act_for("events/3", 2, 15.3)
@@ -459,3 +470,105 @@ def test_expiry_in_flight_blocks_acknowledgements_until_applied_or_dropped():
     ack = leader.on_heartbeat("w1", seq=3, received_at=12.7)
     assert ack is not None and ack.covered
     assert leader.leases.deadline("w1") == pytest.approx(12.7 + TIMING.leader_lease)
+
+
+# ------------------------------------------------------------------- cluster time
+# Two leaders whose clocks are 1000 s apart (the simulator draws node clock offsets
+# in [0, 1000) s). Their commands carry cluster time, so a window one of them opens
+# is measured by the next one from where the log left off.
+
+HOLD_CONFIG = CoordinatorConfig(revoke_timeout=TIMING.leader_lease, restart_delay=5.0)
+
+
+def expire_w2_under_first_leader(state):
+    """Leader A (clock ~1500) expires silent w2 at 1510.5: its slots are held."""
+    first = CoordinatorLeader(state, TIMING, term_start=1500.0)
+    run(first, state, 1500.0)
+    assert first.cluster_time(1500.0) == 0.0  # continues from the log (make_state: 0.0)
+    for worker in ("w0", "w1"):
+        first.on_heartbeat(worker, seq=1, received_at=1505.0)
+    expired = run(first, state, 1510.5)
+    assert expired == [c.ExpireWorker(worker_id="w2", now=10.5)]
+    held = sorted(state.holds)
+    assert held and all(state.holds[key].until == 15.5 for key in held)
+    return held
+
+
+@pytest.mark.parametrize("behind", [1000.0, -1000.0])
+def test_hold_of_one_leader_lapses_after_restart_delay_on_the_next(behind):
+    # Regression (`raftcoord simulate --scenario mixed --seed 126 --nodes 3 ...`):
+    # node 3 (clock ~694) held w0's slots until 694.99 on its clock; node 1 (clock
+    # ~576) then led to the end of the run and six slots stayed unowned. With the
+    # other sign, the hold would have lapsed at once.
+    state = CoordinatorState(HOLD_CONFIG)
+    for i in range(3):
+        state.apply(c.RegisterWorker(worker_id=f"w{i}", address="", zone=f"z{i}", now=0.0))
+    state.apply(c.CreatePartitionGroup(name="g", count=6, now=0.0))
+    held = expire_w2_under_first_leader(state)
+    # Leader B's clock is `behind` seconds behind A's; it decides first at `start`.
+    start = 1512.0 - behind
+    second = CoordinatorLeader(state, TIMING, term_start=start - 1.0)
+    assert run(second, state, start) == []
+    assert second.cluster_time(start) == state.log_time == 10.5  # no jump either way
+    # The hold has 5.0 - (10.5 - 10.5) = 5.0 s of cluster time left: B waits them out
+    # on its own clock, however far it is from A's.
+    assert run(second, state, start + 4.99) == []
+    assigned = run(second, state, start + 5.0)
+    assert sorted((cmd.partition_id, cmd.slot) for cmd in assigned) == held
+    assert all(cmd.now == 15.5 for cmd in assigned)
+    assert not state.holds and not state.free_slots
+
+
+def test_cluster_time_is_monotonic_across_leaders():
+    state = make_state(workers=2, partitions=2)
+    stamps = []
+    # Leaders one after another, with clocks far apart in both directions; each
+    # decides a little after it became leader, and the gap between terms is lost.
+    for clock_start in (1500.0, 500.0, 1400.0, 20.0):
+        leader = CoordinatorLeader(state, TIMING, term_start=clock_start)
+        assert leader.cluster_time(clock_start + 0.5) == state.log_time
+        for step in (1.0, 2.0, 3.0):
+            command = leader.stamp(c.DrainWorker(worker_id="w0", now=0.0), clock_start + step)
+            stamps.append(command.now)
+            state.apply(command)
+            state.apply(leader.stamp(c.UndrainWorker(worker_id="w0", now=0.0),
+                                     clock_start + step))
+        assert state.log_time == stamps[-1]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+    # Cluster time advanced by each leader's own elapsed time only: 2.5 s per term.
+    assert stamps[-1] == pytest.approx(4 * 2.5)
+
+
+def test_stamp_sets_cluster_time_on_commands_that_carry_time():
+    state = make_state(workers=2, partitions=2)
+    state.apply(c.DrainWorker(worker_id="w1", now=42.0))
+    leader = CoordinatorLeader(state, TIMING, term_start=900.0)
+    register = c.RegisterWorker(worker_id="w5", address="", zone="z5", now=900.0)
+    assert leader.stamp(register, 901.0) == attrs.evolve(register, now=42.0)
+    assert leader.stamp(register, 903.0).now == 44.0
+    put = c.KvPut(key="k", value=b"v")
+    assert leader.stamp(put, 903.0) is put
+    batch = leader.stamp(c.Batch(commands=[register, put]), 904.0)
+    assert batch == c.Batch(commands=[attrs.evolve(register, now=45.0), put])
+
+
+def test_revoke_deadline_of_one_leader_is_kept_by_the_next():
+    state = make_state(workers=2, partitions=2)
+    first = CoordinatorLeader(state, TIMING, term_start=1500.0)
+    run(first, state, 1500.0)
+    owner = state.owner("g/0")
+    revoke = first.stamp(c.Revoke(partition_id="g/0", slot=0, worker_id=owner, epoch=1,
+                                  now=0.0), 1501.0)
+    state.apply(revoke)
+    assert state.pending_moves[("g/0", 0)].deadline == 1.0 + TIMING.leader_lease
+    # B, 1000 s behind, decides first at its 502.0 (cluster 1.0): the deadline is
+    # 10.5 s of its own clock away (also the end of its grace, and a leader lease
+    # after the proposal).
+    second = CoordinatorLeader(state, TIMING, term_start=502.0)
+    assert run(second, state, 502.0) == []
+    for worker in ("w0", "w1"):
+        second.on_heartbeat(worker, seq=1, received_at=510.0)
+    assert not any(isinstance(cmd, c.ForceRevoke) for cmd in run(second, state, 512.4))
+    forced = run(second, state, 512.5)
+    assert [type(cmd) for cmd in forced] == [c.ForceRevoke]
+    assert forced[0].now == pytest.approx(11.5)

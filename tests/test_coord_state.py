@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cbor2
 import pytest
 
 from coordinator import commands as c
@@ -418,8 +419,58 @@ def test_snapshot_restore_equals_replay():
 def test_restore_rejects_garbage():
     with pytest.raises(SnapshotError):
         CoordinatorState.restore(b"\xff\x00garbage")
-    with pytest.raises(SnapshotError):
-        CoordinatorState.restore(b"\xa1\x66format\x02")  # {"format": 2}
+    with pytest.raises(SnapshotError, match="invalid snapshot"):
+        CoordinatorState.restore(b"\xa1\x66format\x02")  # {"format": 2}, nothing else
+    with pytest.raises(SnapshotError, match="unsupported snapshot format 3"):
+        CoordinatorState.restore(cbor2.dumps({"format": 3}))
+
+
+# ------------------------------------------------------------------- cluster time
+
+
+def test_log_time_is_the_largest_now_applied():
+    state = CoordinatorState(CoordinatorConfig(restart_delay=30.0))
+    assert state.log_time == 0.0
+    times = []
+    for command in busy_log():
+        state.apply(command)
+        times.append(state.log_time)
+    assert times == sorted(times) and state.log_time == 5.0
+    # An older timestamp (a command stamped earlier) does not take it back ...
+    state.apply(c.RegisterWorker(worker_id="d", address="d:1", zone="z1", now=4.5))
+    assert state.log_time == 5.0
+    # ... a refused command changes nothing, not even the time (rule 2) ...
+    assert unchanged(state, c.ExpireWorker(worker_id="nobody", now=99.0)) \
+        is ErrorCode.UNKNOWN_WORKER
+    assert state.log_time == 5.0
+    # ... and a batch advances it by its inner commands.
+    state.apply(c.Batch(commands=[c.DrainWorker(worker_id="d", now=6.0), c.KvPut(key="k", value=b"")]))
+    assert state.log_time == 6.0
+
+
+def test_log_time_survives_snapshot_and_restore():
+    state = CoordinatorState(CoordinatorConfig(restart_delay=30.0))
+    for command in busy_log():
+        state.apply(command)
+    state.apply(c.KvPut(key="k", value=b"v"))
+    restored = CoordinatorState.restore(state.snapshot())
+    assert restored.log_time == state.log_time == 5.0
+    assert restored == state
+
+
+def test_format_1_snapshot_takes_its_latest_timestamp_as_log_time():
+    state = CoordinatorState(CoordinatorConfig(restart_delay=30.0))
+    for command in busy_log():
+        state.apply(command)
+    wire = cbor2.loads(state.snapshot())
+    del wire["log_time"]
+    wire["format"] = 1
+    restored = CoordinatorState.restore(cbor2.dumps(wire, canonical=True))
+    # The latest timestamp stored: the deletion of "aa" at 5.0 (its retirement).
+    assert restored.log_time == 5.0
+    assert restored == state
+    wire["retired"] = []
+    assert CoordinatorState.restore(cbor2.dumps(wire)).log_time == 4.0  # the expiry
 
 
 def test_status_counts(state):
