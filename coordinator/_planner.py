@@ -67,29 +67,46 @@ class Move(NamedTuple):
 
 
 def quotas(counts: Mapping[str, int], capacities: Mapping[str, int], total: int,
-           tie_break: Optional[Callable[[str], int]] = None) -> dict[str, int]:
+           tie_break: Optional[Callable[[str], int]] = None,
+           fixed: Optional[Mapping[str, int]] = None) -> dict[str, int]:
     """Integer quotas summing to ``total``, proportional to capacity, within one.
 
     The workers that receive the rounding surplus are those holding the most already
-    (then the larger fractional share, then the smaller id), which is what makes the
-    quotas reachable with the fewest moves.
+    (then those with more ``fixed`` slots, which have fewer they could give, then the
+    larger fractional share, then the smaller id), which is what makes the quotas
+    reachable with the fewest moves.
+
+    Slots a worker cannot give away (``fixed``: those of quarantined partitions) are
+    load it keeps whatever its quota says. A worker whose fixed load exceeds its
+    fair share gets exactly that load as its quota (see `_pinned_loads`) and the
+    other workers share the rest as above; every other worker's fixed load is at
+    most the floor of its share, so any quota it gets is reachable. With no fixed
+    loads the quotas are exactly those computed without ``fixed``.
 
     Args:
         counts: slots each eligible worker holds now.
         capacities: eligible workers and their capacities.
         total: slots to place on them.
         tie_break: when the surplus runs out inside a group of workers with equal
-            counts and fractional shares, it goes to those with the smallest
+            counts, fixed loads and fractional shares, it goes to those with the smallest
             ``tie_break(worker)`` (then the smaller id). Called only for that group.
+        fixed: slots each worker holds and cannot give away (at most its count;
+            missing means none).
     """
+    pinned = _pinned_loads(capacities, total, fixed) if fixed else {}
+    if pinned:
+        capacities = {w: cap for w, cap in capacities.items() if w not in pinned}
+        total -= sum(pinned.values())
     cap_sum = sum(capacities.values())
     if cap_sum == 0:
-        return {}
+        return dict(pinned)
     result = {w: total * cap // cap_sum for w, cap in capacities.items()}
     surplus = total - sum(result.values())
     if surplus:
-        def rank(w: str) -> tuple[int, int]:
-            return -counts.get(w, 0), -(total * capacities[w] % cap_sum)
+        held_fast = fixed or {}
+
+        def rank(w: str) -> tuple[int, int, int]:
+            return -counts.get(w, 0), -held_fast.get(w, 0), -(total * capacities[w] % cap_sum)
 
         order = sorted(capacities, key=lambda w: (rank(w), w))
         if tie_break is not None and surplus < len(order) \
@@ -104,7 +121,31 @@ def quotas(counts: Mapping[str, int], capacities: Mapping[str, int], total: int,
             order[start:end] = sorted(order[start:end], key=lambda w: (tie_break(w), w))
         for worker in order[:surplus]:
             result[worker] += 1
+    result.update(pinned)
     return result
+
+
+def _pinned_loads(capacities: Mapping[str, int], total: int,
+                 fixed: Mapping[str, int]) -> dict[str, int]:
+    """The workers whose fixed load exceeds their fair share, with that load.
+
+    A worker is pinned when its fixed load is above its capacity's share of what
+    the workers not pinned yet must hold (``total`` minus the pinned loads).
+    Pinning one lowers the others' shares, so this repeats until nobody else
+    qualifies (at most once per worker; the answer does not depend on order).
+    Without fixed loads nobody is pinned.
+    """
+    pinned: dict[str, int] = {}
+    while True:
+        rest = total - sum(pinned.values())
+        cap_rest = sum(cap for w, cap in capacities.items() if w not in pinned)
+        # fixed / rest > cap / cap_rest, in integers.
+        new = [w for w, cap in capacities.items() if w not in pinned
+               and fixed.get(w, 0) * cap_rest > rest * cap]
+        if not new:
+            return pinned
+        for worker in new:
+            pinned[worker] = fixed[worker]
 
 
 class Planner:
@@ -125,6 +166,8 @@ class Planner:
         self.pending_total = len(self.pending)
         self.members: dict[str, list[str]] = {}
         self.removed: set[str] = set()
+        # Workers whose quarantined slots alone exceed their fair share (`quotas`).
+        self.pinned: Mapping[str, int] = {}
         self.orphans: list[SlotKey] = []
         self.evicted: list[tuple[SlotKey, str]] = []
         self.moves: list[Move] = []
@@ -291,11 +334,38 @@ class Planner:
                          if counts[w] < total * self.capacity[w] // cap_sum}
             if receiving:
                 tie_break = self._giving_rank(receiving)
-        limit = quotas(counts, self.capacity, total, tie_break)
+        fixed = self._immovable()
+        limit = quotas(counts, self.capacity, total, tie_break, fixed)
         self.limit = {w: limit[w] * unit for w in self.eligible}
+        if fixed:
+            # The repair's balance tests (`_may_give`, `_below_ceiling`) must agree
+            # with these quotas: a pinned worker's share is its fixed load, the
+            # others share the rest.
+            pinned = self.pinned = _pinned_loads(self.capacity, total, fixed)
+            if pinned:
+                rest = total - sum(pinned.values())
+                cap_rest = sum(c for w, c in self.capacity.items() if w not in pinned)
+                self.fair = {w: (pinned[w] if w in pinned
+                                 else rest * self.capacity[w] / cap_rest) * unit
+                             for w in self.eligible}
         self.base = self.limit
         self.cur = {w: self.key(w) for w in self.eligible}
         self.build_heaps()
+
+    def _immovable(self) -> dict[str, int]:
+        """Slots each eligible worker holds and no handoff may take (equal weights):
+        those of quarantined partitions. A slot in a handoff to an eligible worker
+        is left out: `collect` already counts it there."""
+        fixed: dict[str, int] = {}
+        load, pending = self.load, self.pending
+        for pid in self.state.quarantined_partitions:
+            for slot, owner in enumerate(self.partitions[pid].owners):
+                if owner not in load:
+                    continue
+                move = pending.get((pid, slot))
+                if move is None or move.target not in load:
+                    fixed[owner] = fixed.get(owner, 0) + 1
+        return fixed
 
     def _giving_rank(self, receiving: set[str]) -> Callable[[str], int]:
         """How willing a worker is to give a slot to a worker in one of the
@@ -729,6 +799,50 @@ class Planner:
                     if not moved:
                         left.append(candidate)
                 candidates = left
+            if worker in self.pinned:
+                for candidate in candidates:
+                    if load[worker] <= limit[worker]:
+                        break
+                    if self._handoff_past_quota(candidate[2], worker) is None:
+                        return
+
+    def _handoff_past_quota(self, key: SlotKey, source: str) -> Optional[bool]:
+        """Hand a movable slot of a pinned worker to a worker at its quota, as
+        `_handoff` does: True if planned, False if not, None at the cluster-wide cap.
+
+        A pinned worker may hold only a few movable slots, and each may be a sibling
+        of a replica on every worker below quota (seed 187 of the mixed scenario:
+        the only one was a sibling of the only worker below quota). Without this,
+        the pinned worker keeps it forever; with it, the target is one above its
+        quota in the next plan and passes one of its own slots on, which it usually
+        can (a pinned worker holds nothing movable once done, and never receives:
+        it is not a target here and is above its share everywhere else). The target
+        is the emptiest worker relative to its quota that is not pinned, holds no
+        replica of the partition and has handoffs to spare (then an unused zone,
+        then the id)."""
+        if self.pending_total >= self.policy.max_moves_in_flight:
+            return None
+        if not self._budget(source):
+            return False
+        weight = self.partitions[key[0]].weight
+        members = self.members_of(key[0])
+        used = {self.zone.get(m) for m in members if m != source}
+        best = None
+        for worker in self.eligible:
+            if worker in self.pinned or worker in members or worker in self.removed \
+                    or worker in self.leaving.get(key[0], ()):
+                continue
+            rank = (self.load[worker] - self.limit[worker],
+                    self.policy.spread_zones and self.zone[worker] in used, worker)
+            if best is None or rank < best:
+                best = rank
+        if best is None:
+            return False
+        target = best[2]
+        self.place(key[0], key[1], weight, source, target)
+        if not self._budget(target):
+            self.removed.add(target)
+        return True
 
     def _fewest_for_excess(self, worker: str, candidates: list) -> list:
         """Reorder candidates so that few moves bring ``worker`` under its limit:

@@ -23,6 +23,13 @@ replica slots should change owner, and returns `Move`s; the leader turns them in
    workers and the excess of over-quota workers are handed off to workers below
    quota. On a death only the dead worker's slots move; on a join only the newcomer's
    quota moves, from the most loaded workers; with nothing changed nothing moves.
+   Slots of quarantined partitions are load their owner cannot give: a worker whose
+   quarantined slots alone exceed its fair share is *pinned*, its quota is exactly
+   those slots and the others share the rest; among equal holders the surplus stays
+   first with those holding more quarantined slots. A pinned worker's movable slot
+   that no worker below quota may take (a sibling replica is there) goes to a worker
+   at its quota, which passes one of its own on in the next plan. Without
+   quarantined slots above a share, plans are as if there were none.
    With unequal weights each worker's limit is its fair share of weight plus
    ``max(tolerance * share, heaviest partition)``, and free slots go heaviest first.
 4. **Constraints.** Two replicas of a partition never share a worker (hard). They go

@@ -117,10 +117,12 @@ class CoordinatorState:
         self._partitions: dict[str, PartitionRecord] = {}
         self._pending: dict[SlotKey, PendingMove] = {}
         # Derived indexes (rebuilt by restore, never snapshotted): slots without an
-        # owner, partitions with two owners in one zone, and how many partitions have
-        # each weight. They let the planner skip a scan of every partition.
+        # owner, partitions with two owners in one zone, quarantined partitions, and
+        # how many partitions have each weight. They let the planner skip a scan of
+        # every partition.
         self._free: set[SlotKey] = set()
         self._zone_shared: set[str] = set()
+        self._quarantined: set[str] = set()
         self._weights: dict[int, int] = {}
         self._holds: dict[SlotKey, Hold] = {}
         # Epoch floor and deletion time of deleted groups, so a re-created group's
@@ -195,6 +197,12 @@ class CoordinatorState:
         zones, whatever their state), read-only. Whether the clash is avoidable is
         the planner's question."""
         return self._zone_shared
+
+    @property
+    def quarantined_partitions(self) -> AbstractSet[str]:
+        """Ids of quarantined partitions (read-only): the planner counts their owned
+        slots as load it cannot move."""
+        return self._quarantined
 
     @property
     def partition_weights(self) -> list[int]:
@@ -422,6 +430,7 @@ class CoordinatorState:
                 self._pending.pop((pid, slot), None)
                 self._free.discard((pid, slot))
             self._zone_shared.discard(pid)
+            self._quarantined.discard(pid)
         self._weights[group.weight] -= group.count
         if not self._weights[group.weight]:
             del self._weights[group.weight]
@@ -525,6 +534,7 @@ class CoordinatorState:
         if not record.quarantined:
             return _error(ErrorCode.NOT_QUARANTINED, cmd.partition_id)
         record.quarantined = False
+        self._quarantined.discard(record.partition_id)
         record.deaths = []
         return c.QuarantineReleased(partition_id=cmd.partition_id)
 
@@ -589,6 +599,7 @@ class CoordinatorState:
 
     def _quarantine(self, record: PartitionRecord) -> None:
         record.quarantined = True
+        self._quarantined.add(record.partition_id)
         self._counters.quarantines += 1
         for slot in range(record.replication_factor):
             key = (record.partition_id, slot)
@@ -752,6 +763,8 @@ class CoordinatorState:
                 ordinal=state._groups[group].first_ordinal + index,
             )
             state._partitions[pid] = record
+            if quarantined:
+                state._quarantined.add(pid)
             state._weights[weight] = state._weights.get(weight, 0) + 1
             for slot, owner in enumerate(owners):
                 if owner is None:

@@ -14,7 +14,8 @@ Each checker returns a violation message (or None); the world turns it into a
   before it for that partition) and **fencing** (an accepted `FencedPut` carries the
   partition's current epoch and, with one replica, comes from its current owner).
 * `layout_problems` — **balance and zone spread** after quiescence: max − min slots
-  per ACTIVE worker ≤ 1 (equal weights and capacities), replicas in distinct zones
+  per ACTIVE worker ≤ 1 (equal weights and capacities) except for workers stuck above
+  their share on quarantined slots (see `balance_problem`), replicas in distinct zones
   whenever enough zones have ACTIVE workers.
 * `MovesTracker` — **minimal moves**: a join or a death that happens while the
   cluster is quiescent must, by the next quiescence, have moved exactly
@@ -185,12 +186,53 @@ def layout_problems(state: CoordinatorState, zone_spread: bool = True) -> Option
     active = active_capacities(state)
     weights = set(state.partition_weights)
     if active and len(set(active.values())) == 1 and len(weights) <= 1:
-        # Every slot a worker owns counts (quarantined ones too: the planner counts
-        # them in its load).
-        counts = {w: len(state.workers[w].owned) for w in active}
-        if max(counts.values()) - min(counts.values()) > 1:
-            return f"unbalanced after quiescence: slots per active worker {dict(sorted(counts.items()))}"
+        problem = balance_problem(state, active)
+        if problem is not None:
+            return problem
     return zone_spread_problem(state) if zone_spread else None
+
+
+def balance_problem(state: CoordinatorState, active: dict[str, int]) -> Optional[str]:
+    """Max - min slots per ACTIVE worker <= 1, around the slots nobody may move.
+
+    Every slot a worker owns counts, quarantined ones too (the planner counts them
+    in its load), but a quarantined slot cannot be moved until an operator releases
+    its partition, so a worker may be stuck above everyone else. Demanding
+    max - min <= 1 over all workers would then demand the impossible; dropping the
+    stuck worker from the check would let it keep movable slots it should give.
+    So: a worker is *pinned* when its quarantined slots alone exceed its fair share
+    of the slots the unpinned workers hold (repeated, as pinning one lowers the
+    others' share). A pinned worker must hold nothing but its quarantined slots,
+    and the other workers must be within one slot of each other. With no worker
+    pinned this is exactly max - min <= 1. Computed here from the state alone, not
+    with the planner's code, so that a planner bug cannot hide itself.
+    """
+    counts = {w: len(state.workers[w].owned) for w in active}
+    stuck = dict.fromkeys(active, 0)
+    for pid, record in state.partitions.items():
+        if record.quarantined:
+            for owner in record.owners:
+                if owner in stuck:
+                    stuck[owner] += 1
+    pinned: set[str] = set()
+    while True:
+        others = [w for w in active if w not in pinned]
+        rest = sum(counts[w] for w in others)
+        new = [w for w in others if stuck[w] * len(others) > rest]
+        if not new:
+            break
+        pinned.update(new)
+    shown = dict(sorted(counts.items()))
+    for worker in sorted(pinned):
+        if counts[worker] > stuck[worker]:
+            return (f"unbalanced after quiescence: {worker} holds {counts[worker]} slots, "
+                    f"{stuck[worker]} quarantined and above its fair share, yet keeps "
+                    f"movable ones; slots per active worker {shown}")
+    others = [counts[w] for w in active if w not in pinned]
+    if others and max(others) - min(others) > 1:
+        note = f" (not counting {sorted(pinned)}, stuck on quarantined slots)" if pinned else ""
+        return f"unbalanced after quiescence: slots per active worker {shown}{note}"
+    return None
 
 
 def zone_spread_problem(state: CoordinatorState) -> Optional[str]:

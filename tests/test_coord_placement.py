@@ -20,6 +20,7 @@ from coordinator.placement import (
     quotas,
 )
 from coordinator.state import CoordinatorState
+from simulations.coord_checkers import balance_problem
 
 
 # ------------------------------------------------------------------------- helpers
@@ -117,6 +118,124 @@ def test_quotas_prefer_current_holders():
     assert asked == []
     assert quotas({}, {"a": 1, "b": 3}, 8) == {"a": 2, "b": 6}
     assert quotas({}, {}, 5) == {}
+
+
+def test_quotas_keep_fixed_load_above_the_share_and_balance_the_rest():
+    # The seed-33 shape (mixed scenario): w4 holds 5 slots, all quarantined. Without
+    # `fixed` the surplus goes to w1 and w2 (ties by id) and w4's quota of 4 is out
+    # of reach: nobody gives w3 its fourth slot.
+    counts = {"w1": 5, "w2": 5, "w3": 3, "w4": 5, "w5": 4, "w6": 4}
+    caps = dict.fromkeys(counts, 1)
+    assert quotas(counts, caps, 26) == {"w1": 5, "w2": 5, "w3": 4, "w4": 4, "w5": 4, "w6": 4}
+    assert quotas(counts, caps, 26, fixed={"w1": 2, "w4": 5}) == \
+        {"w1": 5, "w2": 4, "w3": 4, "w4": 5, "w5": 4, "w6": 4}
+    # Pinning one worker lowers the others' share, which can pin another.
+    assert quotas({"a": 6, "b": 3, "c": 2, "d": 1}, dict.fromkeys("abcd", 1), 12,
+                  fixed={"a": 6, "b": 3}) == {"a": 6, "b": 3, "c": 2, "d": 1}
+    # Fixed loads at most the floor of their share change nothing.
+    counts = {"a": 4, "b": 4, "c": 3, "d": 0}
+    assert quotas(counts, dict.fromkeys("abcd", 1), 11, fixed={"a": 2, "b": 2, "c": 2}) == \
+        quotas(counts, dict.fromkeys("abcd", 1), 11)
+    # Capacities: b's share of 9 is 6; its fixed 7 is pinned, a and c share 2.
+    assert quotas({"a": 1, "b": 7, "c": 1}, {"a": 1, "b": 4, "c": 1}, 9, fixed={"b": 7}) == \
+        {"a": 1, "b": 7, "c": 1}
+
+
+def with_quarantined_slots(worker, zone, count):
+    """A state where ``worker`` (in ``zone``) holds ``count`` slots of quarantined
+    partitions "q/*": the owner of their other replica died (threshold 1)."""
+    state = CoordinatorState(CoordinatorConfig(restart_delay=0.0, quarantine_threshold=1))
+    for wid, worker_zone in ((worker, zone), ("wd", "zd")):
+        apply_ok(state, c.RegisterWorker(worker_id=wid, address="", zone=worker_zone, now=0.0))
+    apply_ok(state, c.CreatePartitionGroup(name="q", count=count, replication_factor=2,
+                                           now=0.0))
+    converge(state)
+    apply_ok(state, c.ExpireWorker(worker_id="wd", now=2.0))
+    assert len(state.quarantined_partitions) == count and counts(state) == {worker: count}
+    return state
+
+
+def add_layout(state, workers, groups):
+    """Register ``workers`` ({id: zone}) and create ``groups`` ({name: owners of each
+    partition}), assigning every slot as given."""
+    for wid, zone in workers.items():
+        apply_ok(state, c.RegisterWorker(worker_id=wid, address="", zone=zone, now=2.0))
+    for name, partitions in groups.items():
+        apply_ok(state, c.CreatePartitionGroup(name=name, count=len(partitions),
+                                               replication_factor=len(partitions[0]), now=2.0))
+        for index, owners in enumerate(partitions):
+            for slot, owner in enumerate(owners):
+                pid = f"{name}/{index}"
+                apply_ok(state, c.Assign(partition_id=pid, slot=slot, worker_id=owner,
+                                         epoch=state.partitions[pid].epoch + 1, now=2.0))
+    return state
+
+
+def seed_33_shape():
+    """Six workers in three zones; w4 holds 5 slots of quarantined partitions, w1..w6
+    hold 5, 5, 3, -, 4, 4 slots of "o"."""
+    owners = ["w1"] * 5 + ["w2"] * 5 + ["w3"] * 3 + ["w5"] * 4 + ["w6"] * 4
+    return add_layout(with_quarantined_slots("w4", "z1", 5),
+                      {"w1": "z1", "w2": "z2", "w3": "z0", "w5": "z2", "w6": "z0"},
+                      {"o": [(owner,) for owner in owners]})
+
+
+def test_movable_slots_balance_around_quarantined_ones():
+    state = seed_33_shape()
+    assert counts(state) == {"w1": 5, "w2": 5, "w3": 3, "w4": 5, "w5": 4, "w6": 4}
+    moves = plan(state, UNLIMITED, 3.0)
+    # w4 keeps its 5 (it cannot give them); the 21 movable slots spread 5, 4, 4, 4, 4.
+    assert [(m.source, m.target) for m in moves] == [("w2", "w3")]  # ties: by id
+    commit(state, moves, 3.0)
+    assert plan(state, UNLIMITED, 3.0) == []
+    assert counts(state) == {"w1": 5, "w2": 4, "w3": 4, "w4": 5, "w5": 4, "w6": 4}
+    assert balance_problem(state, capacities(state)) is None
+    # Released, its slots count like any other: w4 may give one now.
+    for pid in sorted(state.quarantined_partitions):
+        apply_ok(state, c.ReleaseQuarantine(partition_id=pid, now=3.0))
+    assert not state.quarantined_partitions
+    converge(state, now=3.0)
+    check_layout(state)
+
+
+def test_a_pinned_worker_hands_a_blocked_slot_to_a_worker_at_quota():
+    # The seed-187 shape: p holds 3 quarantined slots (above its share of 11 / 4)
+    # and one replica of e/0, whose sibling is on r, the only worker below quota.
+    # It goes to a worker at its quota (w3: an unused zone), which passes one on.
+    state = add_layout(with_quarantined_slots("p", "z2", 3),
+                       {"r": "z1", "w3": "z0", "w4": "z1"},
+                       {"e": [("r", "p")], "o": [("w3",)] * 3 + [("w4",)] * 3})
+    moves = plan(state, UNLIMITED, 3.0)
+    assert moves == [Move("e/0", 1, "p", "w3")]
+    commit(state, moves, 3.0)
+    assert [(m.source, m.target) for m in plan(state, UNLIMITED, 3.0)] == [("w3", "r")]
+    assert converge(state, now=3.0) == 1
+    assert counts(state) == {"p": 3, "r": 2, "w3": 3, "w4": 3}
+    assert balance_problem(state, capacities(state)) is None
+
+
+def test_the_surplus_stays_with_the_worker_that_has_fewer_slots_to_give():
+    # The seed-195 shape: w4 and w5 hold 3 each; w5's only movable slot is a
+    # sibling of r's, the worker below quota. w5 keeps the rounding surplus (it
+    # holds more quarantined slots), so w4 gives (by id it would have been w5).
+    state = add_layout(with_quarantined_slots("w5", "z2", 2),
+                       {"r": "z1", "w4": "z0"},
+                       {"e": [("r", "w5")], "o": [("w4",)] * 3})
+    assert counts(state) == {"r": 1, "w4": 3, "w5": 3}
+    assert [(m.source, m.target) for m in plan(state, UNLIMITED, 3.0)] == [("w4", "r")]
+    assert quotas({"w4": 3, "w5": 3, "r": 1}, dict.fromkeys(("w4", "w5", "r"), 1), 7,
+                  fixed={"w5": 2}) == {"w4": 2, "w5": 3, "r": 2}
+
+
+def test_balance_checker_excuses_only_quarantined_excess():
+    state = seed_33_shape()
+    # Unbalanced among the workers that can move slots (w3 has 3, w1 and w2 have 5).
+    assert "unbalanced" in balance_problem(state, capacities(state))
+    converge(state, now=3.0)
+    assert balance_problem(state, capacities(state)) is None
+    # A worker stuck above its share on quarantined slots must hold nothing else.
+    commit(state, [Move("o/5", 0, state.owner("o/5"), "w4")], now=3.0)
+    assert "w4 holds 6 slots" in balance_problem(state, capacities(state))
 
 
 def test_lower_bound_counts_orphans_and_excess():
