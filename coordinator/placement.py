@@ -131,7 +131,8 @@ def plan(state: CoordinatorState, policy: PlacementPolicy, now: float) -> list[M
     Args:
         state: the coordinator state (read only).
         policy: caps and balance tolerance.
-        now: the leader's clock, for holds and re-created groups.
+        now: cluster time (``CoordinatorLeader.cluster_time``), for holds and
+            re-created groups; the same clock the log's commands carry.
 
     Returns:
         Moves in a deterministic order: free slots first (by partition), then

@@ -825,9 +825,10 @@ class CoordWorld(World):
     def converged(self) -> bool:
         return super().converged() and self.quiescent()
 
-    def _check_converged(self) -> None:
-        super()._check_converged()
-        if self.converged_at is not None and not self._final_checked:
+    def _try_converge(self) -> bool:
+        if not super()._try_converge():
+            return False
+        if not self._final_checked:
             self._final_checked = True
             state = self.reference_state()
             problem = layout_problems(state, self.spec.strict_zone_spread)
@@ -839,6 +840,7 @@ class CoordWorld(World):
                 if record is not None and not record.quarantined:
                     self._fail("quarantine", f"{self.spec.poison} killed its owners but is not "
                                "quarantined", self.now)
+        return True
 
     def _heal(self) -> None:
         super()._heal()

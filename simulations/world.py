@@ -570,6 +570,11 @@ class World:
         if committed and self._compact_every and (
                 node.kv.applied - disk.storage.first_index() >= self._compact_every):
             self._maybe_compact(node, raw)
+        if committed and self.heal_time is not None and self.converged_at is None:
+            # A cluster kept busy by a steady trickle of writes may be fully
+            # replicated only between two periodic checks (and periodic writers can
+            # phase-lock with them): look whenever entries are applied, too.
+            self._try_converge()
 
     def _on_soft_state(self, node: SimNode, raw: RawNode, soft: Any) -> None:
         node.leader = soft.leader
@@ -951,6 +956,12 @@ class World:
         return not any(client.current is not None for client in self.clients)
 
     def _check_converged(self) -> None:
+        """The healed phase's periodic check (a CHECK event)."""
+        if not self._try_converge():
+            self.push(0.25, CHECK)
+
+    def _try_converge(self) -> bool:
+        """End the run if the cluster has converged now; the replicas must then agree."""
         if self.converged():
             self.converged_at = self.now
             self._trace(CHECK, 0, 0)
@@ -962,8 +973,8 @@ class World:
                                f"after convergence node {node_id} holds {data!r}, node "
                                f"{self.voters[0]} holds {first!r}", self.now)
             self._queue.clear()
-            return
-        self.push(0.25, CHECK)
+            return True
+        return False
 
     def _liveness_detail(self) -> str:
         parts = []

@@ -23,6 +23,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quiet_raft")]
 
 SEEDS = (0, 1)
 SMALL = dict(nodes=3, duration=30.0, workload=WorkloadConfig(rate=5.0, clients=3))
+# Regression runs spell out their fault kinds so that new kinds do not change them.
+KINDS_BEFORE_MEMBERSHIP = ("partition", "one_way", "isolate", "bridge", "crash", "pause",
+                           "transfer", "loss", "duplicate", "reorder")
+ALL_FAULT_KINDS = KINDS_BEFORE_MEMBERSHIP + ("membership",)
 
 
 def run(scenario, seed, build=None, **config):
@@ -59,11 +63,8 @@ def test_scenarios_measure_what_they_are_about():
 def test_handoff_cut_short_by_quarantine_converges(seed):
     # Regression: in these runs a partition was quarantined while one of its slots
     # was being handed off; the handoff then stayed pending forever and the run
-    # never converged (tests/test_coord_state.py has the command sequence). The
-    # fault kinds are spelled out so that new kinds do not change these runs.
-    kinds = ("partition", "one_way", "isolate", "bridge", "crash", "pause", "transfer",
-             "loss", "duplicate", "reorder")
-    result, world = run("mixed", seed, faults=FaultConfig(kinds=kinds))
+    # never converged (tests/test_coord_state.py has the command sequence).
+    result, world = run("mixed", seed, faults=FaultConfig(kinds=KINDS_BEFORE_MEMBERSHIP))
     assert result.ok, result.explain()
     assert result.extra["quarantined"]
     assert not world.reference_state().pending_moves
@@ -79,11 +80,8 @@ def test_no_acknowledgement_once_the_expiry_is_proposed(scenario, seed):
     # of that worker, which had arrived just before, waited for its ReadIndex round;
     # the round confirmed before the expiry was applied and the acknowledgement
     # covered slots that went to another worker a moment later: two owners
-    # (tests/test_coord_leader.py has the sequence). The fault kinds are spelled out
-    # so that new kinds do not change these runs.
-    kinds = ("partition", "one_way", "isolate", "bridge", "crash", "pause", "transfer",
-             "loss", "duplicate", "reorder")
-    result, world = run(scenario, seed, faults=FaultConfig(kinds=kinds))
+    # (tests/test_coord_leader.py has the sequence).
+    result, world = run(scenario, seed, faults=FaultConfig(kinds=KINDS_BEFORE_MEMBERSHIP))
     assert result.ok, result.explain()
     assert result.extra["double_ownership"] == 0
 
@@ -92,11 +90,8 @@ def test_hold_set_under_one_leader_lapses_under_the_next():
     # Regression: node 3 (clock ~694) expired w0 and held its slots until 694.99 on
     # its own clock; node 1, whose clock read ~576, then led to the end of the run,
     # so the hold never lapsed and six slots stayed unowned (liveness). Commands now
-    # carry cluster time (rule 5 of coordinator.state). The fault kinds are spelled
-    # out so that new kinds do not change this run.
-    kinds = ("partition", "one_way", "isolate", "bridge", "crash", "pause", "transfer",
-             "loss", "duplicate", "reorder")
-    result, world = run("mixed", 126, faults=FaultConfig(kinds=kinds))
+    # carry cluster time (rule 5 of coordinator.state).
+    result, world = run("mixed", 126, faults=FaultConfig(kinds=KINDS_BEFORE_MEMBERSHIP))
     assert result.ok, result.explain()
     state = world.reference_state()
     assert not state.holds and state.counters.expirations >= 1
@@ -149,10 +144,6 @@ def test_unfenced_checkpoint_write_is_caught():
     assert result.violations[0].invariant == "fenced writes"
 
 
-ALL_FAULT_KINDS = ("partition", "one_way", "isolate", "bridge", "crash", "pause", "transfer",
-                   "loss", "duplicate", "reorder", "membership")
-
-
 @pytest.mark.parametrize("seed, size", [
     (33, "full"), (61, "full"), (79, "full"), (94, "full"), (143, "full"), (187, "full"),
     (195, "full"), (125, "small"),
@@ -165,11 +156,21 @@ def test_movable_slots_balance_around_quarantined_ones(seed, size):
     # 5 movable ones and w3 3, and plans were empty), and the balance checker
     # demanded max - min <= 1 even where quarantined slots made it impossible. The
     # "full" runs are the CLI's default size (`raftcoord simulate --scenario mixed
-    # --seed N`); the fault kinds are spelled out so that new kinds do not change
-    # these runs.
+    # --seed N`).
     config = dict(faults=FaultConfig(kinds=ALL_FAULT_KINDS))
     if size == "full":
         config.update(nodes=5, duration=60.0, workload=WorkloadConfig())
     result, world = run("mixed", seed, **config)
     assert result.ok, result.explain()
     assert result.extra["quarantined"]
+
+
+def test_busy_healed_cluster_is_seen_converged_between_periodic_checks():
+    # Regression: six workers write checkpoints every 0.4 s; at every periodic
+    # convergence check (every 0.25 s, so the pattern repeats every 2 s) some write
+    # was still on its way to the followers, and a caught-up, quiescent cluster
+    # failed for liveness. Convergence is now also looked for whenever entries are
+    # applied.
+    result, world = run("mixed", 79, faults=FaultConfig(kinds=ALL_FAULT_KINDS))
+    assert result.ok, result.explain()
+    assert world.converged_at is not None
