@@ -19,6 +19,12 @@ register value). Having placed *fewer* unknown writes is never worse (they are
 optional), so a state is pruned when the same (OK set, value) was already explored
 with a subset of its unknown writes.
 
+The set of OK operations placed is kept as (base, window): every operation numbered
+below `base` is placed, and bit k of `window` says whether operation base + k is.
+`base` is the first unplaced operation, so the window spans only the operations
+concurrent with the search front; a plain bit mask over the whole history would make
+every step cost time proportional to the history's length (quadratic runs).
+
 Events at equal times are ordered calls before returns: two operations that touch
 the same instant are treated as concurrent, which can only hide a violation, never
 invent one.
@@ -156,6 +162,26 @@ def check_key(key: str, ops: list[Operation], initial: Any = ABSENT,
     u_next[m] = -1
     u_prev = list(range(-1, m + 1))
     u_time = [0.0] + [op.invoke_time for op in unknown]
+    # Unknown writes with the same effect (a put of the same value, a CAS with the
+    # same compare and swap; unobserved values folded) are interchangeable once
+    # invoked, so only the earliest one not yet placed of each class is tried: an
+    # equivalent history places it instead of any later one. Without this every
+    # pending unknown write of an unobserved value is a new branch at every point
+    # where the search is stuck, and long runs search quadratically.
+    classes: dict[tuple, int] = {}
+    u_class = [0] * (m + 1)
+    u_rank = [0] * (m + 1)
+    members: list[int] = []
+    for pos, op in enumerate(unknown, start=1):
+        written = op.value if op.value in observed else _OPAQUE
+        effect = (written,) if op.kind is OpKind.PUT else (written, op.expected)
+        c = classes.setdefault(effect, len(classes))
+        if c == len(members):
+            members.append(0)
+        u_class[pos] = c
+        u_rank[pos] = members[c]
+        members[c] += 1
+    used = [0] * len(classes)  # placed unknown writes per class (always the earliest)
 
     def lift(node: int, links_next: list[int], links_prev: list[int]) -> None:
         p, n = links_prev[node], links_next[node]
@@ -169,10 +195,12 @@ def check_key(key: str, ops: list[Operation], initial: Any = ABSENT,
         if n != -1:
             links_prev[n] = node
 
-    seen: dict[tuple[int, Any], list[int]] = defaultdict(list)
-    # Stack frames: (is_unknown, node, previous value, bound time).
-    stack: list[tuple[bool, int, Any, float]] = []
-    placed_mask = 0
+    seen: dict[tuple[int, int, Any], list[int]] = defaultdict(list)
+    # Stack frames: (is_unknown, node, previous value, bound time, previous base,
+    # previous window).
+    stack: list[tuple[bool, int, Any, float, int, int]] = []
+    base = 0  # OK operations placed: all below base, and base + k for bit k of window
+    window = 0
     unknown_mask = 0
     value = initial if initial in observed else _OPAQUE
     remaining = n_def
@@ -205,10 +233,15 @@ def check_key(key: str, ops: list[Operation], initial: Any = ABSENT,
             if new_value not in observed:
                 new_value = _OPAQUE
             if ok:
-                new_mask = placed_mask | (1 << i)
-                if _first_visit(seen, new_mask, new_value, unknown_mask):
-                    stack.append((False, node, value, bound))
-                    placed_mask = new_mask
+                new_base = base
+                new_window = window | (1 << (i - base))
+                if new_window & 1:  # the first unplaced operation moves on
+                    ones = (~new_window & (new_window + 1)).bit_length() - 1
+                    new_window >>= ones
+                    new_base += ones
+                if _first_visit(seen, (new_base, new_window, new_value), unknown_mask):
+                    stack.append((False, node, value, bound, base, window))
+                    base, window = new_base, new_window
                     value = new_value
                     lift(node, nxt, prv)
                     lift(ret_node[i], nxt, prv)
@@ -221,16 +254,20 @@ def check_key(key: str, ops: list[Operation], initial: Any = ABSENT,
             continue
         # Unknown phase: walk the unknown writes invoked by `bound`.
         if node != -1 and u_time[node] <= bound:
+            if u_rank[node] != used[u_class[node]]:
+                node = u_next[node]  # an earlier write of its class is still unplaced
+                continue
             op = unknown[node - 1]
             ok, new_value = _apply(op, value, False)
             if new_value not in observed:
                 new_value = _OPAQUE
             if ok:
                 new_unknown = unknown_mask | (1 << (node - 1))
-                if _first_visit(seen, placed_mask, new_value, new_unknown):
-                    stack.append((True, node, value, bound))
+                if _first_visit(seen, (base, window, new_value), new_unknown):
+                    stack.append((True, node, value, bound, base, window))
                     unknown_mask = new_unknown
                     value = new_value
+                    used[u_class[node]] += 1
                     lift(node, u_next, u_prev)
                     phase_unknown = False
                     node = nxt[0]
@@ -240,15 +277,15 @@ def check_key(key: str, ops: list[Operation], initial: Any = ABSENT,
         # Nothing can be placed before the first return: backtrack.
         if not stack:
             return KeyResult(key, False, n_def + m, best_block, best_placed)
-        was_unknown, node, value, bound = stack.pop()
+        was_unknown, node, value, bound, base, window = stack.pop()
         if was_unknown:
             unknown_mask &= ~(1 << (node - 1))
+            used[u_class[node]] -= 1
             unlift(node, u_next, u_prev)
             phase_unknown = True
             node = u_next[node]
         else:
             i = ev_op[node]
-            placed_mask &= ~(1 << i)
             unlift(ret_node[i], nxt, prv)
             unlift(node, nxt, prv)
             remaining += 1
@@ -260,7 +297,7 @@ def _recent_placed(stack: list, definite: list[Operation], ev_op: list[int],
                    limit: int = 12) -> tuple[Operation, ...]:
     """The last `limit` OK operations on the search stack (for explanations)."""
     recent: list[Operation] = []
-    for was_unknown, node, _, _ in reversed(stack):
+    for was_unknown, node, *_ in reversed(stack):
         if not was_unknown:
             recent.append(definite[ev_op[node]])
             if len(recent) == limit:
@@ -268,9 +305,10 @@ def _recent_placed(stack: list, definite: list[Operation], ev_op: list[int],
     return tuple(reversed(recent))
 
 
-def _first_visit(seen: dict, placed_mask: int, value: Any, unknown_mask: int) -> bool:
-    """Record a search state; False when it is dominated by one already explored."""
-    visited = seen[(placed_mask, value)]
+def _first_visit(seen: dict, placed: tuple[int, int, Any], unknown_mask: int) -> bool:
+    """Record a search state (placed: base, window, value); False when it is
+    dominated by one already explored."""
+    visited = seen[placed]
     for other in visited:
         if other & ~unknown_mask == 0:  # explored with a subset of these unknowns
             return False

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import random
 
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
 from simulations.history import History, OpKind, Outcome
 from simulations.history import random_linearizable_history as generate_history
 from simulations.linearizability import check_history, check_key
@@ -180,3 +183,104 @@ def test_unobserved_unknown_write_can_explain_a_failed_cas():
 
     assert check_history(history(True)).linearizable is True
     assert check_history(history(False)).linearizable is False
+
+
+def test_interchangeable_unknown_writes_used_at_most_once_each():
+    # Two unknown puts of the same value: the search tries only the earlier of the
+    # pair at a time, yet both may take effect (the value returns after "c").
+    def history(unknown_puts):
+        h = History()
+        _op(h, 1, OpKind.PUT, 0, 1, value="a")
+        for client in range(unknown_puts):
+            _op(h, 2 + client, OpKind.PUT, 2, 3, value="b", outcome=Outcome.UNKNOWN)
+        _op(h, 9, OpKind.GET, 4, 5, result="b")
+        _op(h, 1, OpKind.PUT, 6, 7, value="c")
+        _op(h, 9, OpKind.GET, 8, 9, result="b")
+        return h
+
+    assert check_history(history(2)).linearizable is True
+    assert check_history(history(1)).linearizable is False
+
+
+def test_unknown_write_of_another_effect_is_not_held_back_by_an_earlier_one():
+    # The unknown CAS can never take effect; the later unknown put still can.
+    h = History()
+    _op(h, 1, OpKind.PUT, 0, 1, value="a")
+    _op(h, 2, OpKind.CAS, 2, 3, expected="z", value="b", outcome=Outcome.UNKNOWN)
+    _op(h, 3, OpKind.PUT, 4, 5, value="c", outcome=Outcome.UNKNOWN)
+    _op(h, 4, OpKind.GET, 10, 11, result="c")
+    assert check_history(h).linearizable is True
+
+
+# -- differential test against an exhaustive search ----------------------------------
+
+def _brute_force_linearizable(ops) -> bool:
+    """Every subset of the unknown writes, every order respecting real time."""
+    definite = [op for op in ops if op.outcome is Outcome.OK]
+    unknown = [op for op in ops if op.outcome is Outcome.UNKNOWN and op.kind is not OpKind.GET]
+
+    def precedes(a, b):  # a must come before b
+        return a.outcome is Outcome.OK and a.complete_time < b.invoke_time
+
+    def legal(order):
+        value = None
+        for op in order:
+            if op.kind is OpKind.PUT:
+                value = op.value
+            elif op.kind is OpKind.GET:
+                if op.result != value:
+                    return False
+            elif op.outcome is Outcome.OK and not op.result:
+                if value == op.expected:
+                    return False
+            else:  # a swapping CAS: OK and swapped, or unknown and taking effect
+                if value != op.expected:
+                    return False
+                value = op.value
+        return True
+
+    def orders(todo, done):
+        if not todo:
+            yield done
+            return
+        for op in todo:
+            if not any(precedes(other, op) for other in todo if other is not op):
+                rest = [o for o in todo if o is not op]
+                yield from orders(rest, done + [op])
+
+    for mask in range(1 << len(unknown)):
+        chosen = definite + [u for bit, u in enumerate(unknown) if mask >> bit & 1]
+        if any(legal(order) for order in orders(chosen, [])):
+            return True
+    return False
+
+
+_values = st.sampled_from(["a", "b", "c", None])
+
+
+@st.composite
+def _small_histories(draw):
+    drawn = []
+    for client in range(draw(st.integers(1, 7))):
+        kind = draw(st.sampled_from(list(OpKind)))
+        start = draw(st.integers(0, 8))
+        end = start + draw(st.integers(0, 4))
+        outcome = draw(st.sampled_from([Outcome.OK, Outcome.OK, Outcome.UNKNOWN, Outcome.UNKNOWN,
+                                         Outcome.FAIL]))
+        value = draw(st.sampled_from(["a", "b", "c"]))
+        expected = draw(_values)
+        result = draw(_values) if kind is OpKind.GET else draw(st.booleans())
+        drawn.append((start, client, kind, end, outcome, value, expected, result))
+    h = History()  # operations are numbered in invocation order
+    for start, client, kind, end, outcome, value, expected, result in sorted(drawn, key=lambda d: d[:2]):
+        _op(h, client, kind, start, end, outcome=outcome, value=value, expected=expected,
+            result=result)
+    return h
+
+
+@settings(max_examples=400, deadline=None)
+@given(_small_histories())
+def test_search_agrees_with_exhaustive_check(history):
+    expected = _brute_force_linearizable(list(history))
+    event(f"linearizable: {expected}")
+    assert check_history(history).linearizable is expected
