@@ -24,7 +24,10 @@ Raft driving of `World` it adds, per the driver rules of `coordinator.leader`:
    from a worker the state does not know as live gets a `Nack` and a `RegisterWorker`
    proposal.
 3. **Workers** (`coord_workers.SimWorker`) talk to nodes over the simulated network
-   (its loss, latency and cuts apply; worker cuts are extra blocked links). Worker
+   (its loss, latency and cuts apply; worker cuts are extra blocked links). A
+   partition of the nodes cuts workers too: each is on one side of it (or, less
+   often, reaches both), so a worker may be left with only a minority or a deposed
+   leader to heartbeat to. Worker
    releases, checkpoint writes and leaves become `Released`, `FencedPut` and
    `DeregisterWorker` proposals.
 4. **Clients** run the usual put / get (ReadIndex) / cas workload against the
@@ -73,7 +76,7 @@ from .coord_checkers import (
     zone_spread_problem,
 )
 from .coord_workers import Ack, Checkpoint, Heartbeat, Leave, Nack, Redirect, Release, SimWorker
-from .faults import Fault
+from .faults import PARTITION_KINDS, Fault
 from .history import OpKind, Operation, Outcome
 from .world import REPLY, SimConfig, SimNode, World
 
@@ -223,7 +226,12 @@ class CoordWorld(World):
         self.node_clocks = {n: (rng.uniform(0, 1000), 1 + rng.uniform(-drift, drift))
                             for n in self.voters}
         self._rng_workers = self.rngs.stream("workers")
+        self._rng_sides = self.rngs.stream("worker-sides")
         self._clock_rng = rng
+        # Workers cut from every node by the scenario, and the side of the current
+        # node partition each worker is on (None: it reaches both sides).
+        self._isolated: set[int] = set()
+        self._worker_side: dict[int, Optional[int]] = {}
         self.workers: dict[str, SimWorker] = {}
         self._by_number: dict[int, SimWorker] = {}
         self.drivers: dict[int, _LeaderDriver] = {}
@@ -397,10 +405,41 @@ class CoordWorld(World):
     def apply_fault(self, fault: Fault) -> None:
         self._disturbed()
         super().apply_fault(fault)
+        if fault.kind in PARTITION_KINDS:
+            # A node partition cuts workers too: each is on one side (cut from the
+            # other) or, less often, reaches both, like a worker near a bridge.
+            self._worker_side = {
+                w.number: self._rng_sides.choices((0, 1, None), (2, 2, 1))[0]
+                for w in sorted(self.workers.values(), key=lambda w: w.number)}
+            self._rewire_workers()
 
     def heal_network(self) -> None:
         self._disturbed()
         super().heal_network()
+        self._worker_side = {}
+        self._rewire_workers()
+
+    def _rewire_workers(self) -> None:
+        """Recompute the worker <-> node cuts (a node partition replaces the whole
+        blocked set): isolated workers reach no node, the others only their side."""
+        blocked = self.network.blocked
+        sides = self.network.sides
+        for worker in self.workers.values():
+            number = worker.number
+            side = self._worker_side.get(number)
+            if number in self._isolated:
+                cut = self.voters
+            elif sides and side is not None:
+                cut = sides[1 - side]
+            else:
+                cut = ()
+            for node_id in self.voters:
+                if node_id in cut:
+                    blocked.add((number, node_id))
+                    blocked.add((node_id, number))
+                else:
+                    blocked.discard((number, node_id))
+                    blocked.discard((node_id, number))
 
     def _disturbed(self) -> None:
         self._last_disturbance = self.now
@@ -622,10 +661,8 @@ class CoordWorld(World):
                 self._send_to_node(worker, worker.target or self.voters[0], message)
 
     def isolate_worker(self, worker: SimWorker, duration: float) -> None:
-        blocked = self.network.blocked
-        for node_id in self.voters:
-            blocked.add((worker.number, node_id))
-            blocked.add((node_id, worker.number))
+        self._isolated.add(worker.number)
+        self._rewire_workers()
         self._trace(W_TIMER, worker.number, 6, b"isolate")
         self.push(duration, W_UNDO, "reconnect", (worker.number, 0))
 
@@ -636,9 +673,8 @@ class CoordWorld(World):
         elif what == "restart":
             self._start_worker(worker)
         elif what == "reconnect":
-            for node_id in self.voters:
-                self.network.blocked.discard((worker.number, node_id))
-                self.network.blocked.discard((node_id, worker.number))
+            self._isolated.discard(worker.number)
+            self._rewire_workers()
 
     def _poisoned(self, worker_id: str) -> None:
         """The poison partition was just given to ``worker_id``: it dies soon."""
@@ -847,10 +883,9 @@ class CoordWorld(World):
         self.ownership.forget_unchecked()
         self.moves.interrupt()
         self._disturbed()
+        self._isolated.clear()
+        self._rewire_workers()
         for worker in self.workers.values():
-            for node_id in self.voters:
-                self.network.blocked.discard((worker.number, node_id))
-                self.network.blocked.discard((node_id, worker.number))
             if worker.started and not worker.left:
                 self.resume_worker(worker)
                 self._start_worker(worker)

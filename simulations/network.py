@@ -50,6 +50,8 @@ class Network:
         faults: the current per-message fault probabilities.
         blocked: directed links (src, dst) that carry nothing.
         partition: a short description of the current partition ("" when healed).
+        sides: the two groups of nodes the current partition separates (a bridge
+            node is in neither; empty when healed).
     """
 
     def __init__(self, rng: random.Random, latency: Latency | None = None) -> None:
@@ -59,6 +61,7 @@ class Network:
         self.faults = LinkFaults()
         self.blocked: set[tuple[int, int]] = set()
         self.partition = ""
+        self.sides: tuple[tuple[int, ...], ...] = ()
 
     # -- per message -------------------------------------------------------------
 
@@ -105,6 +108,7 @@ class Network:
     def heal(self) -> None:
         self.blocked.clear()
         self.partition = ""
+        self.sides = ()
 
     def split(self, side_a: Iterable[int], side_b: Iterable[int], one_way: bool = False) -> None:
         """Cut every link from side A to side B, and back unless `one_way`."""
@@ -117,6 +121,7 @@ class Network:
                     self.blocked.add((y, x))
         arrow = "-/->" if one_way else "<-/->"
         self.partition = f"{_group(a)} {arrow} {_group(b)}"
+        self.sides = (tuple(a), tuple(b))
 
     def isolate(self, node: int, others: Iterable[int]) -> None:
         self.split([node], [n for n in others if n != node])

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from coord_planted_bugs import LeaseIgnoringWorker, NoEpochBumpState, UnfencedState
 from simulations.coord_scenarios import COORD_SCENARIOS, build_for
-from simulations.faults import FaultConfig
+from simulations.faults import Fault, FaultConfig
 from simulations.runner import check_determinism, run_simulation
 from simulations.world import SimConfig, WorkloadConfig
 
@@ -174,3 +174,31 @@ def test_busy_healed_cluster_is_seen_converged_between_periodic_checks():
     result, world = run("mixed", 79, faults=FaultConfig(kinds=ALL_FAULT_KINDS))
     assert result.ok, result.explain()
     assert world.converged_at is not None
+
+
+def test_node_partitions_cut_workers_and_keep_their_own_cuts():
+    world = build_for("mixed")(SimConfig(seed=4, **dict(SMALL, faults=FaultConfig(kinds=()))))
+    world.run_until(3.0)
+    workers = sorted(world.workers.values(), key=lambda w: w.number)
+    isolated = workers[0]
+    world.isolate_worker(isolated, 20.0)
+    blocked = world.network.blocked
+
+    def reachable(worker):
+        return {n for n in world.voters if (worker.number, n) not in blocked
+                and (n, worker.number) not in blocked}
+
+    cut_off = 0
+    for _ in range(5):  # five partitions in a row, each redrawing the sides
+        world.apply_fault(Fault(world.now, "partition", duration=1.0))
+        side_a, side_b = (frozenset(side) for side in world.network.sides)
+        seen = [frozenset(reachable(w)) for w in workers[1:]]
+        assert set(seen) <= {side_a, side_b, frozenset(world.voters)}
+        cut_off += sum(1 for nodes in seen if nodes != frozenset(world.voters))
+        assert reachable(isolated) == set()  # the node partition kept the worker's cut
+        world.run_until(world.now + 1.5)  # the partition heals
+        assert all(reachable(w) == set(world.voters) for w in workers[1:])
+        assert reachable(isolated) == set()
+    world.run_until(30.0)  # the worker's isolation ends
+    assert reachable(isolated) == set(world.voters)
+    assert cut_off >= 5  # most workers are on one side of each partition
