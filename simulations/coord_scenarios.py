@@ -155,9 +155,10 @@ def mixed(world: CoordWorld) -> list[Action]:
     return actions
 
 
-def _build(spec: CoordSpec, keep: frozenset | None = None) -> Callable[[SimConfig], CoordWorld]:
+def _build(spec: CoordSpec, keep: frozenset | None = None,
+           world_class: type[CoordWorld] = CoordWorld) -> Callable[[SimConfig], CoordWorld]:
     def build(config: SimConfig) -> CoordWorld:
-        world = CoordWorld(config, spec)
+        world = world_class(config, spec)
         if keep is not None:
             world.plan = [f for f in world.plan if f.kind in keep]
         return world
@@ -198,11 +199,13 @@ def spec_for(name: str) -> CoordSpec:
     return SPECS[name][1]
 
 
-def build_for(name: str, **changes) -> Callable[[SimConfig], CoordWorld]:
-    """The builder of scenario ``name`` with `CoordSpec` fields changed (tests plant
-    broken workers or state machines this way)."""
+def build_for(name: str, world_class: type[CoordWorld] = CoordWorld,
+              **changes) -> Callable[[SimConfig], CoordWorld]:
+    """The builder of scenario ``name`` with `CoordSpec` fields changed, in a
+    `CoordWorld` subclass if given (tests plant broken workers, state machines or
+    leader drivers this way)."""
     _, spec, keep = SPECS[name]
-    return _build(attrs.evolve(spec, **changes), keep)
+    return _build(attrs.evolve(spec, **changes), keep, world_class)
 
 
 for _name, (_description, _spec, _keep) in SPECS.items():

@@ -7,8 +7,11 @@ seed sweep (tests/test_sim_coord.py).
 from __future__ import annotations
 
 from coordinator import commands as c
+from coordinator.commands import WorkerState
 from coordinator.state import CoordinatorState
-from simulations.coord_workers import SimWorker
+from raft.types import Role
+from simulations.coord_workers import Heartbeat, SimWorker
+from simulations.coord_world import CoordWorld, _HeartbeatRead
 
 
 class LeaseIgnoringWorker(SimWorker):
@@ -36,3 +39,23 @@ class UnfencedState(CoordinatorState):
         if cmd.partition_id not in self.partitions:
             return c.Error(code=c.ErrorCode.UNKNOWN_PARTITION, message=cmd.partition_id)
         return self._write(cmd.key, cmd.value)
+
+
+class UnconfirmedAckWorld(CoordWorld):
+    """A node that believes it leads acknowledges a heartbeat at once, without the
+    ReadIndex round that proves it still leads: a deposed leader that has not
+    noticed yet renews leases the new leader is about to expire."""
+
+    def _on_to_node(self, node_id: int, packet: tuple) -> None:
+        number, message = packet
+        node = self.nodes[node_id]
+        driver = self.drivers.get(node_id)
+        if (isinstance(message, Heartbeat) and node.up and not node.paused
+                and self.network.connected(number, node_id) and driver is not None
+                and driver.ready and node.role is Role.LEADER):
+            record = node.kv.state.workers.get(message.worker_id)
+            if record is not None and record.state is not WorkerState.DEAD:
+                self._heartbeat_confirmed(node, _HeartbeatRead(
+                    driver, number, message.worker_id, message.seq, self.node_clock(node_id)))
+                return
+        super()._on_to_node(node_id, packet)
