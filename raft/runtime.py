@@ -1,0 +1,430 @@
+"""A trio driver for `RawNode`: the loop an embedder would otherwise write.
+
+`RaftRuntime` owns one node, its storage and the application's state machine. It
+ticks the node on a timer, steps inbound messages, and handles every `Ready` in the
+order the core requires (install snapshot; persist hard state and entries, fsynced
+when `must_sync`; only then send; apply; serve reads; advance). Callers get
+coroutines that finish when the outcome is known:
+
+* `propose(data)` returns the state machine's result once the entry is applied
+  here. It raises `ProposalDropped` at once when the node cannot take proposals,
+  `ProposalLost` when another entry was committed at its index (it certainly never
+  took effect), and `ProposalOutcomeUnknown` when a snapshot from the leader skipped
+  the index (it may or may not have). Leadership changes do not end the wait: an
+  entry of a deposed leader may still be committed by the next one. Bound the wait
+  with `trio.move_on_after` / `fail_after` as a client would.
+* `read_barrier()` returns once this node has applied everything committed before
+  the call (ReadIndex): a read of the local state machine after it is
+  linearizable. A request the core forgot because leadership changed is re-issued.
+* `change_membership(change)` proposes a one-server change and returns the
+  configuration in force once it is applied.
+
+Concurrency: every node call happens under one lock, and the lock is held from
+`ready()` to `advance()`, so no caller can slip a call in between (the core's
+contract). Disk writes run in a worker thread (`io_in_thread`) so that an fsync does
+not stall the event loop; the node stays locked meanwhile. Inbound messages go
+through a bounded inbox: when it is full they are dropped, as a lossy network would
+(Raft retransmits).
+
+Snapshots: every `snapshot_every` applied entries the runtime asks the state machine
+for a snapshot and compacts the log. At start the state machine is restored from the
+storage's snapshot, and committed entries after it are applied again.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import Any, Callable, Optional, Protocol
+
+import attrs
+import trio
+
+from .config import Config
+from .errors import DropReason, ProposalDropped, RaftError
+from .node import RawNode
+from .ready import Ready, Status
+from .storage import WritableStorage
+from .types import ConfChange, ConfState, Entry, EntryType, Message, NodeId, Role
+
+__all__ = ["ProposalLost", "ProposalOutcomeUnknown", "RaftRuntime", "RuntimeStopped",
+           "StateMachine"]
+
+log = logging.getLogger(__name__)
+
+
+class StateMachine(Protocol):
+    """The application's replicated state, as the runtime drives it."""
+
+    def apply(self, entry: Entry) -> Any:
+        """Apply a committed NORMAL entry that carries data; the return value is
+        handed to whoever proposed it on this node. Must be deterministic; an
+        exception stops the runtime (the replicas could no longer agree)."""
+
+    def snapshot(self) -> bytes:
+        """The whole state as bytes (for log compaction and lagging followers)."""
+
+    def restore(self, data: bytes) -> None:
+        """Replace the whole state with a snapshot's bytes (b"" = the empty state)."""
+
+
+class ProposalLost(RaftError):
+    """Another entry was committed at the proposal's index: it never took effect."""
+
+
+class ProposalOutcomeUnknown(RaftError):
+    """A snapshot covered the proposal's index before this node saw the entry there:
+    it may or may not have taken effect."""
+
+
+class RuntimeStopped(RaftError):
+    """The runtime stopped before the outcome was known."""
+
+
+@attrs.define
+class _Waiter:
+    """A caller waiting for the entry it proposed at `index` in `term`."""
+
+    term: int
+    done: trio.Event = attrs.Factory(trio.Event)
+    result: Any = None
+    error: Optional[BaseException] = None
+
+    def finish(self, result: Any = None, error: Optional[BaseException] = None) -> None:
+        self.result, self.error = result, error
+        self.done.set()
+
+
+@attrs.define
+class _Read:
+    """A caller waiting for a ReadIndex answer, then for the applied index."""
+
+    index: int = -1
+    answered: trio.Event = attrs.Factory(trio.Event)
+    error: Optional[BaseException] = None
+
+
+class RaftRuntime:
+    """Drives one `RawNode` under trio. See the module docstring.
+
+    Args:
+        config: the node's settings (`Config.id` is this node).
+        storage: durable (or memory) storage; a restart resumes from it.
+        state_machine: the application state.
+        send: hands an outbound message to the network; must not block (a
+            transport's `send`, which queues or drops).
+        tick_interval: seconds per Raft tick (election timeout = election_ticks
+            ticks).
+        snapshot_every: compact the log after this many applied entries (0 = never).
+        inbox_limit: inbound messages waiting to be stepped; more are dropped.
+        io_in_thread: run storage writes in a worker thread (keep True for disk
+            storage; memory storage gains nothing from it).
+    """
+
+    def __init__(self, config: Config, storage: WritableStorage, state_machine: StateMachine,
+                 send: Callable[[Message], None], *, tick_interval: float = 0.1,
+                 snapshot_every: int = 10_000, inbox_limit: int = 4096,
+                 io_in_thread: bool = True) -> None:
+        if tick_interval <= 0:
+            raise ValueError(f"tick_interval must be positive, got {tick_interval}")
+        if snapshot_every < 0:
+            raise ValueError(f"snapshot_every must be >= 0, got {snapshot_every}")
+        self.storage = storage
+        self.state_machine = state_machine
+        self.tick_interval = tick_interval
+        self.snapshot_every = snapshot_every
+        self.io_in_thread = io_in_thread
+        self._send = send
+        snapshot = storage.snapshot()
+        state_machine.restore(snapshot.data)
+        self.applied = snapshot.index
+        self.node = RawNode(config, storage, applied=snapshot.index)
+        self.id: NodeId = config.id
+        self._lock = trio.Lock()
+        self._inbox_send, self._inbox = trio.open_memory_channel(inbox_limit)
+        self.dropped_inbound = 0
+        self._waiters: dict[int, _Waiter] = {}
+        self._reads: dict[bytes, _Read] = {}
+        self._applied_waits: list[tuple[int, trio.Event]] = []
+        self._read_ids = itertools.count(1)
+        self._changed = trio.Event()
+        self._running = False
+        self._stopped = False
+        self._fatal: Optional[BaseException] = None
+        self._scope: Optional[trio.CancelScope] = None
+
+    # -- running ---------------------------------------------------------------------
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Tick and step until cancelled. Use `await nursery.start(runtime.run)`."""
+        if self._running or self._stopped:
+            raise RuntimeError("a RaftRuntime runs once")
+        self._running = True
+        try:
+            async with trio.open_nursery() as nursery:
+                self._scope = nursery.cancel_scope
+                nursery.start_soon(self._ticker)
+                nursery.start_soon(self._stepper)
+                async with self._lock:
+                    await self._drain()  # committed entries after the snapshot, if any
+                task_status.started()
+        finally:
+            self._stopped = True
+            self._fail_all(RuntimeStopped(f"node {self.id} stopped"))
+        if self._fatal is not None:
+            raise self._fatal
+
+    def deliver(self, message: Message) -> None:
+        """Queue an inbound message (a transport's callback). Never blocks."""
+        try:
+            self._inbox_send.send_nowait(message)
+        except trio.WouldBlock:
+            self.dropped_inbound += 1
+
+    async def _ticker(self) -> None:
+        while True:
+            await trio.sleep(self.tick_interval)
+            async with self._lock:
+                self.node.tick()
+                await self._drain()
+
+    async def _stepper(self) -> None:
+        async for message in self._inbox:
+            async with self._lock:
+                self.node.step(message)
+                # Step whatever else already arrived before handling the Ready:
+                # one persist-and-send for the whole burst.
+                while True:
+                    try:
+                        more = self._inbox.receive_nowait()
+                    except trio.WouldBlock:
+                        break
+                    self.node.step(more)
+                await self._drain()
+
+    # -- the Ready contract ------------------------------------------------------------
+
+    async def _drain(self) -> None:
+        """Handle Ready batches until there are none. Called with the lock held."""
+        if self._fatal is not None:
+            raise RuntimeStopped(f"node {self.id} stopped: {self._fatal}") from self._fatal
+        node = self.node
+        changed = False
+        try:
+            while node.has_ready():
+                rd = node.ready()
+                await self._handle(rd)
+                node.advance(rd)
+                changed = True
+            if changed:
+                await self._maybe_compact()
+        except Exception as exc:
+            # A write that failed (or a state machine that raised) leaves the node
+            # between ready() and advance(): it must not go on. Stop the runtime;
+            # `run` re-raises the error for the embedder.
+            log.error("node %d stops: %r", self.id, exc)
+            self._fatal = exc
+            self._stopped = True
+            self._fail_all(RuntimeStopped(f"node {self.id} stopped: {exc!r}"))
+            if self._scope is not None:
+                self._scope.cancel()
+            raise
+        if changed:
+            self._changed.set()
+            self._changed = trio.Event()
+
+    async def _handle(self, rd: Ready) -> None:
+        if rd.snapshot is not None:
+            await self._io(self.storage.apply_snapshot, rd.snapshot)
+            self.state_machine.restore(rd.snapshot.data)
+            self._skip_to(rd.snapshot.metadata.index)
+        if rd.entries or rd.hard_state is not None:
+            await self._io(self.storage.save, rd.hard_state, rd.entries, rd.must_sync)
+        for message in rd.messages:  # only now: what they acknowledge is durable
+            self._send(message)
+        for entry in rd.committed_entries:
+            self._apply(entry)
+        for state in rd.read_states:
+            read = self._reads.get(state.context)
+            if read is not None and read.index < 0:
+                read.index = state.index
+                read.answered.set()
+        if rd.soft_state is not None and self._reads:
+            self._reissue_reads()
+        self._wake_applied()
+
+    def _apply(self, entry: Entry) -> None:
+        result: Any = None
+        if entry.type is EntryType.CONF_CHANGE:
+            result = self.node.apply_conf_change(entry)
+        elif entry.data:
+            result = self.state_machine.apply(entry)
+        self.applied = entry.index
+        waiter = self._waiters.pop(entry.index, None)
+        if waiter is not None:
+            if entry.term == waiter.term:
+                waiter.finish(result)
+            else:
+                waiter.finish(error=ProposalLost(
+                    f"index {entry.index} holds an entry of term {entry.term}, "
+                    f"not the proposal of term {waiter.term}"))
+
+    def _skip_to(self, index: int) -> None:
+        """A snapshot replaced the state up to `index`: proposals at or below it
+        cannot be matched to an entry any more."""
+        self.applied = index
+        for at in [i for i in self._waiters if i <= index]:
+            self._waiters.pop(at).finish(error=ProposalOutcomeUnknown(
+                f"a snapshot up to index {index} covered the proposal at index {at}"))
+
+    async def _maybe_compact(self) -> None:
+        every = self.snapshot_every
+        if not every or self.applied - self.storage.first_index() < every:
+            return
+        try:
+            snapshot = self.node.create_snapshot(self.applied, self.state_machine.snapshot())
+        except ProposalDropped as exc:  # e.g. configuration unknown at that index
+            log.debug("node %d skips compaction: %s", self.id, exc)
+            return
+        await self._io(self.storage.compact, snapshot)
+
+    async def _io(self, function: Callable[..., Any], *args: Any) -> Any:
+        if self.io_in_thread:
+            return await trio.to_thread.run_sync(function, *args)
+        return function(*args)
+
+    def _reissue_reads(self) -> None:
+        """Leadership changed: the core forgot pending ReadIndex requests."""
+        for context, read in self._reads.items():
+            if read.index < 0:
+                try:
+                    self.node.read_index(context)
+                except ProposalDropped:
+                    pass  # no leader yet: tried again at the next change
+
+    def _wake_applied(self) -> None:
+        if self._applied_waits:
+            still = []
+            for index, event in self._applied_waits:
+                if self.applied >= index:
+                    event.set()
+                else:
+                    still.append((index, event))
+            self._applied_waits = still
+
+    def _fail_all(self, error: BaseException) -> None:
+        for waiter in self._waiters.values():
+            waiter.finish(error=error)
+        self._waiters.clear()
+        for read in self._reads.values():
+            read.error = error
+            read.answered.set()
+        for _, event in self._applied_waits:
+            event.set()
+        self._changed.set()
+
+    def _check_running(self) -> None:
+        if self._stopped or not self._running:
+            raise RuntimeStopped(f"node {self.id} is not running")
+
+    # -- the caller's API ----------------------------------------------------------------
+
+    async def propose(self, data: bytes) -> Any:
+        """Replicate `data`; return the state machine's result for it. See the
+        module docstring for the errors."""
+        self._check_running()
+        async with self._lock:
+            index = self.node.propose(data)
+            waiter = self._waiters[index] = _Waiter(self.node.term)
+            await self._drain()
+        return await self._outcome(waiter)
+
+    async def change_membership(self, change: ConfChange) -> ConfState:
+        """Add or remove one server (voter or learner); return the configuration in
+        force once the change is applied on this node."""
+        self._check_running()
+        async with self._lock:
+            index = self.node.propose_conf_change(change)
+            waiter = self._waiters[index] = _Waiter(self.node.term)
+            await self._drain()
+        return await self._outcome(waiter)
+
+    async def _outcome(self, waiter: _Waiter) -> Any:
+        await waiter.done.wait()
+        if waiter.error is not None:
+            raise waiter.error
+        return waiter.result
+
+    async def read_barrier(self) -> int:
+        """Wait until a read of the local state is linearizable; return the index
+        this node has applied up to (at least the commit index at the call)."""
+        self._check_running()
+        context = b"rt-%d-%d" % (self.id, next(self._read_ids))
+        read = self._reads[context] = _Read()
+        try:
+            async with self._lock:
+                try:
+                    self.node.read_index(context)
+                except ProposalDropped as exc:
+                    if exc.reason is not DropReason.NO_LEADER:
+                        raise
+                    # No leader known yet: issued when one is (see _reissue_reads).
+                await self._drain()
+            await read.answered.wait()
+            if read.error is not None:
+                raise read.error
+            await self.wait_applied(read.index)
+            return self.applied
+        finally:
+            self._reads.pop(context, None)
+
+    async def wait_applied(self, index: int) -> None:
+        """Wait until this node has applied `index`."""
+        if self.applied >= index:
+            return
+        self._check_running()
+        event = trio.Event()
+        self._applied_waits.append((index, event))
+        await event.wait()
+        if self.applied < index:
+            raise RuntimeStopped(f"node {self.id} stopped at applied index {self.applied}")
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Wait until `predicate()` holds; it is evaluated after every handled batch
+        of work (e.g. ``lambda: rt.leader != NONE``)."""
+        while not predicate():
+            self._check_running()
+            await self._changed.wait()
+
+    async def transfer_leadership(self, to: NodeId) -> None:
+        """Ask the leader (this node) to hand leadership to voter `to`."""
+        self._check_running()
+        async with self._lock:
+            self.node.transfer_leadership(to)
+            await self._drain()
+
+    async def campaign(self) -> None:
+        """Start an election now (tests and operators; normally timers do this)."""
+        self._check_running()
+        async with self._lock:
+            self.node.campaign()
+            await self._drain()
+
+    # -- state -----------------------------------------------------------------------
+
+    @property
+    def role(self) -> Role:
+        return self.node.role
+
+    @property
+    def leader(self) -> NodeId:
+        """The leader this node knows of (`raft.NONE` if none)."""
+        return self.node.leader
+
+    @property
+    def is_leader(self) -> bool:
+        return self.node.role is Role.LEADER and self.node.leader == self.id
+
+    def status(self) -> Status:
+        return self.node.status()
+
