@@ -158,9 +158,11 @@ class _FrameReader:
         return frame
 
 
-def _check_address(address: Any) -> Address:
+def _check_address(address: Any, *, dial: bool = True) -> Address:
+    lowest_port = 1 if dial else 0  # port 0 only makes sense to bind
     if (not isinstance(address, tuple) or len(address) != 2 or not isinstance(address[0], str)
-            or type(address[1]) is not int or not 0 <= address[1] < 65536):
+            or type(address[1]) is not int or not lowest_port <= address[1] < 65536
+            or (dial and not address[0])):
         raise ValueError(f"an address is a (host, port) tuple, got {address!r}")
     return address
 
@@ -190,7 +192,8 @@ class TcpTransport:
 
     Args:
         node_id: this node.
-        listen: (host, port) to bind; port 0 picks a free port (see `address`).
+        listen: (host, port) to bind; port 0 picks a free port (see `address`),
+            host "" binds every interface.
         peers: node id -> (host, port) to dial; change it later with `set_peer`.
         deliver: called synchronously, in the trio thread, with every valid inbound
             message addressed to this node (e.g. `RaftRuntime.deliver`).
@@ -200,8 +203,9 @@ class TcpTransport:
         handshake_timeout: seconds an inbound connection may take to present its
             handshake, so idle junk connections do not pile up.
         connect_timeout: seconds a dial (and writing the handshake) may take.
-        write_timeout: seconds one batched write may make no progress before the
-            connection is considered dead (a peer that stopped reading).
+        write_timeout: seconds one batched write (about 1 MiB, or one larger
+            message) may take before the connection is considered dead (a peer
+            that stopped reading).
         backoff_initial / backoff_max: reconnection delay, doubled after every
             failure up to the maximum, with jitter.
         rng: source of the jitter (seed it to make the delays reproducible).
@@ -214,7 +218,7 @@ class TcpTransport:
                  write_timeout: float = 30.0, backoff_initial: float = 0.05,
                  backoff_max: float = 2.0, rng: Optional[random.Random] = None) -> None:
         self.node_id = _check_node_id(node_id)
-        self.listen = _check_address(listen)
+        self.listen = _check_address(listen, dial=False)
         if not isinstance(cluster, str):
             raise TypeError(f"cluster must be a str, got {cluster!r}")
         if queue_limit < 1 or max_frame_bytes < 1:
@@ -242,6 +246,7 @@ class TcpTransport:
         self._inbound: dict[NodeId, trio.CancelScope] = {}
         self._address: Optional[Address] = None
         self._nursery: Optional[trio.Nursery] = None
+        self._scope = trio.CancelScope()  # serve's: cancelled by aclose
         self._started = False
         self._closed = False
         self._stopped = trio.Event()
@@ -250,7 +255,8 @@ class TcpTransport:
 
     @property
     def address(self) -> Address:
-        """The bound (host, port), with the real port when `listen` asked for 0."""
+        """The bound (host, port), with the real port when `listen` asked for 0
+        (the first listener's, if the host resolved to several addresses)."""
         if self._address is None:
             raise RuntimeError("the transport is not serving yet")
         return self._address
@@ -319,19 +325,20 @@ class TcpTransport:
             raise RuntimeError("a TcpTransport serves once")
         self._started = True
         try:
-            host, port = self.listen
-            listeners = await trio.open_tcp_listeners(port, host=host or None)
-            try:
-                self._address = tuple(listeners[0].socket.getsockname()[:2])  # type: ignore[assignment]
-                async with trio.open_nursery() as nursery:
-                    self._nursery = nursery
-                    for peer in self._peers.values():
-                        nursery.start_soon(self._run_peer, peer)
-                    await nursery.start(trio.serve_listeners, self._serve_connection, listeners)
-                    task_status.started(self._address)
-            finally:
-                for listener in listeners:
-                    await trio.aclose_forcefully(listener)
+            with self._scope:
+                host, port = self.listen
+                listeners = await trio.open_tcp_listeners(port, host=host or None)
+                try:
+                    self._address = tuple(listeners[0].socket.getsockname()[:2])  # type: ignore[assignment]
+                    async with trio.open_nursery() as nursery:
+                        self._nursery = nursery
+                        for peer in self._peers.values():
+                            nursery.start_soon(self._run_peer, peer)
+                        await nursery.start(trio.serve_listeners, self._serve_connection, listeners)
+                        task_status.started(self._address)
+                finally:
+                    for listener in listeners:
+                        await trio.aclose_forcefully(listener)
         finally:
             self._nursery = None
             self._closed = True
@@ -340,8 +347,7 @@ class TcpTransport:
     async def aclose(self) -> None:
         """Close the listener and every connection, and wait until they are closed."""
         self._closed = True
-        if self._nursery is not None:
-            self._nursery.cancel_scope.cancel()
+        self._scope.cancel()  # also works while `serve` is still binding
         if self._started:
             await self._stopped.wait()
 

@@ -140,7 +140,7 @@ async def test_large_messages_cross_many_reads_and_oversize_is_not_sent(
     assert receiver.inbox == [big]
 
     small = await Node(3, {2: receiver.address}, max_frame_bytes=1000).start(nursery)
-    small.transport.send(big.__class__(term=1, sender=3, to=2, prev_index=0, prev_term=0,
+    small.transport.send(AppendEntries(term=1, sender=3, to=2, prev_index=0, prev_term=0,
                                        entries=(Entry(1, 1, data=b"y" * 2000),), commit=0))
     assert small.stats.dropped_too_large == 1 and small.stats.sent == 0
 
@@ -362,3 +362,91 @@ async def test_reconnecting_node_replaces_its_old_inbound_connection(
     assert receiver.stats.connects == 2 and receiver.stats.disconnects == 1
     await old.aclose()
     await new.aclose()
+
+
+async def test_a_failing_deliver_closes_only_that_connection(nursery: trio.Nursery,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR, logger="raft.transport")
+    delivered: list[Any] = []
+
+    def deliver(message: Any) -> None:
+        if message.sender == 3:
+            raise RuntimeError("embedder bug")
+        delivered.append(message)
+
+    receiver = TcpTransport(2, (HOST, 0), {}, deliver)
+    await nursery.start(receiver.serve)
+    faulty = await Node(3, {2: receiver.address}).start(nursery)
+    faulty.transport.send(heartbeat(3, 2))
+    await wait_for(lambda: faulty.stats.disconnects == 1)
+    assert any("embedder bug" in (r.exc_text or "") for r in caplog.records)
+    good = await Node(1, {2: receiver.address}).start(nursery)
+    good.transport.send(heartbeat(1, 2))
+    await wait_for(lambda: delivered)
+    assert delivered == [heartbeat(1, 2)]
+    await receiver.aclose()
+
+
+# -- with the runtime -----------------------------------------------------------------------
+
+
+class Log:
+    """The smallest state machine: the applied commands, in order."""
+
+    def __init__(self) -> None:
+        self.items: list[bytes] = []
+
+    def apply(self, entry: Entry) -> int:
+        self.items.append(entry.data)
+        return len(self.items)
+
+    def snapshot(self) -> bytes:
+        return b"\n".join(self.items)
+
+    def restore(self, data: bytes) -> None:
+        self.items = data.split(b"\n") if data else []
+
+
+async def test_three_runtimes_replicate_over_tcp(nursery: trio.Nursery) -> None:
+    from raft import Config, MemoryStorage
+    from raft.runtime import RaftRuntime
+
+    ids = (1, 2, 3)
+    runtimes: dict[int, RaftRuntime] = {}
+    transports = {}
+    for i in ids:
+        transports[i] = TcpTransport(i, (HOST, 0), {}, lambda m, i=i: runtimes[i].deliver(m),
+                                     backoff_initial=0.01, backoff_max=0.1, rng=random.Random(i))
+        await nursery.start(transports[i].serve)
+    for i in ids:
+        for j in ids:
+            if i != j:
+                transports[i].set_peer(j, transports[j].address)
+    machines = {i: Log() for i in ids}
+    for i in ids:
+        runtimes[i] = RaftRuntime(Config(id=i, voters=ids), MemoryStorage(), machines[i],
+                                  transports[i].send, tick_interval=0.01, io_in_thread=False)
+        await nursery.start(runtimes[i].run)
+    with trio.fail_after(10):
+        await runtimes[1].wait_until(lambda: runtimes[1].leader != 0)
+        leader = runtimes[runtimes[1].leader]
+        assert await leader.propose(b"over tcp") == 1
+        follower = runtimes[next(i for i in ids if i != leader.id)]
+        await follower.read_barrier()
+    assert machines[follower.id].items == [b"over tcp"]
+    assert all(t.stats.rejected == 0 for t in transports.values())
+
+
+async def test_close_before_serving_and_serving_twice(nursery: trio.Nursery) -> None:
+    idle = TcpTransport(1, (HOST, 0), {}, print)
+    await idle.aclose()  # nothing to close: returns at once
+    with pytest.raises(RuntimeError):
+        await idle.serve()
+    node = await Node(2).start(nursery)
+    with pytest.raises(RuntimeError):
+        await node.transport.serve()
+    await node.transport.aclose()
+    await node.transport.aclose()  # idempotent
+    with trio.fail_after(5):
+        with pytest.raises(OSError):  # the listener is gone
+            await trio.open_tcp_stream(*node.address)
