@@ -39,7 +39,23 @@ def test_quick_start_has_run_and_test_commands():
     quick = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
     commands = re.findall(r"```sh\n(.*?)\n```", quick, flags=re.S)
     assert len(commands) == 2
-    assert "examples/three_nodes.py" in commands[0]
+    assert "examples/trio_cluster.py" in commands[0]
     assert "pytest" in commands[1]
     ci = (ROOT / ".ci" / "run").read_text()
     assert "pip install --quiet -e '.[test]'" in ci and "pytest" in ci
+
+
+def test_trio_cluster_example_keeps_its_state_across_runs(tmp_path):
+    # Three durable nodes over loopback TCP, run as a real process twice on one data
+    # directory: the second run continues the first's counters.
+    outputs = []
+    for _ in range(2):
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "trio_cluster.py"), str(tmp_path)],
+            capture_output=True, text=True, timeout=60, cwd=ROOT,
+        )
+        assert result.returncode == 0, result.stderr
+        outputs.append(result.stdout)
+    assert "set run-0=1 (was None)" in outputs[0]
+    assert "set run-0=2 (was 1)" in outputs[1]
+    assert "'run-2': '2'" in outputs[1]  # read on a follower after the barrier
