@@ -21,7 +21,9 @@ coroutines that finish when the outcome is known:
 
 Concurrency: every node call happens under one lock, and the lock is held from
 `ready()` to `advance()`, so no caller can slip a call in between (the core's
-contract). Disk writes run in a worker thread (`io_in_thread`) so that an fsync does
+contract). Proposals wait in a queue and are appended together whenever the lock
+is free, so one fsync covers every proposal that arrived during the previous one
+(group commit); inbound messages are batched the same way. Disk writes run in a worker thread (`io_in_thread`) so that an fsync does
 not stall the event loop; the node stays locked meanwhile. Inbound messages go
 through a bounded inbox: when it is full they are dropped, as a lossy network would
 (Raft retransmits).
@@ -83,9 +85,9 @@ class RuntimeStopped(RaftError):
 
 @attrs.define
 class _Waiter:
-    """A caller waiting for the entry it proposed at `index` in `term`."""
+    """A caller waiting for the entry it proposed (`term` is set once appended)."""
 
-    term: int
+    term: int = 0
     done: trio.Event = attrs.Factory(trio.Event)
     result: Any = None
     error: Optional[BaseException] = None
@@ -144,6 +146,11 @@ class RaftRuntime:
         self._inbox_send, self._inbox = trio.open_memory_channel(inbox_limit)
         self.dropped_inbound = 0
         self._waiters: dict[int, _Waiter] = {}
+        # Proposals not yet handed to the node: appended together by `_proposer`
+        # once the lock is free, so that one fsync covers all that arrived
+        # during the previous one (group commit).
+        self._queued: list[tuple[bytes, _Waiter]] = []
+        self._work = trio.Event()
         self._reads: dict[bytes, _Read] = {}
         self._applied_waits: list[tuple[int, trio.Event]] = []
         self._read_ids = itertools.count(1)
@@ -163,10 +170,9 @@ class RaftRuntime:
         try:
             async with trio.open_nursery() as nursery:
                 self._scope = nursery.cancel_scope
-                nursery.start_soon(self._ticker)
-                nursery.start_soon(self._stepper)
-                async with self._lock:
-                    await self._drain()  # committed entries after the snapshot, if any
+                for task in (self._ticker, self._stepper, self._proposer):
+                    nursery.start_soon(self._guarded, task)
+                await self._guarded(self._catch_up)
                 task_status.started()
         finally:
             self._stopped = True
@@ -180,6 +186,19 @@ class RaftRuntime:
             self._inbox_send.send_nowait(message)
         except trio.WouldBlock:
             self.dropped_inbound += 1
+
+    async def _guarded(self, task: Callable[[], Any]) -> None:
+        """Run an internal task; a fatal error is recorded by `_drain` and re-raised
+        by `run` itself (not wrapped in the nursery's exception group)."""
+        try:
+            await task()
+        except Exception:
+            if self._fatal is None:
+                raise
+
+    async def _catch_up(self) -> None:
+        async with self._lock:
+            await self._drain()  # committed entries after the snapshot, if any
 
     async def _ticker(self) -> None:
         while True:
@@ -200,6 +219,23 @@ class RaftRuntime:
                     except trio.WouldBlock:
                         break
                     self.node.step(more)
+                await self._drain()
+
+    async def _proposer(self) -> None:
+        while True:
+            await self._work.wait()
+            self._work = trio.Event()
+            async with self._lock:
+                queued, self._queued = self._queued, []
+                node = self.node
+                for data, waiter in queued:
+                    try:
+                        index = node.propose(data)
+                    except ProposalDropped as exc:
+                        waiter.finish(error=exc)
+                        continue
+                    waiter.term = node.term
+                    self._waiters[index] = waiter
                 await self._drain()
 
     # -- the Ready contract ------------------------------------------------------------
@@ -225,7 +261,9 @@ class RaftRuntime:
             log.error("node %d stops: %r", self.id, exc)
             self._fatal = exc
             self._stopped = True
-            self._fail_all(RuntimeStopped(f"node {self.id} stopped: {exc!r}"))
+            stopped = RuntimeStopped(f"node {self.id} stopped: {exc!r}")
+            stopped.__cause__ = exc
+            self._fail_all(stopped)
             if self._scope is not None:
                 self._scope.cancel()
             raise
@@ -316,6 +354,9 @@ class RaftRuntime:
         for waiter in self._waiters.values():
             waiter.finish(error=error)
         self._waiters.clear()
+        for _, waiter in self._queued:
+            waiter.finish(error=error)
+        self._queued.clear()
         for read in self._reads.values():
             read.error = error
             read.answered.set()
@@ -333,10 +374,9 @@ class RaftRuntime:
         """Replicate `data`; return the state machine's result for it. See the
         module docstring for the errors."""
         self._check_running()
-        async with self._lock:
-            index = self.node.propose(data)
-            waiter = self._waiters[index] = _Waiter(self.node.term)
-            await self._drain()
+        waiter = _Waiter()
+        self._queued.append((bytes(data), waiter))
+        self._work.set()
         return await self._outcome(waiter)
 
     async def change_membership(self, change: ConfChange) -> ConfState:

@@ -319,11 +319,45 @@ async def test_a_failed_write_stops_the_node_and_reaches_the_embedder(autojump_c
                 await nursery.start(run)
             leader = await cluster.leader()
             storages[leader.id].broken = True
-            with pytest.raises(OSError):
-                await leader.propose(b"x")  # the caller sees the write fail
+            with pytest.raises(RuntimeStopped) as caught:
+                await leader.propose(b"x")  # the caller learns why
+            assert isinstance(caught.value.__cause__, OSError)
             while not failures:
                 await trio.sleep(0.1)
             with pytest.raises(RuntimeStopped):
                 await leader.propose(b"y")
             nursery.cancel_scope.cancel()
     assert len(failures) == 1 and failures[0].errno == 5
+
+
+class CountingStorage(MemoryStorage):
+    """Memory storage that counts the writes that had to be fsynced."""
+
+    synced_writes = 0
+
+    def save(self, hard_state, entries, sync=True):
+        if sync and entries:
+            self.synced_writes += 1
+        return super().save(hard_state, entries, sync)
+
+
+async def test_concurrent_proposals_share_one_fsync(autojump_clock, nursery):
+    storages = {i: CountingStorage() for i in IDS}
+    cluster = Cluster(nursery, storages=storages)
+    await cluster.start_all()
+    with trio.fail_after(10):
+        leader = await cluster.leader()
+        await leader.propose(b"warm-up")
+    before = storages[leader.id].synced_writes
+    results: list[int] = []
+
+    async def client(n: int) -> None:
+        results.append(await leader.propose(f"c{n}".encode()))
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as clients:
+            for n in range(50):
+                clients.start_soon(client, n)
+    assert sorted(results) == list(range(2, 52))
+    # Group commit: the 50 proposals were appended together, not one fsync each.
+    assert storages[leader.id].synced_writes - before <= 3
