@@ -20,7 +20,7 @@ from raft import (
     ProposalDropped,
     Role,
 )
-from raft.runtime import ProposalLost, RaftRuntime, RuntimeStopped
+from raft.runtime import ProposalLost, ProposalOutcomeUnknown, RaftRuntime, RuntimeStopped
 
 IDS = (1, 2, 3)
 
@@ -361,3 +361,118 @@ async def test_concurrent_proposals_share_one_fsync(autojump_clock, nursery):
     assert sorted(results) == list(range(2, 52))
     # Group commit: the 50 proposals were appended together, not one fsync each.
     assert storages[leader.id].synced_writes - before <= 3
+
+
+# -- chaos: partitions, restarts and transfers under concurrent clients -------------
+
+class LossyNetwork(Network):
+    """Delivers after a random delay, loses some messages, honours a partition."""
+
+    def __init__(self, rng, nursery: trio.Nursery) -> None:
+        super().__init__()
+        self.rng = rng
+        self.nursery = nursery
+        self.loss = 0.02
+
+    def send(self, message: Message) -> None:
+        if message.sender in self.cut or message.to in self.cut or self.rng.random() < self.loss:
+            return
+        delay = self.rng.uniform(0.001, 0.02)
+
+        async def deliver_later() -> None:
+            await trio.sleep(delay)
+            target = self.runtimes.get(message.to)
+            if target is not None and message.to not in self.cut:
+                target.deliver(message)
+
+        self.nursery.start_soon(deliver_later)
+
+
+@pytest.mark.parametrize("seed", range(12))
+async def test_acknowledged_proposals_survive_chaos(autojump_clock, seed):
+    import random
+
+    rng = random.Random(seed)
+    outcomes: dict[str, object] = {}  # command -> result, or the exception it raised
+    with trio.fail_after(600):
+        async with trio.open_nursery() as nursery:
+            cluster = Cluster(nursery, snapshot_every=15)
+            cluster.network = LossyNetwork(rng, nursery)
+            await cluster.start_all()
+            stop = trio.Event()
+
+            async def client(number: int) -> None:
+                target = rng.choice(IDS)
+                for seq in range(1000):
+                    if stop.is_set():
+                        return
+                    command = f"c{number}-{seq}"
+                    runtime = cluster.network.runtimes.get(target)
+                    if runtime is None:
+                        target = rng.choice(IDS)
+                        await trio.sleep(0.05)
+                        continue
+                    result: object = None
+                    with trio.move_on_after(5.0):
+                        try:
+                            result = await runtime.propose(command.encode())
+                        except ProposalDropped as exc:
+                            result = exc
+                            target = exc.leader_hint or rng.choice(IDS)
+                        except (ProposalLost, ProposalOutcomeUnknown, RuntimeStopped) as exc:
+                            result = exc
+                    outcomes[command] = result  # None: timed out, outcome unknown
+                    await trio.sleep(rng.uniform(0, 0.05))
+
+            async def chaos() -> None:
+                for _ in range(12):
+                    await trio.sleep(rng.uniform(0.3, 1.5))
+                    action = rng.choice(("isolate", "heal", "restart", "transfer"))
+                    if action == "isolate":
+                        cluster.network.cut = {rng.choice(IDS)}
+                    elif action == "heal":
+                        cluster.network.cut = set()
+                    elif action == "restart":
+                        node_id = rng.choice(IDS)
+                        cluster.stop(node_id)
+                        await trio.sleep(rng.uniform(0, 0.5))
+                        cluster.machines[node_id] = Counter()
+                        await cluster.start(node_id)
+                    else:
+                        leaders = [r for r in cluster.network.runtimes.values() if r.is_leader]
+                        if leaders:
+                            try:
+                                await leaders[0].transfer_leadership(rng.choice(IDS))
+                            except ProposalDropped:
+                                pass
+                cluster.network.cut = set()
+                cluster.network.loss = 0.0
+                stop.set()
+
+            async with trio.open_nursery() as workers:
+                workers.start_soon(chaos)
+                for number in range(4):
+                    workers.start_soon(client, number)
+            # Healed: one more write through the leader, then every node catches up.
+            while True:
+                leader = await cluster.leader()
+                try:
+                    await leader.propose(b"final")
+                    break
+                except ProposalDropped:  # e.g. a transfer the chaos started
+                    await trio.sleep(0.1)
+            for runtime in list(cluster.network.runtimes.values()):
+                await runtime.wait_applied(leader.applied)
+            nursery.cancel_scope.cancel()
+
+    logs = [cluster.machines[i].items for i in IDS]
+    assert logs[0] == logs[1] == logs[2]  # replicas agree
+    final = logs[0]
+    assert len(final) == len(set(final))  # nothing applied twice
+    acknowledged = {c: r for c, r in outcomes.items() if isinstance(r, int)}
+    assert acknowledged  # the run did make progress
+    for command, position in acknowledged.items():
+        assert final[position - 1] == command  # applied exactly where it was reported
+    for command, result in outcomes.items():
+        if isinstance(result, (ProposalDropped, ProposalLost)):
+            assert command not in final  # refused or lost means it never took effect
