@@ -15,7 +15,8 @@ coroutines that finish when the outcome is known:
   with `trio.move_on_after` / `fail_after` as a client would.
 * `read_barrier()` returns once this node has applied everything committed before
   the call (ReadIndex): a read of the local state machine after it is
-  linearizable. A request the core forgot because leadership changed is re-issued.
+  linearizable. A request the core forgot because leadership changed, or that the
+  network lost, is re-issued (after a leader change, and every election timeout).
 * `change_membership(change)` proposes a one-server change and returns the
   configuration in force once it is applied.
 
@@ -201,10 +202,18 @@ class RaftRuntime:
             await self._drain()  # committed entries after the snapshot, if any
 
     async def _ticker(self) -> None:
+        retry_every = self.node.config.election_ticks
+        ticks = 0
         while True:
             await trio.sleep(self.tick_interval)
+            ticks += 1
             async with self._lock:
                 self.node.tick()
+                if ticks % retry_every == 0 and self._reads:
+                    # A forwarded ReadIndex request or its answer may have been
+                    # lost on the way; asking again is harmless (the first
+                    # answer wins).
+                    self._reissue_reads()
                 await self._drain()
 
     async def _stepper(self) -> None:
@@ -332,7 +341,8 @@ class RaftRuntime:
         return function(*args)
 
     def _reissue_reads(self) -> None:
-        """Leadership changed: the core forgot pending ReadIndex requests."""
+        """Ask again for every unanswered read: after a leadership change (the core
+        forgot pending requests) and periodically (the network may lose them)."""
         for context, read in self._reads.items():
             if read.index < 0:
                 try:

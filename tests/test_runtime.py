@@ -476,3 +476,28 @@ async def test_acknowledged_proposals_survive_chaos(autojump_clock, seed):
     for command, result in outcomes.items():
         if isinstance(result, (ProposalDropped, ProposalLost)):
             assert command not in final  # refused or lost means it never took effect
+
+
+async def test_read_barrier_survives_a_lost_read_request(autojump_clock, nursery):
+    from raft import ReadIndexRequest
+
+    cluster = Cluster(nursery)
+    lost: list[Message] = []
+    send = cluster.network.send
+
+    def lose_first_read_request(message: Message) -> None:
+        if isinstance(message, ReadIndexRequest) and not lost:
+            lost.append(message)
+            return
+        send(message)
+
+    cluster.network.send = lose_first_read_request
+    await cluster.start_all()
+    with trio.fail_after(10):
+        leader = await cluster.leader()
+        await leader.propose(b"x")
+        follower = next(cluster.runtime(i) for i in IDS if i != leader.id)
+        await follower.wait_until(lambda: follower.leader == leader.id)
+        await follower.read_barrier()
+    assert lost  # the first request was lost, and the barrier still completed
+    assert cluster.machines[follower.id].items == ["x"]
