@@ -490,7 +490,10 @@ class TcpTransport:
             with trio.move_on_after(self.handshake_timeout):
                 frame = await reader.read(_HANDSHAKE_MAX_BYTES)
                 if frame is None:
-                    raise _Rejected("closed before the handshake")
+                    # Connected and closed without a word: a TCP health check or a
+                    # port probe, not an attack worth a warning.
+                    log.debug("node %d: %s closed before the handshake", self.node_id, remote)
+                    return
                 sender = self._parse_handshake(frame)
             if sender is None:
                 raise _Rejected(f"no handshake within {self.handshake_timeout} s")

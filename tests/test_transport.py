@@ -268,7 +268,6 @@ BAD_HANDSHAKES = {
     "wrong cluster": handshake(1, cluster="other"),
     "zero sender": frame(cbor2.dumps([HANDSHAKE_MAGIC, 1, "raftcoord", 0])),
     "bool sender": frame(cbor2.dumps([HANDSHAKE_MAGIC, 1, "raftcoord", True])),
-    "nothing": b"",
 }
 
 
@@ -282,8 +281,6 @@ async def test_bad_handshake_is_rejected_while_serving_a_good_peer(
 
     stream = await trio.open_tcp_stream(*receiver.address)
     await stream.send_all(data)
-    if not data:
-        await stream.send_eof()
     await assert_closed_by_peer(stream)
     await stream.aclose()
     await wait_for(lambda: receiver.stats.rejected == 1)
@@ -293,6 +290,22 @@ async def test_bad_handshake_is_rejected_while_serving_a_good_peer(
     good.transport.send(heartbeat(1, 2, commit=2))
     await wait_for(lambda: len(receiver.inbox) == 2)
     assert good.stats.disconnects == 0 and receiver.stats.received == 2
+
+
+async def test_connection_closed_without_a_word_is_no_warning(
+        nursery: trio.Nursery, caplog: pytest.LogCaptureFixture) -> None:
+    # TCP health checks and port probes connect and close: not worth a warning.
+    caplog.set_level(logging.WARNING, logger="raft.transport")
+    good, receiver = await pair(nursery)
+    for _ in range(3):
+        stream = await trio.open_tcp_stream(*receiver.address)
+        await stream.send_eof()
+        await assert_closed_by_peer(stream)
+        await stream.aclose()
+    good.transport.send(heartbeat(1, 2, commit=1))
+    await wait_for(lambda: receiver.inbox)
+    assert receiver.stats.rejected == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 async def test_silent_connection_times_out(nursery: trio.Nursery) -> None:
