@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from typing import Any, Callable, Optional, Protocol
 
 import attrs
@@ -50,8 +51,8 @@ from .ready import Ready, Status
 from .storage import WritableStorage
 from .types import ConfChange, ConfState, Entry, EntryType, Message, NodeId, Role
 
-__all__ = ["ProposalLost", "ProposalOutcomeUnknown", "RaftRuntime", "RuntimeStopped",
-           "StateMachine"]
+__all__ = ["ProposalLost", "ProposalOutcomeUnknown", "RaftRuntime", "RuntimeStats",
+           "RuntimeStopped", "StateMachine"]
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,30 @@ class _Waiter:
     def finish(self, result: Any = None, error: Optional[BaseException] = None) -> None:
         self.result, self.error = result, error
         self.done.set()
+
+
+@attrs.define
+class RuntimeStats:
+    """Counters of a runtime's work (a copy; read `RaftRuntime.stats` again for
+    fresh figures).
+
+    Attributes:
+        proposals: proposals handed to the node (accepted or refused).
+        proposal_batches: times queued proposals were appended together.
+        synced_writes: storage writes that were fsynced (`must_sync`).
+        sync_seconds: wall time spent in those writes.
+        messages_in: inbound messages stepped.
+        dropped_inbound: inbound messages dropped because the inbox was full.
+        snapshots: log compactions.
+    """
+
+    proposals: int = 0
+    proposal_batches: int = 0
+    synced_writes: int = 0
+    sync_seconds: float = 0.0
+    messages_in: int = 0
+    dropped_inbound: int = 0
+    snapshots: int = 0
 
 
 @attrs.define
@@ -145,7 +170,7 @@ class RaftRuntime:
         self.id: NodeId = config.id
         self._lock = trio.Lock()
         self._inbox_send, self._inbox = trio.open_memory_channel(inbox_limit)
-        self.dropped_inbound = 0
+        self._stats = RuntimeStats()
         self._waiters: dict[int, _Waiter] = {}
         # Proposals not yet handed to the node: appended together by `_proposer`
         # once the lock is free, so that one fsync covers all that arrived
@@ -186,7 +211,7 @@ class RaftRuntime:
         try:
             self._inbox_send.send_nowait(message)
         except trio.WouldBlock:
-            self.dropped_inbound += 1
+            self._stats.dropped_inbound += 1
 
     async def _guarded(self, task: Callable[[], Any]) -> None:
         """Run an internal task; a fatal error is recorded by `_drain` and re-raised
@@ -220,6 +245,7 @@ class RaftRuntime:
         async for message in self._inbox:
             async with self._lock:
                 self.node.step(message)
+                stepped = 1
                 # Step whatever else already arrived before handling the Ready:
                 # one persist-and-send for the whole burst.
                 while True:
@@ -228,6 +254,8 @@ class RaftRuntime:
                     except trio.WouldBlock:
                         break
                     self.node.step(more)
+                    stepped += 1
+                self._stats.messages_in += stepped
                 await self._drain()
 
     async def _proposer(self) -> None:
@@ -237,6 +265,8 @@ class RaftRuntime:
             async with self._lock:
                 queued, self._queued = self._queued, []
                 node = self.node
+                self._stats.proposals += len(queued)
+                self._stats.proposal_batches += 1
                 for data, waiter in queued:
                     try:
                         index = node.propose(data)
@@ -286,7 +316,13 @@ class RaftRuntime:
             self.state_machine.restore(rd.snapshot.data)
             self._skip_to(rd.snapshot.metadata.index)
         if rd.entries or rd.hard_state is not None:
-            await self._io(self.storage.save, rd.hard_state, rd.entries, rd.must_sync)
+            if rd.must_sync:
+                started = time.perf_counter()  # measured only, never decides anything
+                await self._io(self.storage.save, rd.hard_state, rd.entries, True)
+                self._stats.synced_writes += 1
+                self._stats.sync_seconds += time.perf_counter() - started
+            else:
+                await self._io(self.storage.save, rd.hard_state, rd.entries, False)
         for message in rd.messages:  # only now: what they acknowledge is durable
             self._send(message)
         for entry in rd.committed_entries:
@@ -334,6 +370,7 @@ class RaftRuntime:
             log.debug("node %d skips compaction: %s", self.id, exc)
             return
         await self._io(self.storage.compact, snapshot)
+        self._stats.snapshots += 1
 
     async def _io(self, function: Callable[..., Any], *args: Any) -> Any:
         if self.io_in_thread:
@@ -477,4 +514,12 @@ class RaftRuntime:
 
     def status(self) -> Status:
         return self.node.status()
+
+    @property
+    def stats(self) -> RuntimeStats:
+        return attrs.evolve(self._stats)
+
+    @property
+    def dropped_inbound(self) -> int:
+        return self._stats.dropped_inbound
 

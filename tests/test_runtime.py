@@ -349,6 +349,7 @@ async def test_concurrent_proposals_share_one_fsync(autojump_clock, nursery):
         leader = await cluster.leader()
         await leader.propose(b"warm-up")
     before = storages[leader.id].synced_writes
+    stats_before = leader.stats
     results: list[int] = []
 
     async def client(n: int) -> None:
@@ -361,6 +362,10 @@ async def test_concurrent_proposals_share_one_fsync(autojump_clock, nursery):
     assert sorted(results) == list(range(2, 52))
     # Group commit: the 50 proposals were appended together, not one fsync each.
     assert storages[leader.id].synced_writes - before <= 3
+    stats = leader.stats
+    assert stats.proposals - stats_before.proposals == 50
+    assert stats.proposal_batches - stats_before.proposal_batches <= 3
+    assert stats.synced_writes - stats_before.synced_writes <= 3
 
 
 # -- chaos: partitions, restarts and transfers under concurrent clients -------------
