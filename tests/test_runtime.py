@@ -506,3 +506,34 @@ async def test_read_barrier_survives_a_lost_read_request(autojump_clock, nursery
         await follower.read_barrier()
     assert lost  # the first request was lost, and the barrier still completed
     assert cluster.machines[follower.id].items == ["x"]
+
+
+async def test_a_new_node_joins_as_learner_then_voter(autojump_clock, nursery):
+    cluster = Cluster(nursery, snapshot_every=10)
+    await cluster.start_all()
+    with trio.fail_after(10):
+        leader = await cluster.leader()
+        for i in range(25):  # enough that the newcomer needs a snapshot
+            await leader.propose(f"old{i}".encode())
+    # Node 4: empty storage, no configuration of its own; it learns from the leader.
+    cluster.storages[4] = MemoryStorage()
+    cluster.machines[4] = Counter()
+    newcomer = RaftRuntime(Config(id=4, voters=()), cluster.storages[4], cluster.machines[4],
+                           cluster.network.send, io_in_thread=False)
+    cluster.network.runtimes[4] = newcomer
+    await nursery.start(newcomer.run)
+    with trio.fail_after(20):
+        conf = await leader.change_membership(ConfChange(ConfChangeType.ADD_LEARNER, 4))
+        assert 4 in conf.learners
+        await newcomer.wait_applied(leader.applied)
+        while True:
+            try:
+                conf = await leader.change_membership(ConfChange(ConfChangeType.ADD_VOTER, 4))
+                break
+            except ProposalDropped as exc:
+                assert exc.reason is DropReason.NOT_CAUGHT_UP
+                await trio.sleep(0.1)
+        assert conf.voters == frozenset({1, 2, 3, 4})
+        await leader.propose(b"new")
+        await newcomer.wait_applied(leader.applied)
+    assert cluster.machines[4].items == [f"old{i}" for i in range(25)] + ["new"]
