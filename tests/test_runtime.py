@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -370,6 +371,9 @@ async def test_concurrent_proposals_share_one_fsync(autojump_clock, nursery):
 
 # -- chaos: partitions, restarts and transfers under concurrent clients -------------
 
+# More seeds for a longer hunt: RAFTCOORD_CHAOS_SEEDS=500 pytest tests/test_runtime.py -k chaos
+CHAOS_SEEDS = int(os.environ.get("RAFTCOORD_CHAOS_SEEDS", "12"))
+
 class LossyNetwork(Network):
     """Delivers after a random delay, loses some messages, honours a partition."""
 
@@ -393,7 +397,7 @@ class LossyNetwork(Network):
         self.nursery.start_soon(deliver_later)
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(CHAOS_SEEDS))
 async def test_acknowledged_proposals_survive_chaos(autojump_clock, seed):
     import random
 
