@@ -146,7 +146,9 @@ class RaftRuntime:
         snapshot_every: compact the log after this many applied entries (0 = never).
         inbox_limit: inbound messages waiting to be stepped; more are dropped.
         io_in_thread: run storage writes in a worker thread (keep True for disk
-            storage; memory storage gains nothing from it).
+            storage; memory storage gains nothing from it). Tests under trio's
+            MockClock with autojump should pass False: the mock clock jumps ahead
+            while a thread runs, so every fsync would look like an eternity.
     """
 
     def __init__(self, config: Config, storage: WritableStorage, state_machine: StateMachine,
