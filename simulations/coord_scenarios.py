@@ -123,6 +123,16 @@ def leader_crash(world: CoordWorld) -> list[Action]:
     return actions
 
 
+def stale_leader(world: CoordWorld) -> list[Action]:
+    """Every 10 s the leader is cut off with two of its workers and paused for
+    2.5-4.5 s: it resumes still believing it leads just as the new leader may expire
+    those workers. Only acknowledging heartbeats after a ReadIndex round keeps them
+    from acting again beside their successors."""
+    rng = world.rngs.stream("scenario")
+    return [Action(t, "stale_leader", (rng.uniform(2.5, 4.5), 2))
+            for t in _times(world, 6.0, 10.0, tail=6.0)]
+
+
 def network_partition(world: CoordWorld) -> list[Action]:
     """Coordinator partitions from the fault plan plus workers cut off from the whole
     cluster for longer than a lease (they keep running and must stop by themselves)."""
@@ -181,6 +191,8 @@ SPECS: dict[str, tuple[str, CoordSpec, frozenset | None]] = {
                               script=zone_outage), None),
     "leader-crash": ("the coordinator leader crashes or pauses; workers crash between",
                      CoordSpec(script=leader_crash), None),
+    "stale-leader": ("the leader is cut off with some workers and paused; it resumes "
+                     "believing it leads", CoordSpec(script=stale_leader), None),
     "network-partition": ("coordinator partitions from the fault plan; workers cut off",
                           CoordSpec(node_faults=True, script=network_partition),
                           frozenset(PARTITION_KINDS)),

@@ -78,7 +78,7 @@ from .coord_checkers import (
 from .coord_workers import Ack, Checkpoint, Heartbeat, Leave, Nack, Redirect, Release, SimWorker
 from .faults import PARTITION_KINDS, Fault
 from .history import OpKind, Operation, Outcome
-from .world import REPLY, SimConfig, SimNode, World
+from .world import REPLY, UNDO, SimConfig, SimNode, World
 
 # Event kinds of this world (the base world uses 0..9).
 W_TIMER, TO_NODE, TO_WORKER, W_WRITE, ACTION, COORD_CHECK, W_UNDO = range(20, 27)
@@ -697,7 +697,8 @@ class CoordWorld(World):
         ``crash_worker (id, down_for)`` (None: until the heal); ``pause_worker (id,
         duration, mid_write)``; ``isolate_worker (id, duration)``; ``drain (id,)``;
         ``create_group (name, count, replication)``; ``crash_zone (zone, down_for)``;
-        ``node_fault (kind, duration)`` (on the leader).
+        ``node_fault (kind, duration)`` (on the leader); ``stale_leader (pause,
+        stuck)`` (see `stale_leader`).
         """
         kind, args = action.kind, action.args
         if kind == "start_worker":
@@ -742,6 +743,29 @@ class CoordWorld(World):
                                                  replication_factor=args[2], now=0.0))
         elif kind == "node_fault":
             self.apply_fault(Fault(self.now, args[0], args[1], 0))
+        elif kind == "stale_leader":
+            self.stale_leader(*args)
+
+    def stale_leader(self, pause: float, stuck: int) -> None:
+        """Cut the leader off together with `stuck` workers (preferably ones that
+        heartbeat to it), which then reach no other node, and pause it for `pause`
+        seconds: it resumes still believing it leads, about when the new leader may
+        expire those workers. The cut heals a while after the resume."""
+        leaders = [n.id for n in self.nodes.values() if n.up and n.role is Role.LEADER]
+        if not leaders or len(self.voters) < 2:
+            return
+        leader = leaders[-1]
+        self._disturbed()
+        self.network.split([leader], [n for n in self.voters if n != leader])
+        live = sorted((w for w in self.workers.values() if w.up and not w.left),
+                      key=lambda w: (w.target != leader, w.number))
+        chosen = {w.number for w in live[:stuck]}
+        self._worker_side = {w.number: 0 if w.number in chosen else 1 for w in live}
+        self._rewire_workers()
+        self.timeline.partition_start(self.now, self.network.partition)
+        self.push(pause + 1.5, UNDO, "heal-network", self.network.partition)
+        self.pause(leader)
+        self.push(pause, UNDO, "resume", leader)
 
     def operator(self, command: c.Command) -> None:
         """Propose ``command`` through the leader, retrying on every leader tick until
