@@ -2,7 +2,9 @@
 
 The core (`RawNode`) is sans-IO: feed it ticks, messages and proposals; take `Ready`
 batches out; persist, send and apply them; then `advance`. See the README section
-"Embedding the raft library" for a complete driver loop.
+"Embedding the raft library" for a complete driver loop. Optional batteries, not
+imported here so that the core needs no event loop: `raft.runtime.RaftRuntime`
+(a trio driver loop) and `raft.transport.TcpTransport` (messages over TCP).
 """
 
 from .config import Config
