@@ -168,6 +168,8 @@ class Planner:
         self.removed: set[str] = set()
         # Workers whose quarantined slots alone exceed their fair share (`quotas`).
         self.pinned: Mapping[str, int] = {}
+        # Quarantined slots each worker holds (`_immovable`), once quotas are set.
+        self.fixed: Mapping[str, int] = {}
         self.orphans: list[SlotKey] = []
         self.evicted: list[tuple[SlotKey, str]] = []
         self.moves: list[Move] = []
@@ -334,7 +336,7 @@ class Planner:
                          if counts[w] < total * self.capacity[w] // cap_sum}
             if receiving:
                 tie_break = self._giving_rank(receiving)
-        fixed = self._immovable()
+        fixed = self.fixed = self._immovable()
         limit = quotas(counts, self.capacity, total, tie_break, fixed)
         self.limit = {w: limit[w] * unit for w in self.eligible}
         if fixed:
@@ -799,7 +801,9 @@ class Planner:
                     if not moved:
                         left.append(candidate)
                 candidates = left
-            if worker in self.pinned:
+            if worker in self.pinned or self.fixed.get(worker):
+                # Its movable slots may all be siblings of replicas on every worker
+                # below quota: pass one through a worker at its quota instead.
                 for candidate in candidates:
                     if load[worker] <= limit[worker]:
                         break
@@ -807,12 +811,15 @@ class Planner:
                         return
 
     def _handoff_past_quota(self, key: SlotKey, source: str) -> Optional[bool]:
-        """Hand a movable slot of a pinned worker to a worker at its quota, as
-        `_handoff` does: True if planned, False if not, None at the cluster-wide cap.
+        """Hand a movable slot of a worker holding quarantined slots (pinned or
+        not) to a worker at its quota, as `_handoff` does: True if planned, False
+        if not, None at the cluster-wide cap.
 
-        A pinned worker may hold only a few movable slots, and each may be a sibling
+        Such a worker may hold only a few movable slots, and each may be a sibling
         of a replica on every worker below quota (seed 187 of the mixed scenario:
-        the only one was a sibling of the only worker below quota). Without this,
+        the only one was a sibling of the only worker below quota; seed 6 of the
+        small mixed run with worker timers on their own clocks: the same for a
+        worker whose quarantined slots equalled its share, so it was not pinned). Without this,
         the pinned worker keeps it forever; with it, the target is one above its
         quota in the next plan and passes one of its own slots on, which it usually
         can (a pinned worker holds nothing movable once done, and never receives:

@@ -214,6 +214,24 @@ def test_a_pinned_worker_hands_a_blocked_slot_to_a_worker_at_quota():
     assert balance_problem(state, capacities(state)) is None
 
 
+def test_a_worker_whose_quarantined_slots_fill_its_share_passes_a_blocked_slot_on():
+    # The shape of mixed seed 6 (small size, worker timers on their own clocks): p's
+    # 3 quarantined slots equal its share of 12 / 4, so it is not pinned, but it is
+    # one above quota and its only movable slot is a sibling of r's, the only worker
+    # below quota. It goes through a worker at quota, as for a pinned worker.
+    state = add_layout(with_quarantined_slots("p", "z2", 3),
+                       {"r": "z1", "w3": "z0", "w4": "z1"},
+                       {"e": [("r", "p")], "o": [("r",)] + [("w3",)] * 3 + [("w4",)] * 3})
+    assert counts(state) == {"p": 4, "r": 2, "w3": 3, "w4": 3}
+    moves = plan(state, UNLIMITED, 3.0)
+    assert moves == [Move("e/0", 1, "p", "w3")]
+    commit(state, moves, 3.0)
+    assert [(m.source, m.target) for m in plan(state, UNLIMITED, 3.0)] == [("w3", "r")]
+    assert converge(state, now=3.0) == 1
+    assert counts(state) == {"p": 3, "r": 3, "w3": 3, "w4": 3}
+    assert balance_problem(state, capacities(state)) is None
+
+
 def test_the_surplus_stays_with_the_worker_that_has_fewer_slots_to_give():
     # The seed-195 shape: w4 and w5 hold 3 each; w5's only movable slot is a
     # sibling of r's, the worker below quota. w5 keeps the rounding surplus (it
