@@ -320,10 +320,12 @@ class MovesTracker:
 def failover_bound(timing, restart_delay: float, heartbeat_interval: float) -> tuple[float, float]:
     """(bound, slack): a dead worker's slots have a new owner within
     ``leader_lease / (1 - drift)`` (the leader's expiry, on a slow leader clock)
-    ``+ restart_delay + 2 heartbeat intervals`` (the new owner's next acknowledged
-    heartbeat) ``+ slack`` (commits, ReadIndex rounds, one leader tick)."""
+    ``+ restart_delay + 2 heartbeat intervals / (1 - drift)`` (the new owner's next
+    acknowledged heartbeat, timed on a slow worker clock) ``+ slack`` (commits,
+    ReadIndex rounds, one leader tick)."""
     slack = 1.0
-    bound = timing.leader_lease / (1 - timing.max_drift) + restart_delay + 2 * heartbeat_interval + slack
+    slow = 1 - timing.max_drift
+    bound = timing.leader_lease / slow + restart_delay + 2 * heartbeat_interval / slow + slack
     return bound, slack
 
 

@@ -134,6 +134,12 @@ class SimWorker:
         """The worker's local clock at true time ``now``."""
         return self.offset + self.rate * now
 
+    @property
+    def period(self) -> float:
+        """True seconds between two rounds: its timer counts `heartbeat_interval` on
+        its own (drifting) clock."""
+        return self.heartbeat_interval / self.rate
+
     def start(self) -> None:
         """A new process (first start or restart): no lease, no view."""
         self.incarnation += 1

@@ -592,7 +592,7 @@ class CoordWorld(World):
             return
         worker.start()
         self._trace(W_TIMER, worker.number, 1, b"start")
-        self.push(self._rng_workers.uniform(0, worker.heartbeat_interval), W_TIMER,
+        self.push(self._rng_workers.uniform(0, worker.period), W_TIMER,
                   worker.number, worker.incarnation)
 
     def crash_worker(self, worker: SimWorker) -> None:
@@ -611,7 +611,7 @@ class CoordWorld(World):
         worker = self._by_number[number]
         if not worker.up or worker.incarnation != incarnation or worker.left:
             return
-        self.push(worker.heartbeat_interval, W_TIMER, number, incarnation)
+        self.push(worker.period, W_TIMER, number, incarnation)
         if worker.paused:
             return
         now = self.now
