@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -198,37 +199,24 @@ def test_movable_slots_balance_around_quarantined_ones():
     check_layout(state)
 
 
-def test_a_pinned_worker_hands_a_blocked_slot_to_a_worker_at_quota():
-    # The seed-187 shape: p holds 3 quarantined slots (above its share of 11 / 4)
-    # and one replica of e/0, whose sibling is on r, the only worker below quota.
-    # It goes to a worker at its quota (w3: an unused zone), which passes one on.
+@pytest.mark.parametrize("r_slots", [1, 2], ids=["pinned", "share-filled"])
+def test_a_worker_with_quarantined_slots_hands_a_blocked_slot_to_a_worker_at_quota(r_slots):
+    # p holds 3 quarantined slots and one replica of e/0, whose sibling is on r, the
+    # only worker below quota. It goes to a worker at its quota (w3: an unused
+    # zone), which passes one on. "pinned" is the seed-187 shape (3 is above p's
+    # share of 11 / 4); "share-filled" the shape of mixed seed 6 (small size, worker
+    # timers on their own clocks): 3 equals p's share of 12 / 4, so p is not pinned
+    # but is still one above quota with nothing else to give.
     state = add_layout(with_quarantined_slots("p", "z2", 3),
                        {"r": "z1", "w3": "z0", "w4": "z1"},
-                       {"e": [("r", "p")], "o": [("w3",)] * 3 + [("w4",)] * 3})
+                       {"e": [("r", "p")],
+                        "o": [("r",)] * (r_slots - 1) + [("w3",)] * 3 + [("w4",)] * 3})
     moves = plan(state, UNLIMITED, 3.0)
     assert moves == [Move("e/0", 1, "p", "w3")]
     commit(state, moves, 3.0)
     assert [(m.source, m.target) for m in plan(state, UNLIMITED, 3.0)] == [("w3", "r")]
     assert converge(state, now=3.0) == 1
-    assert counts(state) == {"p": 3, "r": 2, "w3": 3, "w4": 3}
-    assert balance_problem(state, capacities(state)) is None
-
-
-def test_a_worker_whose_quarantined_slots_fill_its_share_passes_a_blocked_slot_on():
-    # The shape of mixed seed 6 (small size, worker timers on their own clocks): p's
-    # 3 quarantined slots equal its share of 12 / 4, so it is not pinned, but it is
-    # one above quota and its only movable slot is a sibling of r's, the only worker
-    # below quota. It goes through a worker at quota, as for a pinned worker.
-    state = add_layout(with_quarantined_slots("p", "z2", 3),
-                       {"r": "z1", "w3": "z0", "w4": "z1"},
-                       {"e": [("r", "p")], "o": [("r",)] + [("w3",)] * 3 + [("w4",)] * 3})
-    assert counts(state) == {"p": 4, "r": 2, "w3": 3, "w4": 3}
-    moves = plan(state, UNLIMITED, 3.0)
-    assert moves == [Move("e/0", 1, "p", "w3")]
-    commit(state, moves, 3.0)
-    assert [(m.source, m.target) for m in plan(state, UNLIMITED, 3.0)] == [("w3", "r")]
-    assert converge(state, now=3.0) == 1
-    assert counts(state) == {"p": 3, "r": 3, "w3": 3, "w4": 3}
+    assert counts(state) == {"p": 3, "r": r_slots + 1, "w3": 3, "w4": 3}
     assert balance_problem(state, capacities(state)) is None
 
 
