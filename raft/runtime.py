@@ -521,7 +521,3 @@ class RaftRuntime:
     def stats(self) -> RuntimeStats:
         return attrs.evolve(self._stats)
 
-    @property
-    def dropped_inbound(self) -> int:
-        return self._stats.dropped_inbound
-

@@ -284,7 +284,7 @@ async def test_full_inbox_drops_instead_of_blocking(autojump_clock, nursery):
     from raft import Heartbeat
     for _ in range(50):  # delivered synchronously, faster than the node steps them
         runtime.deliver(Heartbeat(term=0, sender=message_source, to=1, commit=0, context=b""))
-    assert runtime.dropped_inbound >= 40
+    assert runtime.stats.dropped_inbound >= 40
     with trio.fail_after(10):  # and the node keeps working
         await leader.propose(b"still")
 
