@@ -21,7 +21,8 @@ def _register() -> None:
     main.add_command(inspect_cmd)
     from .simulate_cmd import simulate
     main.add_command(simulate)
-    pass
+    from .worker_cmd import worker
+    main.add_command(worker)
 
 
 _register()

@@ -198,7 +198,8 @@ class Worker:
 
         Args:
             on_issue: called just before the write is sent, once it is certain the
-                worker may act for the partition at this instant.
+                worker may act for the partition at this instant; if it raises,
+                nothing is sent and the exception propagates.
 
         Returns:
             The coordinator's answer: ``accepted`` False when the epoch is no longer
