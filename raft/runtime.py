@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import secrets
 import time
 from typing import Any, Callable, Optional, Protocol
 
@@ -181,6 +182,11 @@ class RaftRuntime:
         self._work = trio.Event()
         self._reads: dict[bytes, _Read] = {}
         self._applied_waits: list[tuple[int, trio.Event]] = []
+        # Read contexts must differ from those of every earlier run of this node:
+        # an answer to a read of a previous incarnation, still in flight when it
+        # stopped, must not serve a read of this one. A random nonce per run does
+        # that (etcd mixes the member id with the start time the same way).
+        self._read_prefix = b"rt-%d-%s-" % (self.id, secrets.token_hex(8).encode())
         self._read_ids = itertools.count(1)
         self._changed = trio.Event()
         self._running = False
@@ -448,7 +454,7 @@ class RaftRuntime:
         """Wait until a read of the local state is linearizable; return the index
         this node has applied up to (at least the commit index at the call)."""
         self._check_running()
-        context = b"rt-%d-%d" % (self.id, next(self._read_ids))
+        context = b"%s%d" % (self._read_prefix, next(self._read_ids))
         read = self._reads[context] = _Read()
         try:
             async with self._lock:

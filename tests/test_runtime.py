@@ -562,3 +562,85 @@ async def test_a_new_node_joins_as_learner_then_voter(autojump_clock, nursery):
         await leader.propose(b"new")
         await newcomer.wait_applied(leader.applied)
     assert cluster.machines[4].items == [f"old{i}" for i in range(25)] + ["new"]
+
+
+# -- reads across restarts ------------------------------------------------------------
+
+
+async def test_a_read_answer_meant_for_a_previous_incarnation_is_not_served(autojump_clock, nursery):
+    """Issue 13 §1, replayed in one process: follower F forwards a read, the
+    leader's answer is delayed in the network, F is killed and restarted, a newer
+    value is acknowledged meanwhile, and the old answer reaches the new F just
+    after it asked for its own first read. Serving the new read at the old answer's
+    index would return the overwritten value after the overwrite was acknowledged."""
+    from raft import AppendEntries, InstallSnapshot, ReadIndexRequest, ReadIndexResponse
+
+    cluster = Cluster(nursery, snapshot_every=0)
+    network = cluster.network
+    delayed: list[Message] = []       # held back by the network, in order
+    held_appends: list[Message] = []  # keeps the new F behind until released
+    deliver = network.send
+    follower_id = 0
+    hold_answers = hold_appends = False
+
+    def send(message: Message) -> None:
+        if message.to == follower_id:
+            if hold_answers and isinstance(message, ReadIndexResponse):
+                delayed.append(message)
+                return
+            if hold_appends and isinstance(message, (AppendEntries, InstallSnapshot)):
+                held_appends.append(message)
+                return
+        if message.sender == follower_id and isinstance(message, ReadIndexRequest) and delayed:
+            # The old answer arrives right after the new F asked for its read.
+            for old in delayed:
+                deliver(old)
+            delayed.clear()
+        deliver(message)
+
+    network.send = send
+    await cluster.start_all()
+    with trio.fail_after(30):
+        leader = await cluster.leader()
+        await leader.propose(b"a=1")
+        follower_id = next(i for i in IDS if i != leader.id)
+        old = cluster.runtime(follower_id)
+        await old.wait_applied(leader.applied)
+
+        hold_answers = True
+        outcome: list[BaseException] = []
+
+        async def old_read() -> None:
+            try:
+                await old.read_barrier()
+            except RuntimeStopped as exc:
+                outcome.append(exc)
+
+        nursery.start_soon(old_read)
+        while not delayed:  # the leader answered the old F; the answer is in flight
+            await trio.sleep(0.01)
+        hold_answers = False
+        cluster.stop(follower_id)  # kill -9: its storage survives, its memory does not
+        await trio.sleep(0.1)
+        assert outcome and isinstance(outcome[0], RuntimeStopped)
+
+        assert await leader.propose(b"a=2") == 2  # acknowledged without F
+
+        hold_appends = True
+        cluster.machines[follower_id] = Counter()
+        new = await cluster.start(follower_id)
+        await new.wait_until(lambda: new.leader == leader.id)
+        assert cluster.machines[follower_id].items == ["a=1"]
+
+        async def release_appends() -> None:
+            nonlocal hold_appends
+            await trio.sleep(2.0)
+            hold_appends = False
+            for message in held_appends:
+                deliver(message)
+
+        nursery.start_soon(release_appends)
+        await new.read_barrier()
+        value = cluster.machines[follower_id].items[-1]
+    assert not delayed  # the old answer did reach the new F
+    assert value == "a=2"
