@@ -273,6 +273,10 @@ class CoordinatorState:
         a ReadIndex read for a linearizable one."""
         return self._kv.get(key)
 
+    def kv_list(self, prefix: str = "", limit: int = 0) -> list[c.KvValue]:
+        """Local (non-linearizable) listing of the keys starting with ``prefix``."""
+        return list(self._kv_list(c.KvList(prefix=prefix, limit=limit)).entries)
+
     def status(self) -> CoordinatorStatus:
         by_state = {s: 0 for s in WorkerState}
         for worker in self._workers.values():
