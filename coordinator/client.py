@@ -184,9 +184,13 @@ class Client:
         self._nursery = await self._nursery_manager.__aenter__()
         return self
 
-    async def __aexit__(self, *exc_info: Any) -> Optional[bool]:
+    async def __aexit__(self, *exc_info: Any) -> None:
         await self.aclose()
-        return await self._nursery_manager.__aexit__(*exc_info)
+        # The nursery only runs reply readers, which never raise: the body's own
+        # exception propagates as is, not wrapped in an exception group.
+        self._nursery.cancel_scope.cancel()
+        await self._nursery_manager.__aexit__(None, None, None)
+        self._nursery = None
 
     async def aclose(self) -> None:
         """Close every connection."""
@@ -406,9 +410,11 @@ class Client:
             self._rotate()
             await trio.sleep(min(0.1, max(0.0, deadline - trio.current_time())))
 
-    async def members(self, *, timeout: Optional[float] = None) -> dict[str, Any]:
-        """Members (id, role, leader, peer, client, match) as some node sees them."""
-        return await self.call(api.ListMembersRequest(), timeout=timeout)
+    async def members(self, address: Optional[str] = None, *,
+                      timeout: Optional[float] = None) -> dict[str, Any]:
+        """Members (id, role, leader, peer, client, match) as one node (``address``,
+        default: whichever answers first) sees them; ``match`` is known on the leader."""
+        return await self.call(api.ListMembersRequest(), timeout=timeout, address=address)
 
     async def add_member(self, node_id: int, peer_address: str, client_address: str, *,
                          timeout: Optional[float] = None) -> dict[str, Any]:

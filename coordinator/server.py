@@ -43,6 +43,7 @@ the counters a metrics endpoint would export.
 from __future__ import annotations
 
 import collections
+import itertools
 import functools
 import logging
 import random
@@ -60,12 +61,21 @@ from raft.types import ConfChange, ConfChangeType, Entry, NONE, Role
 
 from . import api
 from . import commands as c
-from .protocol import FrameDecoder, ProtocolError, encode_frame
-from .api import ErrorKind
-from .codec import decode_command, encode_command
-from .members import MEMBERS_PREFIX, Member, decode_member, member_key, members_of
-from .state import CoordinatorState
 from . import views
+from .api import ErrorKind
+from .config import CoordinatorConfig
+from .lease import LeaseTiming
+from .members import MEMBERS_PREFIX, Member, member_key, members_of
+from .node import NodeDriver, Propose, Send, StartRead, envelope, open_envelope
+from .protocol import (
+    WORKER_MESSAGES,
+    FrameDecoder,
+    ProtocolError,
+    Redirect,
+    Unavailable,
+    encode_frame,
+)
+from .state import CoordinatorState
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +105,9 @@ class ServerConfig:
         max_connections: open client connections; more are closed at accept.
         max_frame_bytes: the largest client frame accepted.
         snapshot_every: compact the log after this many applied entries.
+        lease_duration / max_drift / safety_margin: worker lease timing
+            (`coordinator.lease.LeaseTiming`); workers must use the same values.
+        driver_tick: seconds between two rounds of the leader's decisions.
         cluster: cluster name checked by the peer transport's handshake.
         seed: seeds raft's election jitter (None: random).
     """
@@ -115,6 +128,10 @@ class ServerConfig:
     max_connections: int = 1024
     max_frame_bytes: int = 2 * 1024 * 1024
     snapshot_every: int = 20_000
+    lease_duration: float = 3.0
+    max_drift: float = 0.05
+    safety_margin: float = 0.3
+    driver_tick: float = 0.1
     cluster: str = "raftcoord"
     seed: Optional[int] = None
 
@@ -132,25 +149,28 @@ class ServerStats:
 
 class Replica:
     """The runtime's state machine: a `CoordinatorState` whose applied entries the
-    server also watches (member addresses, recent moves, the node driver)."""
+    server also watches (member addresses, recent moves) and hands to the node
+    driver."""
 
-    def __init__(self) -> None:
-        self.state = CoordinatorState()
+    def __init__(self, config: CoordinatorConfig) -> None:
+        self.config = config
+        self.state = CoordinatorState(config)
         self.recent_moves: collections.deque = collections.deque(maxlen=_RECENT_MOVES)
         self.on_members: Callable[[dict[int, Member]], None] = lambda members: None
-        self.on_applied: Callable[[c.Command, Any], None] = lambda command, result: None
+        self.on_applied: Callable[[int, int, c.Command, Any], None] = \
+            lambda index, request_id, command, result: None
 
     def apply(self, entry: Entry) -> Any:
-        command = decode_command(entry.data)
+        request_id, command = open_envelope(entry.data)
         result = self.state.apply(command)
         self._watch(command, result)
-        self.on_applied(command, result)
+        self.on_applied(entry.index, request_id, command, result)
         return result
 
     def _watch(self, command: Any, result: Any) -> None:
         if isinstance(command, c.ClientRequest):
             command = command.command
-        if isinstance(command, c.Batch):
+        if isinstance(command, c.Batch) and isinstance(result, c.BatchResult):
             for inner, outcome in zip(command.commands, result.results):
                 self._watch(inner, outcome)
         elif isinstance(result, c.Assigned):
@@ -165,8 +185,31 @@ class Replica:
         return self.state.snapshot()
 
     def restore(self, data: bytes) -> None:
-        self.state = CoordinatorState.restore(data) if data else CoordinatorState()
+        self.state = CoordinatorState.restore(data) if data else CoordinatorState(self.config)
         self.on_members(members_of(self.state))
+
+
+@attrs.define(eq=False)
+class _Pending:
+    """A server task waiting for the driver's answer to a command it handed over."""
+
+    done: trio.Event = attrs.Factory(trio.Event)
+    message: Any = None
+    error: Optional[BaseException] = None
+
+    def finish(self, message: Any = None, error: Optional[BaseException] = None) -> None:
+        if not self.done.is_set():
+            self.message, self.error = message, error
+            self.done.set()
+
+
+@attrs.define(eq=False)
+class _Connection:
+    """A client or worker connection: where the driver's `Send` outputs go."""
+
+    stream: trio.abc.Stream
+    remote: str
+    send_lock: trio.Lock = attrs.Factory(trio.Lock)
 
 
 class CoordinatorServer:
@@ -179,8 +222,16 @@ class CoordinatorServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.stats = ServerStats()
-        self.replica = Replica()
+        self.timing = LeaseTiming(lease_duration=config.lease_duration,
+                                  max_drift=config.max_drift,
+                                  safety_margin=config.safety_margin)
+        self.replica = Replica(CoordinatorConfig(revoke_timeout=self.timing.leader_lease + 0.5))
         self.replica.on_members = self._members_changed
+        self.replica.on_applied = self._applied
+        self.driver = NodeDriver(config.node_id, lambda: self.replica.state, self.timing,
+                                 client_address=self._client_address_of)
+        self._nursery: Optional[trio.Nursery] = None
+        self._request_ids = itertools.count(1)
         self.storage: Optional[DiskStorage] = None
         self.runtime: Optional[RaftRuntime] = None
         self.transport: Optional[TcpTransport] = None
@@ -216,6 +267,7 @@ class CoordinatorServer:
                                        snapshot_every=config.snapshot_every)
             async with trio.open_nursery() as nursery:
                 self._scope = nursery.cancel_scope
+                self._nursery = nursery
                 await nursery.start(self.transport.serve)
                 self.peer_address = config.advertise_peer or _format(self.transport.address)
                 # Addresses recorded in the restored state (a restart) override the
@@ -227,6 +279,8 @@ class CoordinatorServer:
                 self.client_address = config.advertise_client or \
                     _format(listeners[0].socket.getsockname()[:2])
                 await nursery.start(self.runtime.run)
+                nursery.start_soon(self._watch_role)
+                nursery.start_soon(self._ticker)
                 nursery.start_soon(self._leader_duties)
                 log.info("node %d serving clients on %s, peers on %s", config.node_id,
                          self.client_address, self.peer_address)
@@ -266,6 +320,118 @@ class CoordinatorServer:
                   if node != self.config.node_id and node in status.conf_state.voters]
         return max(others)[1] if others else 0
 
+    # -- the node driver -----------------------------------------------------------
+    # The driver decides; these methods only carry its inputs and outputs.
+
+    @staticmethod
+    def _now() -> float:
+        """The local clock the driver's lease arithmetic reads (monotonic)."""
+        return trio.current_time()
+
+    def _applied(self, index: int, request_id: int, command: c.Command, result: Any) -> None:
+        self._run(self.driver.on_applied(index, request_id, command, result))
+        self._run(self.driver.on_caught_up(index))
+
+    async def _watch_role(self) -> None:
+        """Tell the driver about every role or leader change."""
+        runtime = self.runtime
+        seen = None
+
+        def current() -> tuple:
+            node = runtime.node
+            return node.role, node.term, node.leader
+
+        while True:
+            await runtime.wait_until(lambda: current() != seen)
+            seen = current()
+            status = runtime.status()
+            role, term, leader = seen
+            self._run(self.driver.on_role_change(self._now(), role, term, leader,
+                                                 status.last_index))
+            self._run(self.driver.on_caught_up(runtime.applied))
+
+    async def _ticker(self) -> None:
+        while True:
+            await trio.sleep(self.config.driver_tick)
+            self._run(self.driver.on_tick(self._now()))
+
+    def _run(self, outputs: list) -> None:
+        """Carry out the driver's outputs, in order (`coordinator.node`)."""
+        for output in outputs:
+            if isinstance(output, Propose):
+                self._nursery.start_soon(self._propose_for_driver, output)
+            elif isinstance(output, StartRead):
+                self._nursery.start_soon(self._read_for_driver, output.token)
+            elif isinstance(output, Send):
+                self._deliver_send(output)
+
+    async def _propose_for_driver(self, proposal: Propose) -> None:
+        try:
+            result = await self.runtime.propose(proposal.data)
+        except ProposalDropped as exc:
+            self._run(self.driver.on_dropped(proposal, exc.leader_hint))
+            return
+        except (ProposalLost, ProposalOutcomeUnknown, RuntimeStopped) as exc:
+            if isinstance(proposal.reply_to, _Pending):
+                proposal.reply_to.finish(error=exc)
+            return
+        self._run(self.driver.on_proposal_result(proposal, result))
+
+    async def _read_for_driver(self, token: bytes) -> None:
+        try:
+            with trio.fail_after(self.config.request_timeout):
+                await self.runtime.read_barrier()
+        except Exception:  # refused, stopped or too slow: the worker asks again
+            self._run(self.driver.on_read_failed(token))
+            return
+        self._run(self.driver.on_read_confirmed(token))
+
+    def _deliver_send(self, send: Send) -> None:
+        to = send.to
+        if isinstance(to, _Pending):
+            to.finish(send.message)
+        elif isinstance(to, _Connection):
+            self._nursery.start_soon(self._send, to, send.request_id, send.message)
+
+    async def replicate(self, command: c.Command) -> Any:
+        """Replicate a command through the driver (stamped with cluster time when it
+        carries one); its state machine result.
+
+        Raises:
+            _NotLeader / _Unavailable: the driver could not take it here.
+            ProposalLost, ProposalOutcomeUnknown, RuntimeStopped: from the runtime.
+        """
+        wrapper: Optional[c.ClientRequest] = None
+        if isinstance(command, c.ClientRequest):
+            wrapper, command = command, command.command
+        pending = _Pending()
+        outputs = self.driver.on_client_command(self._now(), command, pending,
+                                                next(self._request_ids))
+        if wrapper is not None:
+            # The driver stamped the inner command; the log entry carries it inside
+            # the client's request, so that the state machine applies it once.
+            outputs = [attrs.evolve(o, command=wrapped, data=envelope(o.request_id, wrapped))
+                       if isinstance(o, Propose) and (wrapped := attrs.evolve(
+                           wrapper, command=o.command)) else o for o in outputs]
+        self._run(outputs)
+        await pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+        answer = pending.message
+        if isinstance(answer, Redirect):
+            raise _NotLeader()
+        if isinstance(answer, Unavailable):
+            raise _Unavailable(answer.detail or "the leader cannot take it now")
+        return answer
+
+    def _client_address_of(self, node_id: int) -> str:
+        if node_id == self.config.node_id:
+            return self.client_address
+        member = members_of(self.replica.state).get(node_id)
+        if member is None:  # not recorded yet: the initial configuration knows
+            member = next((m for m in self.config.members if m.node_id == node_id), None)
+        return member.client_address if member is not None else ""
+
     # -- member addresses ---------------------------------------------------------
 
     def _members_changed(self, members: dict[int, Member]) -> None:
@@ -285,10 +451,7 @@ class CoordinatorServer:
         leader = runtime.leader if runtime is not None else NONE
         if leader == NONE:
             return 0, ""
-        if leader == self.config.node_id:
-            return leader, self.client_address
-        member = members_of(self.replica.state).get(leader)
-        return leader, member.client_address if member is not None else ""
+        return leader, self._client_address_of(leader)
 
     async def _leader_duties(self) -> None:
         """While leading: make sure every initial member's addresses are recorded."""
@@ -311,8 +474,13 @@ class CoordinatorServer:
         for node_id, member in sorted(wanted.items()):
             if node_id in voters and known.get(node_id) != member and (
                     node_id == me.node_id or node_id not in known):
-                with trio.fail_after(self.config.request_timeout):
-                    await self.runtime.propose(encode_command(member.put_command()))
+                while self.runtime.is_leader:
+                    try:  # the driver may not know of the leadership or be ready yet
+                        with trio.fail_after(self.config.request_timeout):
+                            await self.replicate(member.put_command())
+                        break
+                    except (_Unavailable, _NotLeader):
+                        await trio.sleep(0.05)
 
     # -- client connections --------------------------------------------------------
 
@@ -326,7 +494,7 @@ class CoordinatorServer:
         self._connections += 1
         self.stats.connections += 1
         decoder = FrameDecoder(self.config.max_frame_bytes)
-        send_lock = trio.Lock()
+        connection = _Connection(stream, remote)
         try:
             async with trio.open_nursery() as nursery:
                 try:
@@ -339,14 +507,14 @@ class CoordinatorServer:
                                     f"bytes pending)")
                             break
                         for frame in decoder.feed(data):
-                            self._dispatch(nursery, stream, send_lock, frame.request_id,
+                            self._dispatch(nursery, connection, frame.request_id,
                                            frame.message)
                 except ProtocolError as exc:
                     self.stats.rejected_connections += 1
                     log.warning("closing client connection from %s: %s", remote, exc)
                     if exc.request_id is not None:  # tell the sender why, if it listens
                         with trio.move_on_after(1):
-                            await self._send(stream, send_lock, exc.request_id,
+                            await self._send(connection, exc.request_id,
                                              _error(ErrorKind.BAD_REQUEST, str(exc)))
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     pass
@@ -355,32 +523,36 @@ class CoordinatorServer:
             self._connections -= 1
             await trio.aclose_forcefully(stream)
 
-    def _dispatch(self, nursery: trio.Nursery, stream: trio.abc.Stream, send_lock: trio.Lock,
-                  request_id: int, message: Any) -> None:
+    def _dispatch(self, nursery: trio.Nursery, connection: _Connection, request_id: int,
+                  message: Any) -> None:
+        if isinstance(message, WORKER_MESSAGES):
+            # Worker sessions: the driver answers (through `Send`) when it can.
+            self.stats.requests += 1
+            self._run(self.driver.on_worker_message(self._now(), message, connection,
+                                                    request_id, peer=connection.remote))
+            return
         if not isinstance(message, _REQUESTS):
             raise ProtocolError(f"{type(message).__name__} is not a request a node serves")
         self.stats.requests += 1
         if self._in_flight >= self.config.max_in_flight:
             self.stats.overloaded += 1
             reply: Any = _error(ErrorKind.OVERLOADED, f"{self._in_flight} requests in flight")
-            nursery.start_soon(self._send, stream, send_lock, request_id, reply)
+            nursery.start_soon(self._send, connection, request_id, reply)
             return
         self._in_flight += 1
-        nursery.start_soon(self._answer, stream, send_lock, request_id, message)
+        nursery.start_soon(self._answer, connection, request_id, message)
 
-    async def _answer(self, stream: trio.abc.Stream, send_lock: trio.Lock, request_id: int,
-                      message: Any) -> None:
+    async def _answer(self, connection: _Connection, request_id: int, message: Any) -> None:
         try:
             reply = await self._handle(message)
         finally:
             self._in_flight -= 1
-        await self._send(stream, send_lock, request_id, reply)
+        await self._send(connection, request_id, reply)
 
-    async def _send(self, stream: trio.abc.Stream, send_lock: trio.Lock, request_id: int,
-                    reply: Any) -> None:
-        async with send_lock:
+    async def _send(self, connection: _Connection, request_id: int, reply: Any) -> None:
+        async with connection.send_lock:
             try:
-                await stream.send_all(encode_frame(request_id, reply))
+                await connection.stream.send_all(encode_frame(request_id, reply))
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass  # the client went away; the reader task ends the connection
 
@@ -416,6 +588,10 @@ class CoordinatorServer:
             return _error(ErrorKind.UNAVAILABLE, str(exc))
         except _BadRequest as exc:
             return _error(ErrorKind.BAD_REQUEST, str(exc))
+        except _NotLeader:
+            return self._not_leader(request)
+        except _Unavailable as exc:
+            return _error(ErrorKind.UNAVAILABLE, str(exc))
         if isinstance(result, c.Error):
             return api.ErrorReply(kind=ErrorKind.REFUSED.value,
                                   code=result.code.value, message=result.message[:4000])
@@ -444,7 +620,7 @@ class CoordinatorServer:
             command = self._command(request)
             wrapped = c.ClientRequest(client_id=request.client_id, seq=request.seq,
                                       acked_below=request.acked_below, command=command)
-            return _plain(await self.propose(wrapped))
+            return _plain(await self.replicate(wrapped))
         if isinstance(request, api.READ_REQUESTS):
             await self.runtime.read_barrier()
             return self._read(request)
@@ -460,10 +636,6 @@ class CoordinatorServer:
             return await self._transfer(request)
         raise _BadRequest(f"unsupported request {type(request).__name__}")
 
-    async def propose(self, command: c.Command) -> Any:
-        """Replicate one command; its result once applied here."""
-        return await self.runtime.propose(encode_command(command))
-
     def _command(self, request: Any) -> c.Command:
         """The state machine command a write request asks for."""
         if isinstance(request, (api.KvPutRequest, api.KvCasRequest, api.KvDeleteRequest)) \
@@ -478,7 +650,7 @@ class CoordinatorServer:
                                value=request.value)
             if isinstance(request, api.KvDeleteRequest):
                 return c.KvDelete(key=request.key, expected_version=request.expected_version)
-            now = self.cluster_time()
+            now = 0.0  # the driver stamps cluster time
             if isinstance(request, api.CreateGroupRequest):
                 return c.CreatePartitionGroup(
                     name=request.name, count=request.count, weight=request.weight,
@@ -492,10 +664,6 @@ class CoordinatorServer:
         except (TypeError, ValueError) as exc:
             raise _BadRequest(str(exc)) from exc
         raise _BadRequest(f"unsupported write {type(request).__name__}")
-
-    def cluster_time(self) -> float:
-        """Cluster time for an operator command (rule 5 of `coordinator.state`)."""
-        return self.replica.state.log_time
 
     def _read(self, request: Any) -> Any:
         state = self.replica.state
@@ -523,7 +691,7 @@ class CoordinatorServer:
                         client_address=request.client_address)
         # Addresses first: once the change applies, every member must reach it.
         if members_of(self.replica.state).get(member.node_id) != member:
-            await self.propose(member.put_command())
+            await self.replicate(member.put_command())
         conf = self.runtime.status().conf_state
         if member.node_id in conf.members():
             return _conf(conf)
@@ -540,7 +708,7 @@ class CoordinatorServer:
         if request.node_id != self.config.node_id and \
                 member_key(request.node_id) in {e.key for e in
                                                 self.replica.state.kv_list(MEMBERS_PREFIX)}:
-            await self.propose(c.KvDelete(key=member_key(request.node_id)))
+            await self.replicate(c.KvDelete(key=member_key(request.node_id)))
         return _conf(conf)
 
     async def _transfer(self, request: api.TransferLeaderRequest) -> Any:
@@ -586,6 +754,14 @@ class CoordinatorServer:
 
 class _BadRequest(Exception):
     """The request cannot be served as asked."""
+
+
+class _NotLeader(Exception):
+    """The driver redirected the command: this node does not lead."""
+
+
+class _Unavailable(Exception):
+    """The driver cannot take the command now (leader catching up, refused)."""
 
 
 def _error(kind: ErrorKind, message: str) -> api.ErrorReply:
