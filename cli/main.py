@@ -35,6 +35,8 @@ def _register() -> None:
     main.add_command(workers)
     from .kv_cmd import kv
     main.add_command(kv)
+    from .cluster_cmd import cluster
+    main.add_command(cluster)
 
 
 _register()
