@@ -117,6 +117,20 @@ def open_envelope(data: bytes) -> tuple[int, c.Command]:
     return _REQUEST_ID.unpack_from(data)[0], decode_command(data[_REQUEST_ID.size:])
 
 
+def apply_entry(state: CoordinatorState, data: bytes) -> tuple[int, c.Command, Any]:
+    """Apply a log entry made by `envelope` to ``state``.
+
+    Returns:
+        (request id, command, the state machine's result), for `on_applied`.
+
+    Raises:
+        CommandDecodeError: the entry is not a valid envelope (no replica can apply
+            it; the log is damaged).
+    """
+    request_id, command = open_envelope(data)
+    return request_id, command, state.apply(command)
+
+
 def checkpoint_key(partition_id: str) -> str:
     """The metadata KV key a partition's fenced checkpoint is written to."""
     return f"ckpt/{partition_id}"
@@ -453,5 +467,6 @@ def _describe(result: Any) -> str:
 
 __all__ = [
     "LEADER_PROPOSAL", "WORKER_REQUEST", "REGISTER_RETRY", "envelope", "open_envelope",
+    "apply_entry",
     "checkpoint_key", "Propose", "StartRead", "Send", "NodeDriver",
 ]

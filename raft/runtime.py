@@ -46,7 +46,13 @@ import attrs
 import trio
 
 from .config import Config
-from .errors import DropReason, ProposalDropped, RaftError
+from .errors import (
+    DropReason,
+    ProposalDropped,
+    ProposalLost,
+    ProposalOutcomeUnknown,
+    RuntimeStopped,
+)
 from .node import RawNode
 from .ready import Ready, Status
 from .storage import WritableStorage
@@ -71,19 +77,6 @@ class StateMachine(Protocol):
 
     def restore(self, data: bytes) -> None:
         """Replace the whole state with a snapshot's bytes (b"" = the empty state)."""
-
-
-class ProposalLost(RaftError):
-    """Another entry was committed at the proposal's index: it never took effect."""
-
-
-class ProposalOutcomeUnknown(RaftError):
-    """A snapshot covered the proposal's index before this node saw the entry there:
-    it may or may not have taken effect."""
-
-
-class RuntimeStopped(RaftError):
-    """The runtime stopped before the outcome was known."""
 
 
 @attrs.define
