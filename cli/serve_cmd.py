@@ -21,6 +21,7 @@ from coordinator.api import parse_address
 from coordinator.client import Client, ClientError
 from coordinator.members import Member
 from coordinator.server import CoordinatorServer, ServerConfig
+from raft.errors import StorageError
 
 log = logging.getLogger("raftcoord.serve")
 
@@ -124,7 +125,7 @@ def serve(config_file: Optional[str], as_json: bool, **options: Any) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         trio.run(_serve, config, join, as_json)
-    except OSError as exc:
+    except (OSError, StorageError) as exc:
         raise click.ClickException(f"node {node_id} cannot start: {exc}") from None
 
 

@@ -54,8 +54,14 @@ import cbor2
 import trio
 
 from raft import Config, DiskStorage
-from raft.errors import DropReason, ProposalDropped
-from raft.runtime import ProposalLost, ProposalOutcomeUnknown, RaftRuntime, RuntimeStopped
+from raft.errors import (
+    DropReason,
+    ProposalDropped,
+    ProposalLost,
+    ProposalOutcomeUnknown,
+    RuntimeStopped,
+)
+from raft.runtime import RaftRuntime
 from raft.transport import TcpTransport
 from raft.types import ConfChange, ConfChangeType, Entry, NONE, Role
 
@@ -66,7 +72,7 @@ from .api import ErrorKind
 from .config import CoordinatorConfig
 from .lease import LeaseTiming
 from .members import MEMBERS_PREFIX, Member, member_key, members_of
-from .node import NodeDriver, Propose, Send, StartRead, envelope, open_envelope
+from .node import NodeDriver, Propose, Send, StartRead, apply_entry, envelope
 from .protocol import (
     WORKER_MESSAGES,
     FrameDecoder,
@@ -161,8 +167,7 @@ class Replica:
             lambda index, request_id, command, result: None
 
     def apply(self, entry: Entry) -> Any:
-        request_id, command = open_envelope(entry.data)
-        result = self.state.apply(command)
+        request_id, command, result = apply_entry(self.state, entry.data)
         self._watch(command, result)
         self.on_applied(entry.index, request_id, command, result)
         return result
