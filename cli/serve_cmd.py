@@ -117,8 +117,8 @@ def serve(config_file: Optional[str], as_json: bool, **options: Any) -> None:
             peer_listen=str(settings["peer_listen"]), members=members,
             fsync=bool(settings["fsync"]), lease_duration=float(settings["lease"]),
             tick_interval=float(settings["tick"]))
-        parse_address(config.listen)
-        parse_address(config.peer_listen)
+        parse_address(config.listen, listen=True)
+        parse_address(config.peer_listen, listen=True)
     except (TypeError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
     logging.basicConfig(level=str(settings["log_level"]).upper(),

@@ -97,8 +97,9 @@ def _address(instance: object, attribute: attrs.Attribute, value: object) -> Non
     parse_address(value)
 
 
-def parse_address(value: Any) -> tuple[str, int]:
-    """``"host:port"`` → ``(host, port)``.
+def parse_address(value: Any, *, listen: bool = False) -> tuple[str, int]:
+    """``"host:port"`` → ``(host, port)``; with ``listen``, port 0 (any free port)
+    is allowed too.
 
     Raises:
         ValueError: not a host and a port in 1..65535.
@@ -107,7 +108,7 @@ def parse_address(value: Any) -> tuple[str, int]:
         raise ValueError(f"an address must look like host:port, got {value!r}")
     host, _, port = value.rpartition(":")
     host = host.strip("[]")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not host or not port.isdigit() or not (0 if listen else 1) <= int(port) < 65536:
         raise ValueError(f"an address must look like host:port, got {value!r}")
     return host, int(port)
 

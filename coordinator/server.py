@@ -253,7 +253,7 @@ class CoordinatorServer:
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until `stop()` or cancellation."""
         config = self.config
-        host, port = api.parse_address(config.peer_listen)
+        host, port = api.parse_address(config.peer_listen, listen=True)
         voters = tuple(sorted(m.node_id for m in config.members))
         if voters and config.node_id not in voters:
             raise ValueError(f"node {config.node_id} is not among the initial members {voters}")
@@ -278,7 +278,7 @@ class CoordinatorServer:
                 # Addresses recorded in the restored state (a restart) override the
                 # command line: the replicated table is the truth.
                 self._members_changed(members_of(self.replica.state))
-                host, port = api.parse_address(config.listen)
+                host, port = api.parse_address(config.listen, listen=True)
                 listeners = await nursery.start(functools.partial(
                     trio.serve_tcp, self._serve_client, port, host=host))
                 self.client_address = config.advertise_client or \
