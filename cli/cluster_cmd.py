@@ -182,7 +182,7 @@ async def _up(data_dir: str, layout: dict[str, Any], workers: int, partitions: i
                         name = f"worker-{index + 1}"
                         agents.append(_Child(name, _self_command() + [
                             "worker", "run", "--id", name, "--zone", f"zone-{index % 3 + 1}",
-                            "--coordinators", ",".join(addresses), "--lease", str(lease),
+                            "--addresses", ",".join(addresses), "--lease", str(lease),
                             "--events", os.path.join(data_dir, f"{name}.events.jsonl")],
                             os.path.join(data_dir, f"{name}.log")))
                 elif workers:
