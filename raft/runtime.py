@@ -48,9 +48,9 @@ Concurrency: every node call happens under one lock, and the lock is held from
 contract). Proposals wait in a queue and are appended together whenever the lock
 is free, so one fsync covers every proposal that arrived during the previous one
 (group commit); inbound messages are batched the same way. Disk writes run in a
-worker thread (`io_in_thread`) so that an fsync does not stall the event loop; the node stays locked meanwhile. Inbound messages go
-through a bounded inbox: when it is full they are dropped, as a lossy network would
-(Raft retransmits).
+worker thread (`io_in_thread`) so that an fsync does not stall the event loop; the
+node stays locked meanwhile. Inbound messages go through a bounded inbox: when it
+is full they are dropped, as a lossy network would (Raft retransmits).
 
 Snapshots: every `snapshot_every` applied entries the runtime asks the state machine
 for a snapshot and compacts the log. At start the state machine is restored from the
@@ -243,7 +243,9 @@ class RaftRuntime:
         self._read_ids = itertools.count(1)
         self._leaderless_ticks = 0
         self._changed = trio.Event()
-        self._leadership = self.leadership
+        # Published after each handled Ready, so a watcher never sees a term or
+        # role before it was persisted and announced.
+        self._leadership = Leadership(self.node.term, self.node.leader, self.node.role)
         self._leadership_changed = trio.Event()
         self._on_conf_change: Optional[Callable[[Entry, ConfChange, ConfState], Any]] = getattr(
             state_machine, "apply_conf_change", None)
@@ -403,7 +405,7 @@ class RaftRuntime:
         if changed:
             self._changed.set()
             self._changed = trio.Event()
-            leadership = self.leadership
+            leadership = Leadership(node.term, node.leader, node.role)
             if leadership != self._leadership:
                 self._leadership = leadership
                 self._leadership_changed.set()
@@ -492,11 +494,11 @@ class RaftRuntime:
     def _fail_unanswered_reads(self) -> None:
         """No leader for an election timeout: reads still waiting for one fail
         (`ProposalDropped`, reason NO_LEADER) instead of waiting without bound."""
-        error = ProposalDropped(DropReason.NO_LEADER, NONE,
-                                f"node {self.id} has known no leader for an election timeout")
         for read in self._reads.values():
             if read.index < 0 and read.error is None:
-                read.error = error
+                read.error = ProposalDropped(
+                    DropReason.NO_LEADER, NONE,
+                    f"node {self.id} has known no leader for an election timeout")
                 read.answered.set()
 
     def _wake_applied(self) -> None:
@@ -608,7 +610,7 @@ class RaftRuntime:
         while True:
             if self._stopped:
                 raise RuntimeStopped(f"node {self.id} stopped")
-            current = self.leadership
+            current = self._leadership
             if current != last:
                 last = current
                 yield current
@@ -644,9 +646,9 @@ class RaftRuntime:
 
     @property
     def leadership(self) -> Leadership:
-        """Term, leader and role now (see `leadership_changes` to follow them)."""
-        node = self.node
-        return Leadership(node.term, node.leader, node.role)
+        """Term, leader and role as of the last handled batch of work (persisted
+        and announced); `leadership_changes` follows them."""
+        return self._leadership
 
     @property
     def commit_index(self) -> int:
