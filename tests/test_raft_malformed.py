@@ -302,6 +302,27 @@ def test_read_index_response_to_no_forwarded_read_is_dropped():
     assert peer.read_states == [ReadState(index=3, context=b"new")]
 
 
+def test_forwarded_reads_a_follower_remembers_are_bounded():
+    """A read whose answer was lost is remembered only until newer reads push it
+    out (memory stays bounded); asking again registers it anew."""
+    from raft.node import _MAX_FORWARDED_READS
+
+    peer = follower()
+    peer.node.step(append(3, 2, []))
+    peer.handle_ready()
+    for n in range(_MAX_FORWARDED_READS + 1):
+        peer.node.read_index(b"r%d" % n)
+    peer.handle_ready()
+    assert_dropped_and_intact(peer, ReadIndexResponse(term=2, sender=2, to=1, index=3, context=b"r0"))
+    peer.node.read_index(b"r0")  # the caller asks again
+    peer.handle_ready()
+    last = b"r%d" % _MAX_FORWARDED_READS
+    for context in (b"r0", last):
+        peer.node.step(ReadIndexResponse(term=2, sender=2, to=1, index=3, context=context))
+    peer.handle_ready()
+    assert peer.read_states == [ReadState(index=3, context=b"r0"), ReadState(index=3, context=last)]
+
+
 def test_leader_drops_read_index_responses():
     net = Network.of(3, election_ticks=ET)
     net.campaign(1)

@@ -113,7 +113,7 @@ async def test_elects_a_leader_and_replicates(autojump_clock, nursery):
     assert results == [1, 2, 3, 4, 5]  # the state machine's results reach the caller
     with trio.fail_after(5):
         for node_id in IDS:
-            await cluster.runtime(node_id).wait_applied(leader.applied)
+            await cluster.runtime(node_id).wait_applied(leader.applied_index)
     expected = [f"cmd{i}" for i in range(5)]
     assert all(cluster.machines[i].items == expected for i in IDS)
 
@@ -173,7 +173,7 @@ async def test_a_deposed_leaders_uncommitted_proposal_is_lost(autojump_clock, nu
             await trio.sleep(0.1)
     assert isinstance(outcome[0], ProposalLost)
     with trio.fail_after(5):
-        await old.wait_applied(new.applied)
+        await old.wait_applied(new.applied_index)
     assert cluster.machines[old.id].items == ["before", "after"]
 
 
@@ -190,7 +190,7 @@ async def test_lagging_node_catches_up_from_a_snapshot(autojump_clock, nursery):
     assert leader.storage.first_index() > 2  # the leader compacted its log
     cluster.network.cut.clear()
     with trio.fail_after(20):
-        await cluster.runtime(lagging).wait_applied(leader.applied)
+        await cluster.runtime(lagging).wait_applied(leader.applied_index)
     assert cluster.machines[lagging].items == [f"e{i}" for i in range(40)]
 
 
@@ -214,7 +214,7 @@ async def _restart_from_disk(nursery, tmp_path, **options):
             await leader.propose(f"d{i}".encode())
     victim = next(i for i in IDS if i != leader.id)
     with trio.fail_after(5):
-        await cluster.runtime(victim).wait_applied(leader.applied)
+        await cluster.runtime(victim).wait_applied(leader.applied_index)
     cluster.stop(victim)
     storages[victim].close()
     # A new process: storage reopened from the directory, an empty state machine.
@@ -225,7 +225,7 @@ async def _restart_from_disk(nursery, tmp_path, **options):
     assert cluster.machines[victim].items == expected[:len(cluster.machines[victim].items)]
     with trio.fail_after(10):
         await leader.propose(b"more")
-        await restarted.wait_applied(leader.applied)
+        await restarted.wait_applied(leader.applied_index)
     assert cluster.machines[victim].items == expected + ["more"]
     for storage in storages.values():
         storage.close()
@@ -557,7 +557,7 @@ async def test_reads_and_writes_stay_linearizable_under_chaos(autojump_clock, se
                 except ProposalDropped:  # e.g. a transfer the chaos started
                     await trio.sleep(0.1)
             for runtime in list(cluster.network.runtimes.values()):
-                await runtime.wait_applied(leader.applied)
+                await runtime.wait_applied(leader.applied_index)
             nursery.cancel_scope.cancel()
 
     logs = [cluster.machines[i].items for i in IDS]
@@ -619,7 +619,7 @@ async def test_a_new_node_joins_as_learner_then_voter(autojump_clock, nursery):
     with trio.fail_after(20):
         conf = await leader.change_membership(ConfChange(ConfChangeType.ADD_LEARNER, 4))
         assert 4 in conf.learners
-        await newcomer.wait_applied(leader.applied)
+        await newcomer.wait_applied(leader.applied_index)
         while True:
             try:
                 conf = await leader.change_membership(ConfChange(ConfChangeType.ADD_VOTER, 4))
@@ -629,7 +629,7 @@ async def test_a_new_node_joins_as_learner_then_voter(autojump_clock, nursery):
                 await trio.sleep(0.1)
         assert conf.voters == frozenset({1, 2, 3, 4})
         await leader.propose(b"new")
-        await newcomer.wait_applied(leader.applied)
+        await newcomer.wait_applied(leader.applied_index)
     assert cluster.machines[4].items == [f"old{i}" for i in range(25)] + ["new"]
 
 
@@ -674,7 +674,7 @@ async def test_a_read_answer_meant_for_a_previous_incarnation_is_not_served(auto
         await leader.propose(b"a=1")
         follower_id = next(i for i in IDS if i != leader.id)
         old = cluster.runtime(follower_id)
-        await old.wait_applied(leader.applied)
+        await old.wait_applied(leader.applied_index)
 
         hold_answers = True
         outcome: list[BaseException] = []
@@ -713,3 +713,150 @@ async def test_a_read_answer_meant_for_a_previous_incarnation_is_not_served(auto
         value = cluster.machines[follower_id].items[-1]
     assert not delayed  # the old answer did reach the new F
     assert value == "a=2"
+
+
+# -- the embedder's API ---------------------------------------------------------------
+
+
+async def test_leadership_changes_follow_elections_and_transfers(autojump_clock, nursery):
+    from raft.runtime import Leadership
+
+    cluster = Cluster(nursery)
+    await cluster.start_all()
+    watched = cluster.runtime(1)
+    seen: list[Leadership] = []
+    done = trio.Event()
+
+    async def watch() -> None:
+        try:
+            async for leadership in watched.leadership_changes():
+                seen.append(leadership)
+        except RuntimeStopped:
+            done.set()
+
+    nursery.start_soon(watch)
+    with trio.fail_after(10):
+        leader = await cluster.leader()
+        while not seen or seen[-1].leader != leader.id:
+            await trio.sleep(0.01)
+        first = seen[-1]
+        assert first.term == leader.leadership.term
+        assert (first.role is Role.LEADER) == (leader.id == 1)
+        target = next(i for i in IDS if i != leader.id)
+        await leader.transfer_leadership(target)
+        while seen[-1].leader != target:
+            await trio.sleep(0.01)
+    assert seen[-1].term > first.term
+    assert (seen[-1].role is Role.LEADER) == (target == 1)
+    assert seen[0].leader == NONE  # the state at subscription came first
+    assert all(a != b for a, b in zip(seen, seen[1:]))  # each one is a change
+    cluster.stop(1)
+    with trio.fail_after(5):
+        await done.wait()  # the iteration ends when the runtime stops
+
+
+async def test_a_slow_leadership_watcher_gets_the_newest_state(autojump_clock, nursery):
+    cluster = Cluster(nursery)
+    await cluster.start_all()
+    watched = cluster.runtime(1)
+    changes = watched.leadership_changes()
+    assert (await changes.__anext__()).leader == NONE
+    with trio.fail_after(10):
+        leader = await cluster.leader()
+        target = next(i for i in IDS if i != leader.id)
+        await watched.wait_until(lambda: watched.leader == leader.id)
+        await leader.transfer_leadership(target)  # two changes while nobody reads
+        await watched.wait_until(lambda: watched.leader == target)
+        newest = await changes.__anext__()
+    assert newest == watched.leadership and newest.leader == target
+    await changes.aclose()
+
+
+async def test_read_barrier_without_a_leader_fails_with_a_typed_error(autojump_clock, nursery):
+    cluster = Cluster(nursery)
+    lonely = await cluster.start(1)  # alone: it never learns of a leader
+    with pytest.raises(ProposalDropped) as caught:
+        await lonely.read_barrier()
+    assert caught.value.reason is DropReason.NO_LEADER and caught.value.leader_hint == NONE
+
+
+async def test_a_waiting_read_fails_once_the_leader_is_gone_for_an_election_timeout(
+        autojump_clock, nursery):
+    cluster = Cluster(nursery)
+    await cluster.start_all()
+    with trio.fail_after(10):
+        leader = await cluster.leader()
+        follower = next(cluster.runtime(i) for i in IDS if i != leader.id)
+        await follower.wait_until(lambda: follower.leader == leader.id)
+    cluster.network.cut.add(follower.id)  # its request and every answer are lost
+    started = trio.current_time()
+    with trio.fail_after(30):
+        with pytest.raises(ProposalDropped) as caught:
+            await follower.read_barrier()
+    assert caught.value.reason is DropReason.NO_LEADER
+    # It waited for the leader, gave it up, then an election timeout without one.
+    election = follower.node.config.election_ticks * follower.tick_interval
+    assert trio.current_time() - started >= 2 * election
+
+
+async def test_commit_and_applied_indexes(autojump_clock, nursery):
+    cluster = Cluster(nursery, snapshot_every=0)
+    await cluster.start_all()
+    with trio.fail_after(10):
+        leader = await cluster.leader()
+        follower = next(cluster.runtime(i) for i in IDS if i != leader.id)
+        cluster.network.cut.add(follower.id)
+        await leader.propose(b"x")
+    assert leader.commit_index == leader.applied_index == leader.status().commit
+    assert follower.applied_index < leader.applied_index
+    with pytest.raises(AttributeError):
+        leader.applied_index = 0  # read-only
+    cluster.network.cut.clear()
+    with trio.fail_after(10):
+        await follower.wait_applied(leader.applied_index)
+    assert follower.commit_index >= follower.applied_index == leader.applied_index
+
+
+class Members(Counter):
+    """A state machine that also records every member's address, as a server needs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.addresses: dict[int, bytes] = {}
+        self.changes: list[tuple[int, Any, int, bytes, frozenset]] = []
+
+    def apply_conf_change(self, entry: Entry, change: ConfChange, conf_state: Any) -> None:
+        self.changes.append((entry.index, change.type, change.node_id, change.context,
+                             conf_state.learners))
+        if change.type is ConfChangeType.REMOVE_NODE:
+            self.addresses.pop(change.node_id, None)
+        else:
+            self.addresses[change.node_id] = change.context
+
+
+async def test_membership_change_context_reaches_every_replica(autojump_clock, nursery, tmp_path):
+    storages = {i: DiskStorage(str(tmp_path / f"n{i}")) for i in IDS}
+    cluster = Cluster(nursery, storages=storages, machine=Members, snapshot_every=0)
+    await cluster.start_all()
+    context = b'{"peer": "10.0.0.4:7000", "client": "10.0.0.4:8000"}'
+    with trio.fail_after(10):
+        leader = await cluster.leader()
+        await leader.propose(b"x")
+        conf = await leader.change_membership(ConfChange(ConfChangeType.ADD_LEARNER, 4, context))
+        for i in IDS:
+            await cluster.runtime(i).wait_applied(leader.applied_index)
+    assert 4 in conf.learners
+    for i in IDS:
+        assert cluster.machines[i].addresses == {4: context}
+        assert cluster.machines[i].changes[-1][1:] == (ConfChangeType.ADD_LEARNER, 4, context,
+                                                       frozenset({4}))
+    # A restarted replica replays the change, context included, from its log.
+    victim = next(i for i in IDS if i != leader.id)
+    cluster.stop(victim)
+    storages[victim].close()
+    storages[victim] = DiskStorage(str(tmp_path / f"n{victim}"))
+    cluster.machines[victim] = Members()
+    await cluster.start(victim)
+    assert cluster.machines[victim].addresses == {4: context}
+    for storage in storages.values():
+        storage.close()
