@@ -262,14 +262,14 @@ class CoordinatorServer:
             peers = {m.node_id: api.parse_address(m.peer_address)
                      for m in config.members if m.node_id != config.node_id}
             self.transport = TcpTransport(config.node_id, (host, port), peers,
-                                          self._deliver, cluster=config.cluster)
+                                          cluster=config.cluster)
             raft_config = Config(id=config.node_id, voters=voters,
                                  election_ticks=config.election_ticks,
                                  heartbeat_ticks=config.heartbeat_ticks,
                                  seed=self._rng.randrange(2**31))
-            self.runtime = RaftRuntime(raft_config, self.storage, self.replica,
-                                       self.transport.send, tick_interval=config.tick_interval,
-                                       snapshot_every=config.snapshot_every)
+            self.runtime = RaftRuntime.over(self.transport, raft_config, self.storage,
+                                            self.replica, tick_interval=config.tick_interval,
+                                            snapshot_every=config.snapshot_every)
             async with trio.open_nursery() as nursery:
                 self._scope = nursery.cancel_scope
                 self._nursery = nursery
@@ -293,10 +293,6 @@ class CoordinatorServer:
         finally:
             if self.storage is not None:
                 self.storage.close()
-
-    def _deliver(self, message: Any) -> None:
-        if self.runtime is not None:
-            self.runtime.deliver(message)
 
     async def stop(self, transfer_timeout: float = 3.0) -> None:
         """Hand leadership over when leading, then stop everything."""
@@ -340,20 +336,11 @@ class CoordinatorServer:
     async def _watch_role(self) -> None:
         """Tell the driver about every role or leader change."""
         runtime = self.runtime
-        seen = None
-
-        def current() -> tuple:
-            node = runtime.node
-            return node.role, node.term, node.leader
-
-        while True:
-            await runtime.wait_until(lambda: current() != seen)
-            seen = current()
-            status = runtime.status()
-            role, term, leader = seen
-            self._run(self.driver.on_role_change(self._now(), role, term, leader,
-                                                 status.last_index))
-            self._run(self.driver.on_caught_up(runtime.applied))
+        async for leadership in runtime.leadership_changes():
+            self._run(self.driver.on_role_change(self._now(), leadership.role, leadership.term,
+                                                 leadership.leader,
+                                                 runtime.status().last_index))
+            self._run(self.driver.on_caught_up(runtime.applied_index))
 
     async def _ticker(self) -> None:
         while True:
