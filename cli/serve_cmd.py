@@ -125,8 +125,22 @@ def serve(config_file: Optional[str], as_json: bool, **options: Any) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         trio.run(_serve, config, join, as_json)
-    except (OSError, StorageError) as exc:
-        raise click.ClickException(f"node {node_id} cannot start: {exc}") from None
+    except (OSError, StorageError, BaseExceptionGroup) as exc:
+        cause = _startup_error(exc)
+        if cause is None:
+            raise
+        raise click.ClickException(f"node {node_id} cannot start: {cause}") from None
+
+
+def _startup_error(exc: BaseException) -> Optional[BaseException]:
+    """The port-in-use or locked-directory error inside ``exc`` (None: another kind)."""
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _startup_error(inner)
+            if found is not None:
+                return found
+        return None
+    return exc if isinstance(exc, (OSError, StorageError)) else None
 
 
 async def _serve(config: ServerConfig, join: list[str], as_json: bool) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
 
 import pytest
@@ -125,3 +126,23 @@ def test_user_mistakes_are_one_line_errors(tmp_path):
     result = run_cli("kv", "get", "x", "-a", f"127.0.0.1:{free_port()}", "--timeout", "0.5")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "no answer" in result.stderr
+
+
+def test_a_second_node_on_the_same_data_directory_is_refused(tmp_path):
+    client, peer = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    args = ("serve", "--id", "1", "--data-dir", str(tmp_path / "n1"), "--listen", client,
+            "--peer-listen", peer, "--peers", f"1={peer}/{client}")
+    first = subprocess.Popen(cli_command(*args), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: node_status(client), 20, what="the first node to serve")
+        other_client = f"127.0.0.1:{free_port()}"
+        second = run_cli("serve", "--id", "1", "--data-dir", str(tmp_path / "n1"), "--listen",
+                         other_client, "--peer-listen", f"127.0.0.1:{free_port()}", "--peers",
+                         f"1={peer}/{other_client}")
+        assert second.returncode == 1 and "Traceback" not in second.stderr
+        assert "in use" in second.stderr
+        assert node_status(client) is not None  # the first keeps serving
+    finally:
+        first.terminate()
+        assert first.wait(20) == 0  # SIGTERM is a clean stop
