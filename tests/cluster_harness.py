@@ -100,6 +100,18 @@ class LocalCluster:
         else:
             os.kill(self.node(node_id)["pid"], signum)
 
+    def _signal_worker(self, worker_id: str, signum: int) -> None:
+        os.kill(self.worker(worker_id)["pid"], signum)
+
+    def pause_worker(self, worker_id: str) -> None:
+        self._signal_worker(worker_id, signal.SIGSTOP)
+
+    def resume_worker(self, worker_id: str) -> None:
+        self._signal_worker(worker_id, signal.SIGCONT)
+
+    def kill_worker(self, worker_id: str) -> None:
+        self._signal_worker(worker_id, signal.SIGKILL)
+
     def restart_node(self, node_id: int) -> None:
         """Start a node again from its own data directory (after it was killed)."""
         node = self.node(node_id)
@@ -129,6 +141,7 @@ class LocalCluster:
         # Children of `cluster up` still alive after it (a failed test) are killed.
         for entry in self.info.get("nodes", []) + self.info.get("workers", []):
             try:
+                os.kill(entry["pid"], signal.SIGCONT)
                 os.kill(entry["pid"], signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
