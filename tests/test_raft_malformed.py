@@ -14,6 +14,7 @@ import cbor2
 import pytest
 
 from raft import (
+    NONE,
     AppendEntries,
     AppendResponse,
     ConfChange,
@@ -280,6 +281,9 @@ def test_read_index_response_to_no_forwarded_read_is_dropped():
     an earlier incarnation of the node (still in flight when it restarted), a
     duplicate, or one from an earlier term never becomes a ReadState."""
     peer = follower()
+    # No leader known yet (e.g. just restarted): nobody's answer is taken.
+    assert peer.node.leader == NONE
+    assert_dropped_and_intact(peer, ReadIndexResponse(term=2, sender=2, to=1, index=1, context=b"old"))
     peer.node.step(append(3, 2, []))
     peer.handle_ready()
     # Never asked: e.g. the answer to a read of the node before it restarted.
