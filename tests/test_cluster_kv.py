@@ -116,6 +116,14 @@ def test_membership_and_leadership_through_the_cli(tmp_path):
         assert run_cli("kv", "put", "-a", client, "after", "removal").returncode == 0
         assert client_call(client, lambda c: c.kv_get("after")).value == b"removal"
 
+        # SIGTERM on the leader: it hands leadership over, then exits 0.
+        node4 = cluster.extra["node-4"]
+        node4.send_signal(signal.SIGTERM)
+        assert node4.wait(20) == 0
+        others = ",".join(n["client"] for n in cluster.info["nodes"] if n["id"] != 1)
+        assert leader_status(others)["leader"] in (2, 3)
+        assert "hands leadership to" in (tmp_path / "node-4.log").read_text()
+
 
 def test_user_mistakes_are_one_line_errors(tmp_path):
     result = run_cli("kv", "get", "x", "-a", "not-an-address")
