@@ -109,6 +109,11 @@ class ServerConfig:
         max_in_flight: requests being served at once on this node; more get
             ``overloaded``.
         max_connections: open client connections; more are closed at accept.
+        max_requests_per_connection: requests of one connection being served at
+            once; beyond it the node stops reading that connection until one is
+            answered (backpressure on that client only).
+        send_timeout: a connection whose reader does not take a reply within it is
+            closed (a client that never reads cannot pin the node's memory).
         max_frame_bytes: the largest client frame accepted.
         snapshot_every: compact the log after this many applied entries.
         lease_duration / max_drift / safety_margin: worker lease timing
@@ -132,6 +137,8 @@ class ServerConfig:
     request_timeout: float = 5.0
     max_in_flight: int = 4096
     max_connections: int = 1024
+    max_requests_per_connection: int = 256
+    send_timeout: float = 10.0
     max_frame_bytes: int = 2 * 1024 * 1024
     snapshot_every: int = 20_000
     lease_duration: float = 3.0
@@ -214,6 +221,7 @@ class _Connection:
 
     stream: trio.abc.Stream
     remote: str
+    slots: trio.Semaphore
     send_lock: trio.Lock = attrs.Factory(trio.Lock)
 
 
@@ -486,7 +494,8 @@ class CoordinatorServer:
         self._connections += 1
         self.stats.connections += 1
         decoder = FrameDecoder(self.config.max_frame_bytes)
-        connection = _Connection(stream, remote)
+        connection = _Connection(stream, remote,
+                                 trio.Semaphore(self.config.max_requests_per_connection))
         try:
             async with trio.open_nursery() as nursery:
                 try:
@@ -499,6 +508,8 @@ class CoordinatorServer:
                                     f"bytes pending)")
                             break
                         for frame in decoder.feed(data):
+                            if not isinstance(frame.message, WORKER_MESSAGES):
+                                await connection.slots.acquire()  # released once answered
                             self._dispatch(nursery, connection, frame.request_id,
                                            frame.message)
                 except ProtocolError as exc:
@@ -529,7 +540,7 @@ class CoordinatorServer:
         if self._in_flight >= self.config.max_in_flight:
             self.stats.overloaded += 1
             reply: Any = _error(ErrorKind.OVERLOADED, f"{self._in_flight} requests in flight")
-            nursery.start_soon(self._send, connection, request_id, reply)
+            nursery.start_soon(self._reply, connection, request_id, reply)
             return
         self._in_flight += 1
         nursery.start_soon(self._answer, connection, request_id, message)
@@ -539,14 +550,25 @@ class CoordinatorServer:
             reply = await self._handle(message)
         finally:
             self._in_flight -= 1
-        await self._send(connection, request_id, reply)
+        await self._reply(connection, request_id, reply)
+
+    async def _reply(self, connection: _Connection, request_id: int, reply: Any) -> None:
+        try:
+            await self._send(connection, request_id, reply)
+        finally:
+            connection.slots.release()
 
     async def _send(self, connection: _Connection, request_id: int, reply: Any) -> None:
         async with connection.send_lock:
-            try:
-                await connection.stream.send_all(encode_frame(request_id, reply))
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass  # the client went away; the reader task ends the connection
+            with trio.move_on_after(self.config.send_timeout) as scope:
+                try:
+                    await connection.stream.send_all(encode_frame(request_id, reply))
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass  # the client went away; the reader task ends the connection
+            if scope.cancelled_caught:
+                log.warning("closing client connection from %s: it does not read its "
+                            "replies", connection.remote)
+                await trio.aclose_forcefully(connection.stream)
 
     # -- requests ----------------------------------------------------------------------
 
