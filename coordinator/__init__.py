@@ -7,7 +7,13 @@ The pure parts (no I/O, no clock reads, no unseeded randomness):
   (`encode_command`, `decode_command`, ...);
 * `plan` — the placement planner, with `PlacementPolicy` and `moves_lower_bound`;
 * `LeaseTable` / `WorkerLease` — lease arithmetic on the leader and the worker;
-* `CoordinatorLeader` — what the leader proposes next.
+* `CoordinatorLeader` — what the leader proposes next;
+* `NodeDriver` — what a coordinator node proposes, reads and answers
+  (`coordinator.node`), and `WorkerSession` — a worker's side of the session
+  (`coordinator.worker`), over the wire messages of `coordinator.protocol`.
+
+The trio worker agent `Worker` (`coordinator.agent`) is imported on first use, so
+that the pure parts load without trio.
 """
 
 from .codec import (
@@ -33,6 +39,16 @@ from .placement import (
 )
 from .records import MovePhase, OwnedSlot
 from .state import CoordinatorState, CoordinatorStatus, SnapshotError
+from .node import NodeDriver
+from .worker import WorkerSession
+
+
+def __getattr__(name: str):
+    if name == "Worker":
+        from .agent import Worker
+        return Worker
+    raise AttributeError(f"module 'coordinator' has no attribute {name!r}")
+
 
 __all__ = [
     "FORMAT_VERSION", "CommandDecodeError", "decode_command", "decode_result",
@@ -41,4 +57,5 @@ __all__ = [
     "CoordinatorLeader", "HeartbeatAck", "LeaseTable", "LeaseTiming", "WorkerLease",
     "UNLIMITED", "Move", "PlacementPolicy", "max_imbalance", "moves_lower_bound", "plan",
     "quotas", "MovePhase", "OwnedSlot", "CoordinatorState", "CoordinatorStatus", "SnapshotError",
+    "NodeDriver", "WorkerSession", "Worker",
 ]

@@ -278,6 +278,19 @@ class WorkerSession:
             return Leave(self.worker_id)
         return None
 
+    def stop(self, now: float) -> Leave:
+        """Stop acting for every partition now and end the session; returns the
+        `Leave` to send (rule 4: the worker lets go before it deregisters)."""
+        for partition_id, _, epoch in self.acting(now):
+            slot = self.view.get(partition_id)
+            if slot is not None and slot.epoch == epoch:
+                self._let_go_of(slot)
+            else:
+                self.lease.release(partition_id, epoch)
+        self.lease.lost()
+        self.left = True
+        return Leave(self.worker_id)
+
     # -- for an application ------------------------------------------------------------------
 
     def poll(self, now: float) -> list[SessionEvent]:
