@@ -11,7 +11,7 @@ Figures:
   all addresses), median over R rounds; the killed node is restarted and caught up
   before the next round;
 * worker kill -9 to all its partitions owned elsewhere (3 demo workers, 64
-  partitions; needs `raftcoord worker run`).
+  partitions, 3 s lease; needs `raftcoord worker run`).
 
     python benchmarks/bench_cluster.py [--seconds 5] [--clients 64,256] [--rounds 10]
 """
@@ -140,6 +140,45 @@ async def failover(cluster: Cluster, rounds: int) -> list[float]:
     return gaps
 
 
+async def worker_failover(cluster: Cluster, lease: float) -> float | None:
+    """Seconds from kill -9 of one of 3 demo workers to all its partitions owned
+    elsewhere (None when `raftcoord worker run` is not available)."""
+    from cli.main import main as cli_main
+    if "worker" not in cli_main.commands:
+        return None
+    addresses = ",".join(cluster.addresses)
+    workers = {}
+    for index in range(3):
+        name = f"bench-worker-{index + 1}"
+        log = open(os.path.join(cluster.base, f"{name}.log"), "ab")
+        workers[name] = subprocess.Popen(
+            [sys.executable, "-m", "cli", "worker", "run", "--id", name, "--zone",
+             f"zone-{index + 1}", "--addresses", addresses, "--lease", str(lease)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        cluster.extra.append(workers[name])
+    async with Client(cluster.addresses, timeout=30) as client:
+        await client.create_group("bench", 64)
+
+        async def layout() -> tuple[dict, int]:
+            view = await client.leader_status()
+            return {w["id"]: w["partitions"] for w in view["workers"]}, view["unowned_slots"]
+        with trio.fail_after(60):
+            while True:
+                counts, unowned = await layout()
+                if unowned == 0 and sorted(counts.get(n, 0) for n in workers) == [21, 21, 22]:
+                    break
+                await trio.sleep(0.2)
+        victim = "bench-worker-1"
+        killed = time.perf_counter()
+        workers[victim].send_signal(signal.SIGKILL)
+        with trio.fail_after(60):
+            while True:
+                counts, unowned = await layout()
+                if unowned == 0 and counts.get(victim, 0) == 0:
+                    return time.perf_counter() - killed
+                await trio.sleep(0.05)
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
@@ -171,6 +210,13 @@ def main() -> None:
                 print(f"sequential put latency: median {statistics.median(latencies) * 1e3:.2f} "
                       f"ms, p99 {percentile(latencies, 0.99) * 1e3:.2f} ms "
                       f"({len(latencies)} puts)")
+                moved = await worker_failover(cluster, 3.0)
+                if moved is None:
+                    print("worker kill -9 -> partitions owned elsewhere: not measured "
+                          "(`raftcoord worker run` is not installed)")
+                else:
+                    print(f"worker kill -9 -> all its partitions owned elsewhere: {moved:.2f} s "
+                          f"(lease 3.0 s, 64 partitions over 3 workers)")
                 if args.rounds:
                     gaps = await failover(cluster, args.rounds)
                     print(f"leader kill -9 -> next successful put: median "
