@@ -14,6 +14,7 @@ directory, so `cluster up --data-dir DIR` again resumes the same cluster.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import socket
@@ -151,50 +152,20 @@ def up(nodes: int, workers: int, partitions: int, data_dir: Optional[str], lease
 
 async def _up(data_dir: str, layout: dict[str, Any], workers: int, partitions: int,
               lease: float, duration: Optional[float], as_json: bool) -> None:
-    members = layout["nodes"]
-    peers = ", ".join(f'"{m["id"]}={m["peer"]}/{m["client"]}"' for m in members)
-    addresses = [m["client"] for m in members]
     nodes: list[_Child] = []
     agents: list[_Child] = []
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         try:
-            for member in members:
-                config_path = os.path.join(data_dir, f"node-{member['id']}.toml")
-                with open(config_path, "w") as handle:
-                    handle.write(NODE_CONFIG.format(
-                        node_id=member["id"], client=member["client"], peer=member["peer"],
-                        data_dir=os.path.join(data_dir, f"node-{member['id']}"),
-                        peers=peers, lease=lease))
-                nodes.append(_Child(f"node-{member['id']}",
-                                    _self_command() + ["serve", "--config", config_path],
-                                    os.path.join(data_dir, f"node-{member['id']}.log")))
-            async with Client(addresses, timeout=30.0) as client:
-                await client.leader_status(timeout=30.0)
-                if partitions:
-                    try:
-                        await client.create_group(DEMO_GROUP, partitions)
-                    except RefusedError as exc:
-                        if exc.code != "already_exists":
-                            raise
-                worker_note = ""
-                if workers and _worker_command_available():
-                    for index in range(workers):
-                        name = f"worker-{index + 1}"
-                        agents.append(_Child(name, _self_command() + [
-                            "worker", "run", "--id", name, "--zone", f"zone-{index % 3 + 1}",
-                            "--addresses", ",".join(addresses), "--lease", str(lease),
-                            "--events", os.path.join(data_dir, f"{name}.events.jsonl")],
-                            os.path.join(data_dir, f"{name}.log")))
-                elif workers:
-                    worker_note = "demo workers need `raftcoord worker run`, not installed"
-                _print_endpoints(data_dir, members, nodes, agents, as_json, worker_note)
-                with trio.move_on_after(duration if duration is not None else float("inf")):
-                    async with trio.open_nursery() as nursery:
-                        if not as_json:
-                            nursery.start_soon(_live_table, client, nodes, agents)
-                        async for _ in signals:
-                            break
+            async with trio.open_nursery() as nursery:
+                async def stop_at_signal() -> None:
+                    async for _ in signals:  # also during startup
                         nursery.cancel_scope.cancel()
+                        return
+                nursery.start_soon(stop_at_signal)
+                with trio.move_on_after(duration if duration is not None else math.inf):
+                    await _run_cluster(data_dir, layout, workers, partitions, lease, as_json,
+                                       nodes, agents)
+                nursery.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
                 if not as_json:
@@ -205,6 +176,49 @@ async def _up(data_dir: str, layout: dict[str, Any], workers: int, partitions: i
                     await node.stop(timeout=10.0)
     if not as_json:
         click.echo(f"stopped; data and logs are in {data_dir}", err=True)
+
+
+async def _run_cluster(data_dir: str, layout: dict[str, Any], workers: int, partitions: int,
+                       lease: float, as_json: bool, nodes: list[_Child],
+                       agents: list[_Child]) -> None:
+    """Start the children (appended to ``nodes`` and ``agents`` for the caller to
+    stop), then show the live table until cancelled."""
+    members = layout["nodes"]
+    peers = ", ".join(f'"{m["id"]}={m["peer"]}/{m["client"]}"' for m in members)
+    addresses = [m["client"] for m in members]
+    for member in members:
+        config_path = os.path.join(data_dir, f"node-{member['id']}.toml")
+        with open(config_path, "w") as handle:
+            handle.write(NODE_CONFIG.format(
+                node_id=member["id"], client=member["client"], peer=member["peer"],
+                data_dir=os.path.join(data_dir, f"node-{member['id']}"), peers=peers,
+                lease=lease))
+        nodes.append(_Child(f"node-{member['id']}",
+                            _self_command() + ["serve", "--config", config_path],
+                            os.path.join(data_dir, f"node-{member['id']}.log")))
+    async with Client(addresses, timeout=30.0) as client:
+        await client.leader_status(timeout=30.0)
+        if partitions:
+            try:
+                await client.create_group(DEMO_GROUP, partitions)
+            except RefusedError as exc:
+                if exc.code != "already_exists":
+                    raise
+        worker_note = ""
+        if workers and _worker_command_available():
+            for index in range(workers):
+                name = f"worker-{index + 1}"
+                agents.append(_Child(name, _self_command() + [
+                    "worker", "run", "--id", name, "--zone", f"zone-{index % 3 + 1}",
+                    "--addresses", ",".join(addresses), "--lease", str(lease),
+                    "--events", os.path.join(data_dir, f"{name}.events.jsonl")],
+                    os.path.join(data_dir, f"{name}.log")))
+        elif workers:
+            worker_note = "demo workers need `raftcoord worker run`, not installed"
+        _print_endpoints(data_dir, members, nodes, agents, as_json, worker_note)
+        if as_json:
+            await trio.sleep_forever()
+        await _live_table(client, nodes, agents)
 
 
 def _print_endpoints(data_dir: str, members: list, nodes: list[_Child], agents: list[_Child],
@@ -237,14 +251,17 @@ async def _live_table(client: Client, nodes: list[_Child], agents: list[_Child])
     from rich.live import Live
 
     console = Console()
-    with Live(console=console, refresh_per_second=2, transient=False) as live:
-        while True:
-            try:
-                view = await cluster_view(client, timeout=2.0)
-                live.update(_render(view, nodes, agents))
-            except ClientError as exc:
-                live.update(f"[yellow]no leader reachable: {exc}[/yellow]")
-            await trio.sleep(0.5)
+    try:
+        with Live(console=console, refresh_per_second=2, transient=False) as live:
+            while True:
+                try:
+                    view = await cluster_view(client, timeout=2.0)
+                    live.update(_render(view, nodes, agents))
+                except ClientError as exc:
+                    live.update(f"[yellow]no leader reachable: {exc}[/yellow]")
+                await trio.sleep(0.5)
+    finally:
+        console.print()
 
 
 def _render(view: dict[str, Any], nodes: list[_Child], agents: list[_Child]) -> Any:
