@@ -21,6 +21,22 @@ def _register() -> None:
     main.add_command(inspect_cmd)
     from .simulate_cmd import simulate
     main.add_command(simulate)
+    from .serve_cmd import serve
+    main.add_command(serve)
+    from .status_cmd import status
+    main.add_command(status)
+    from .members_cmd import members
+    main.add_command(members)
+    from .leader_cmd import leader
+    main.add_command(leader)
+    from .partitions_cmd import partitions
+    main.add_command(partitions)
+    from .workers_cmd import workers
+    main.add_command(workers)
+    from .kv_cmd import kv
+    main.add_command(kv)
+    from .cluster_cmd import cluster
+    main.add_command(cluster)
     from .worker_cmd import worker
     main.add_command(worker)
 

@@ -12,8 +12,9 @@ The pure parts (no I/O, no clock reads, no unseeded randomness):
   (`coordinator.node`), and `WorkerSession` — a worker's side of the session
   (`coordinator.worker`), over the wire messages of `coordinator.protocol`.
 
-The trio worker agent `Worker` (`coordinator.agent`) is imported on first use, so
-that the pure parts load without trio.
+The trio worker agent `Worker` (`coordinator.agent`), the trio `Client`
+(`coordinator.client`) and the node server `CoordinatorServer` (`coordinator.server`)
+are imported on first use, so that the pure parts load without trio.
 """
 
 from .codec import (
@@ -47,6 +48,12 @@ def __getattr__(name: str):
     if name == "Worker":
         from .agent import Worker
         return Worker
+    if name == "Client":
+        from .client import Client
+        return Client
+    if name == "CoordinatorServer":
+        from .server import CoordinatorServer
+        return CoordinatorServer
     raise AttributeError(f"module 'coordinator' has no attribute {name!r}")
 
 
@@ -57,5 +64,5 @@ __all__ = [
     "CoordinatorLeader", "HeartbeatAck", "LeaseTable", "LeaseTiming", "WorkerLease",
     "UNLIMITED", "Move", "PlacementPolicy", "max_imbalance", "moves_lower_bound", "plan",
     "quotas", "MovePhase", "OwnedSlot", "CoordinatorState", "CoordinatorStatus", "SnapshotError",
-    "NodeDriver", "WorkerSession", "Worker",
+    "NodeDriver", "WorkerSession", "Worker", "Client", "CoordinatorServer",
 ]
