@@ -42,7 +42,7 @@ peer_listen = "{peer}"
 peers = [{peers}]
 fsync = true
 lease = {lease}
-tick = 0.05
+tick = 0.1
 log_level = "info"
 """
 

@@ -27,7 +27,7 @@ log = logging.getLogger("raftcoord.serve")
 
 _DEFAULTS: dict[str, Any] = {
     "listen": "127.0.0.1:7001", "peer_listen": "127.0.0.1:7101", "peers": "", "join": "",
-    "fsync": True, "lease": 3.0, "tick": 0.05, "log_level": "info",
+    "fsync": True, "lease": 3.0, "tick": 0.1, "log_level": "info",
 }
 
 
@@ -129,7 +129,7 @@ def resolve_settings(config_file: Optional[str],
 @click.option("--lease", type=click.FloatRange(min=0.5), envvar="RAFTCOORD_LEASE",
               help="Worker lease in seconds; workers must use the same [3.0].")
 @click.option("--tick", type=click.FloatRange(min=0.001), envvar="RAFTCOORD_TICK",
-              help="Seconds per raft tick; elections time out after 10-20 ticks [0.05].")
+              help="Seconds per raft tick; elections time out after 10-20 ticks, leaders heartbeat every tick [0.1].")
 @click.option("--log-level", envvar="RAFTCOORD_LOG_LEVEL",
               type=click.Choice(["debug", "info", "warning", "error"]),
               help="Log verbosity [info].")

@@ -130,9 +130,9 @@ class ServerConfig:
     members: tuple[Member, ...] = attrs.field(default=(), converter=tuple)
     advertise_client: Optional[str] = None
     advertise_peer: Optional[str] = None
-    tick_interval: float = 0.05
+    tick_interval: float = 0.1
     election_ticks: int = 10
-    heartbeat_ticks: int = 2
+    heartbeat_ticks: int = 1
     fsync: bool = True
     request_timeout: float = 5.0
     max_in_flight: int = 4096
