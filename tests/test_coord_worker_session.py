@@ -167,3 +167,16 @@ def test_a_drained_worker_leaves_once_it_holds_nothing():
     assert s.leave(1.1) is None  # the first acknowledgement's lease still covers g/0
     assert s.leave(LEASE) == Leave("w1")
     assert s.left and s.acting(LEASE) == []
+
+
+def test_a_renewal_seen_after_the_lease_ran_out_is_a_loss_then_a_new_lease():
+    s = session()
+    _, beat = s.heartbeat(0.0)
+    s.on_ack(ack(beat.seq, slot("g/0")))
+    s.poll(0.1)
+    # Paused past the deadline: the next heartbeat's acknowledgement renews the same
+    # epoch, but the application must hear that its lease lapsed in between.
+    _, beat = s.heartbeat(LEASE + 1.0)
+    s.on_ack(ack(beat.seq, slot("g/0")))
+    assert s.poll(LEASE + 1.1) == [PartitionLost("g/0", 0, 1),
+                                   PartitionAcquired("g/0", 0, 1, 2 * LEASE + 1.0)]
