@@ -12,7 +12,7 @@ from typing import Optional
 import click
 import trio
 
-from coordinator.agent import CheckpointFailed, NotActing, Worker
+from coordinator.agent import DEFAULT_TIMING, CheckpointFailed, NotActing, Worker
 from coordinator.lease import LeaseTiming
 from coordinator.worker import (
     LeaseRenewed,
@@ -39,11 +39,14 @@ def worker() -> None:
 @click.option("--zone", default="default", show_default=True, help="Its failure domain.")
 @click.option("--connect", "--addresses", "connect", required=True,
               help="Client addresses of cluster members: host:port[,host:port...].")
-@click.option("--lease", type=click.FloatRange(min=0.5), default=3.0, show_default=True,
+@click.option("--lease", type=click.FloatRange(min=0.5), default=DEFAULT_TIMING.lease_duration,
+              show_default=True,
               help="Worker lease in seconds; must be the servers' (serve --lease).")
-@click.option("--max-drift", type=click.FloatRange(0, 0.5), default=0.05, show_default=True,
+@click.option("--max-drift", type=click.FloatRange(0, 0.5), default=DEFAULT_TIMING.max_drift,
+              show_default=True,
               help="Clock drift bound; must be the servers'.")
-@click.option("--safety-margin", type=click.FloatRange(min=0), default=0.3, show_default=True,
+@click.option("--safety-margin", type=click.FloatRange(min=0),
+              default=DEFAULT_TIMING.safety_margin, show_default=True,
               help="How much earlier than its lease the worker stops; must be the servers'.")
 @click.option("--heartbeat-interval", type=click.FloatRange(min=0.01), default=None,
               help="Seconds between heartbeats [lease / 6].")
@@ -85,7 +88,7 @@ def run(worker_id: str, zone: str, connect: str, lease: float, max_drift: float,
 
 
 def _echo_readable(line: dict) -> None:
-    if line["event"].startswith("checkpoint"):
+    if line["event"].startswith("checkpoint") or line["event"] == "renewed":
         return
     extra = f" until {line['deadline'] - line['t']:.2f}s from now" if "deadline" in line else ""
     click.echo(f"{line['worker']}: {line['event']} {line.get('partition', '')} "

@@ -138,6 +138,7 @@ class Worker:
             worker_id, zone, timing, self._nodes, rng or random.Random(), address=address,
             auto_release=auto_release, redirect_target=self._follow)
         self._link: Optional[_Link] = None
+        self._connect_lock = trio.Lock()
         self._replies: dict[int, _Reply] = {}
         self._next_request = 0
         self._send_events, self._receive_events = trio.open_memory_channel(math.inf)
@@ -333,6 +334,10 @@ class Worker:
         return link
 
     async def _link_to(self, address: str) -> Optional[_Link]:
+        async with self._connect_lock:  # one connection at a time, shared by all senders
+            return await self._open_link(address)
+
+    async def _open_link(self, address: str) -> Optional[_Link]:
         link = self._link
         if link is not None and link.address == address and not link.closed:
             return link

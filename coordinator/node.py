@@ -423,16 +423,20 @@ class NodeDriver:
         """A client or operator command to replicate (rules 3 and 6).
 
         Commands with a ``now`` are stamped with the leader's cluster time (any value
-        they carry is replaced). ``request_id`` goes into the log entry (and the
-        reply), so it should identify the request across the cluster.
+        they carry is replaced); in a `ClientRequest` (a deduplicated write), its
+        inner command is. ``request_id`` goes into the log entry (and the reply), so
+        it should identify the request across the cluster.
         """
         term = self._term
         if term is None or self.role is not Role.LEADER:
             return [Send(reply_to, self._redirect(self.leader_id), request_id)]
-        if _has_now(command):
+        wrapper = command if isinstance(command, c.ClientRequest) else None
+        inner = wrapper.command if wrapper is not None else command
+        if _has_now(inner):
             if not term.ready:
                 return [Send(reply_to, Unavailable("the leader is catching up"), request_id)]
-            command = term.leader.stamp(command, now)
+            inner = term.leader.stamp(inner, now)
+            command = attrs.evolve(wrapper, command=inner) if wrapper is not None else inner
         return [Propose(envelope(request_id, command), command, request_id, reply_to,
                         request_id, command, term.term)]
 

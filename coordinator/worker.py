@@ -300,7 +300,9 @@ class WorkerSession:
         if self.left:
             current = {}
         for pid, told in list(self._told.items()):
-            if current.get(pid) != told.epoch:
+            # Also lost when the lease the application knows of ran out before a
+            # renewal was seen (e.g. the process was paused): it starts over.
+            if current.get(pid) != told.epoch or told.deadline <= now:
                 del self._told[pid]
                 events.append(PartitionLost(pid, told.slot, told.epoch))
         for pid, epoch in current.items():

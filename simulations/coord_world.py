@@ -24,8 +24,9 @@ Raft driving of `World` it adds:
    releases, checkpoint writes and leaves become `Released`, `FencedPut` and
    `DeregisterWorker` proposals.
 3. **Clients** run the usual put / get (ReadIndex) / cas workload against the
-   metadata KV (`KvPut`, `KvCas` by version), writes through the node driver. Written values are unique, so a
-   version identifies a value and the history is checked as a value register.
+   metadata KV (`KvPut`, `KvCas` by version; writes go through the node driver).
+   Written values are unique, so a version identifies a value and the history is
+   checked as a value register.
 4. **Operator actions** (create groups, drain) are proposed through whichever node
    leads and retried until applied.
 5. **Checks** (`coord_checkers`): ownership after *every* event, every committed
@@ -52,10 +53,10 @@ from coordinator.commands import WorkerState
 from coordinator.config import CoordinatorConfig
 from coordinator.lease import LeaseTiming
 from coordinator.node import NodeDriver, Propose, Send, StartRead, apply_entry
-from coordinator.protocol import Heartbeat, Redirect
-from coordinator.worker import WorkerSession
 from coordinator.placement import PlacementPolicy, max_imbalance, plan
+from coordinator.protocol import Heartbeat, Redirect
 from coordinator.state import CoordinatorState
+from coordinator.worker import WorkerSession
 from raft.errors import ProposalDropped
 from raft.types import Role
 

@@ -235,3 +235,13 @@ def test_a_refused_request_is_answered():
     assert node.driver.on_dropped(put, leader_hint=2) == [Send("c", Redirect(2, ADDRESSES[2]), 5)]
     assert node.driver.on_dropped(put, leader_hint=1) == [
         Send("c", Unavailable("the proposal was refused; retry"), 5)]
+
+
+def test_the_inner_command_of_a_deduplicated_client_write_is_stamped():
+    node = registered_node()
+    request = c.ClientRequest(client_id="c1", seq=1,
+                              command=c.DrainWorker(worker_id="w1", now=-1.0))
+    [propose] = node.driver.on_client_command(9.0, request, "c", 43)
+    assert isinstance(propose.command, c.ClientRequest)
+    assert propose.command.command.now == node.driver.leading.cluster_time(9.0)
+    assert open_envelope(propose.data) == (43, propose.command)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import random
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from coordinator.lease import HeartbeatAck, LeaseTiming
 from coordinator.protocol import Ack, Checkpoint, Leave, Nack, Redirect, Release
 from coordinator.records import OwnedSlot
@@ -167,3 +170,66 @@ def test_a_drained_worker_leaves_once_it_holds_nothing():
     assert s.leave(1.1) is None  # the first acknowledgement's lease still covers g/0
     assert s.leave(LEASE) == Leave("w1")
     assert s.left and s.acting(LEASE) == []
+
+
+def test_a_renewal_seen_after_the_lease_ran_out_is_a_loss_then_a_new_lease():
+    s = session()
+    _, beat = s.heartbeat(0.0)
+    s.on_ack(ack(beat.seq, slot("g/0")))
+    s.poll(0.1)
+    # Paused past the deadline: the next heartbeat's acknowledgement renews the same
+    # epoch, but the application must hear that its lease lapsed in between.
+    _, beat = s.heartbeat(LEASE + 1.0)
+    s.on_ack(ack(beat.seq, slot("g/0")))
+    assert s.poll(LEASE + 1.1) == [PartitionLost("g/0", 0, 1),
+                                   PartitionAcquired("g/0", 0, 1, 2 * LEASE + 1.0)]
+
+
+PIDS = ("g/0", "g/1", "g/2")
+STEPS = st.lists(st.one_of(
+    st.tuples(st.just("wait"), st.floats(0.0, 4.0)),
+    st.tuples(st.just("heartbeat"), st.none()),
+    st.tuples(st.just("ack"), st.tuples(st.integers(0, 5), st.lists(
+        st.tuples(st.sampled_from(PIDS), st.integers(1, 3), st.booleans()), max_size=3))),
+    st.tuples(st.just("nack"), st.integers(0, 5)),
+    st.tuples(st.just("release"), st.sampled_from(PIDS)),
+), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(STEPS)
+def test_what_the_application_is_told_matches_what_the_worker_may_act_for(steps):
+    s = session(auto_release=False)
+    now = 0.0
+    sent: list[tuple[int, float]] = []  # (seq, send time)
+    grants: list[tuple[str, int, float]] = []  # (partition, epoch, valid until)
+    told: dict[str, int] = {}
+    for kind, arg in steps:
+        if kind == "wait":
+            now += arg
+        elif kind == "heartbeat":
+            _, beat = s.heartbeat(now)
+            sent.append((beat.seq, now))
+        elif kind == "ack" and sent:
+            seq, send_time = sent[min(arg[0], len(sent) - 1)]
+            slots = {pid: slot(pid, epoch, revoking) for pid, epoch, revoking in arg[1]}
+            s.on_ack(ack(seq, *slots.values()))
+            grants.extend((sl.partition_id, sl.epoch, send_time + LEASE)
+                          for sl in slots.values() if not sl.revoking)
+        elif kind == "nack" and sent:
+            s.on_nack(Nack(sent[min(arg, len(sent) - 1)][0]))
+        elif kind == "release":
+            s.release(arg, now)
+        for event in s.poll(now):
+            if isinstance(event, PartitionAcquired):
+                assert event.partition_id not in told and event.deadline > now
+                told[event.partition_id] = event.epoch
+            elif isinstance(event, (LeaseRenewed, PartitionRevoked)):
+                assert told.get(event.partition_id) == event.epoch
+            else:
+                assert told.pop(event.partition_id) == event.epoch
+        acting = s.acting(now)
+        assert {pid: epoch for pid, _, epoch in acting} == told
+        for pid, _, epoch in acting:
+            # Every lease it acts on comes from an acknowledged heartbeat's send time.
+            assert any((p, e) == (pid, epoch) and now < until for p, e, until in grants)
