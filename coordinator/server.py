@@ -401,18 +401,9 @@ class CoordinatorServer:
             _NotLeader / _Unavailable: the driver could not take it here.
             ProposalLost, ProposalOutcomeUnknown, RuntimeStopped: from the runtime.
         """
-        wrapper: Optional[c.ClientRequest] = None
-        if isinstance(command, c.ClientRequest):
-            wrapper, command = command, command.command
         pending = _Pending()
         outputs = self.driver.on_client_command(self._now(), command, pending,
                                                 next(self._request_ids))
-        if wrapper is not None:
-            # The driver stamped the inner command; the log entry carries it inside
-            # the client's request, so that the state machine applies it once.
-            outputs = [attrs.evolve(o, command=wrapped, data=envelope(o.request_id, wrapped))
-                       if isinstance(o, Propose) and (wrapped := attrs.evolve(
-                           wrapper, command=o.command)) else o for o in outputs]
         self._run(outputs)
         await pending.done.wait()
         if pending.error is not None:
