@@ -4,8 +4,6 @@ deadline, and a graceful drain. The event files are checked from outside."""
 
 from __future__ import annotations
 
-import json
-import signal
 import time
 
 import pytest
