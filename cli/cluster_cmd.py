@@ -292,10 +292,14 @@ def _render(view: dict[str, Any], nodes: list[_Child], agents: list[_Child]) -> 
                    f"{leader['partitions']}   without owner: {leader['unowned_slots']}   "
                    f"moves in flight: {leader['pending_moves']}", style="bold")
     workers = Table()
-    for column in ("worker", "zone", "state", "partitions"):
+    for column in ("worker", "zone", "state", "partitions", "process"):
         workers.add_column(column)
+    agents_by_name = {a.name: a for a in agents}
     for worker in leader["workers"]:
-        workers.add_row(worker["id"], worker["zone"], worker["state"], str(worker["partitions"]))
+        child = agents_by_name.get(worker["id"])
+        process = "-" if child is None else ("running" if child.alive() else "exited")
+        workers.add_row(worker["id"], worker["zone"], worker["state"], str(worker["partitions"]),
+                        process)
     moves = Table()
     for column in ("partition", "to worker", "epoch"):
         moves.add_column(column)

@@ -259,6 +259,7 @@ class CoordinatorServer:
         self.peer_address = ""
         self._in_flight = 0
         self._connections = 0
+        self._recorded_peers: set[int] = set()
         self._scope: Optional[trio.CancelScope] = None
         self._stopping = False
         self._rng = random.Random(config.seed)
@@ -433,6 +434,7 @@ class CoordinatorServer:
     # -- member addresses ---------------------------------------------------------
 
     def _members_changed(self, members: dict[int, Member]) -> None:
+        """Point the transport at every recorded member (and away from removed ones)."""
         transport = self.transport
         if transport is None:
             return
@@ -442,6 +444,9 @@ class CoordinatorServer:
                     transport.set_peer(node_id, api.parse_address(member.peer_address))
                 except ValueError as exc:
                     log.warning("member %d has an unusable peer address: %s", node_id, exc)
+        for node_id in self._recorded_peers - set(members):
+            transport.set_peer(node_id, None)
+        self._recorded_peers = set(members) - {self.config.node_id}
 
     def leader_address(self) -> tuple[int, str]:
         """The leader this node knows of and its client address ("" if unknown)."""
