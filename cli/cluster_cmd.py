@@ -42,7 +42,7 @@ peer_listen = "{peer}"
 peers = [{peers}]
 fsync = true
 lease = {lease}
-tick = 0.05
+tick = 0.1
 log_level = "info"
 """
 
@@ -299,6 +299,6 @@ def _render(view: dict[str, Any], nodes: list[_Child], agents: list[_Child]) -> 
     moves = Table()
     for column in ("partition", "to worker", "epoch"):
         moves.add_column(column)
-    for move in leader["recent_moves"][-8:]:
+    for move in reversed(leader["recent_moves"][-8:]):  # newest first
         moves.add_row(move["partition"], move["worker"], str(move["epoch"]))
     return Group(header, members, summary, workers, Text("recent moves", style="bold"), moves)

@@ -27,7 +27,7 @@ log = logging.getLogger("raftcoord.serve")
 
 _DEFAULTS: dict[str, Any] = {
     "listen": "127.0.0.1:7001", "peer_listen": "127.0.0.1:7101", "peers": "", "join": "",
-    "fsync": True, "lease": 3.0, "tick": 0.05, "log_level": "info",
+    "fsync": True, "lease": 3.0, "tick": 0.1, "log_level": "info",
 }
 
 
@@ -45,6 +45,8 @@ def _load_config(path: Optional[str]) -> dict[str, Any]:
     unknown = set(data) - known
     if unknown:
         raise click.UsageError(f"{path}: unknown settings {', '.join(sorted(unknown))}")
+    if "id" in data:
+        data["node_id"] = data.pop("id")
     if isinstance(data.get("peers"), list):
         data["peers"] = ",".join(data["peers"])
     if isinstance(data.get("join"), list):
@@ -64,6 +66,45 @@ def parse_members(text: str) -> tuple[Member, ...]:
     if len(set(ids)) != len(ids):
         raise click.UsageError("--peers names a node id twice")
     return tuple(members)
+
+
+def resolve_settings(config_file: Optional[str],
+                     options: dict[str, Any]) -> tuple[ServerConfig, list[str], str]:
+    """The node's configuration from the options (command line or environment: click
+    resolved those), then the TOML file, then the defaults.
+
+    Returns:
+        (server configuration, addresses to join through, log level).
+
+    Raises:
+        click.UsageError: a missing or invalid setting.
+    """
+    settings = dict(_DEFAULTS)
+    settings.update(_load_config(config_file))
+    settings.update({k: v for k, v in options.items() if v is not None})
+    if not settings.get("node_id"):
+        raise click.UsageError("give the node's id with --id (or RAFTCOORD_ID, or 'id' in "
+                               "--config)")
+    if not settings.get("data_dir"):
+        raise click.UsageError("give a data directory with --data-dir")
+    node_id = int(settings["node_id"])
+    members = parse_members(str(settings["peers"]))
+    join = [a.strip() for a in str(settings["join"]).split(",") if a.strip()]
+    if not members and not join:
+        raise click.UsageError("give the initial members with --peers, or --join a cluster")
+    if members and node_id not in {m.node_id for m in members}:
+        raise click.UsageError(f"--peers does not name this node ({node_id})")
+    try:
+        config = ServerConfig(
+            node_id=node_id, data_dir=str(settings["data_dir"]), listen=str(settings["listen"]),
+            peer_listen=str(settings["peer_listen"]), members=members,
+            fsync=bool(settings["fsync"]), lease_duration=float(settings["lease"]),
+            tick_interval=float(settings["tick"]))
+        parse_address(config.listen, listen=True)
+        parse_address(config.peer_listen, listen=True)
+    except (TypeError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
+    return config, join, str(settings["log_level"])
 
 
 @click.command("serve")
@@ -88,7 +129,7 @@ def parse_members(text: str) -> tuple[Member, ...]:
 @click.option("--lease", type=click.FloatRange(min=0.5), envvar="RAFTCOORD_LEASE",
               help="Worker lease in seconds; workers must use the same [3.0].")
 @click.option("--tick", type=click.FloatRange(min=0.001), envvar="RAFTCOORD_TICK",
-              help="Seconds per raft tick; elections time out after 10-20 ticks [0.05].")
+              help="Seconds per raft tick; elections time out after 10-20 ticks, leaders heartbeat every tick [0.1].")
 @click.option("--log-level", envvar="RAFTCOORD_LOG_LEVEL",
               type=click.Choice(["debug", "info", "warning", "error"]),
               help="Log verbosity [info].")
@@ -97,31 +138,8 @@ def parse_members(text: str) -> tuple[Member, ...]:
 def serve(config_file: Optional[str], as_json: bool, **options: Any) -> None:
     """Run one coordinator node until SIGTERM or Ctrl-C (then hand leadership over,
     flush and exit 0)."""
-    settings = dict(_DEFAULTS)
-    settings.update(_load_config(config_file))
-    settings.update({k: v for k, v in options.items() if v is not None})
-    if not settings.get("node_id") and not settings.get("id"):
-        raise click.UsageError("give the node's id with --id (or RAFTCOORD_ID, or 'id' in --config)")
-    if not settings.get("data_dir"):
-        raise click.UsageError("give a data directory with --data-dir")
-    node_id = int(settings.get("node_id") or settings["id"])
-    members = parse_members(str(settings["peers"]))
-    join = [a.strip() for a in str(settings["join"]).split(",") if a.strip()]
-    if not members and not join:
-        raise click.UsageError("give the initial members with --peers, or --join a cluster")
-    if members and node_id not in {m.node_id for m in members}:
-        raise click.UsageError(f"--peers does not name this node ({node_id})")
-    try:
-        config = ServerConfig(
-            node_id=node_id, data_dir=str(settings["data_dir"]), listen=str(settings["listen"]),
-            peer_listen=str(settings["peer_listen"]), members=members,
-            fsync=bool(settings["fsync"]), lease_duration=float(settings["lease"]),
-            tick_interval=float(settings["tick"]))
-        parse_address(config.listen, listen=True)
-        parse_address(config.peer_listen, listen=True)
-    except (TypeError, ValueError) as exc:
-        raise click.UsageError(str(exc)) from None
-    logging.basicConfig(level=str(settings["log_level"]).upper(),
+    config, join, log_level = resolve_settings(config_file, options)
+    logging.basicConfig(level=log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         trio.run(_serve, config, join, as_json)
@@ -129,7 +147,7 @@ def serve(config_file: Optional[str], as_json: bool, **options: Any) -> None:
         cause = _startup_error(exc)
         if cause is None:
             raise
-        raise click.ClickException(f"node {node_id} cannot start: {cause}") from None
+        raise click.ClickException(f"node {config.node_id} cannot start: {cause}") from None
 
 
 def _startup_error(exc: BaseException) -> Optional[BaseException]:

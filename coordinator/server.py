@@ -11,9 +11,10 @@ Theory of operation
 * a `raft.transport.TcpTransport` on the peer port; its peer table follows the
   member addresses in the replicated state (`coordinator.members`), so a node added
   later is reached by everyone without configuration;
-* a listener on the client port that speaks `coordinator.api` frames: every
-  connection is read by one task, requests are answered concurrently, replies are
-  written under a per-connection lock;
+* a listener on the client port that speaks `coordinator.protocol` frames: client
+  requests (`coordinator.api`) and worker sessions (heartbeats, releases, fenced
+  checkpoints, leaves) share it. Every connection is read by one task, requests are
+  answered concurrently, replies are written under a per-connection lock;
 * the node driver (`coordinator.node`), which owns every rule of what a node
   proposes and answers for workers and operators; the server only moves its
   inputs and outputs.
@@ -30,7 +31,13 @@ Rules:
 3. **Bad input closes one connection.** A frame that is not valid CBOR, has an
    unknown tag, fails validation, declares more than ``max_frame_bytes`` or is cut
    short closes only that connection, with a logged reason. Too many requests in
-   flight are answered ``overloaded``; too many connections are closed at accept.
+   flight on the node are answered ``overloaded``; a connection with too many of its
+   own in flight is not read until one is answered; a client that does not read
+   its replies is disconnected; too many connections are closed at accept.
+5. **Member addresses are replicated.** Adding a member first writes its peer and
+   client addresses through the log (`coordinator.members`), then proposes the
+   membership change (which carries them too, in its context). The leader records
+   the initial members' addresses from its configuration once it leads.
 4. **Clean stop.** `stop()` (SIGTERM / Ctrl-C in `raftcoord serve`) first hands
    leadership to another voter when this node leads, then cancels everything;
    storage is closed after the runtime, so every acknowledged entry is on disk.
@@ -43,8 +50,8 @@ the counters a metrics endpoint would export.
 from __future__ import annotations
 
 import collections
-import itertools
 import functools
+import itertools
 import logging
 import random
 from typing import Any, Callable, Optional
@@ -63,7 +70,7 @@ from raft.errors import (
 )
 from raft.runtime import RaftRuntime
 from raft.transport import TcpTransport
-from raft.types import ConfChange, ConfChangeType, Entry, NONE, Role
+from raft.types import NONE, ConfChange, ConfChangeType, Entry
 
 from . import api
 from . import commands as c
@@ -72,7 +79,7 @@ from .api import ErrorKind
 from .config import CoordinatorConfig
 from .lease import LeaseTiming
 from .members import MEMBERS_PREFIX, Member, member_key, members_of
-from .node import NodeDriver, Propose, Send, StartRead, apply_entry, envelope
+from .node import NodeDriver, Propose, Send, StartRead, apply_entry
 from .protocol import (
     WORKER_MESSAGES,
     FrameDecoder,
@@ -130,9 +137,9 @@ class ServerConfig:
     members: tuple[Member, ...] = attrs.field(default=(), converter=tuple)
     advertise_client: Optional[str] = None
     advertise_peer: Optional[str] = None
-    tick_interval: float = 0.05
+    tick_interval: float = 0.1
     election_ticks: int = 10
-    heartbeat_ticks: int = 2
+    heartbeat_ticks: int = 1
     fsync: bool = True
     request_timeout: float = 5.0
     max_in_flight: int = 4096
@@ -401,18 +408,9 @@ class CoordinatorServer:
             _NotLeader / _Unavailable: the driver could not take it here.
             ProposalLost, ProposalOutcomeUnknown, RuntimeStopped: from the runtime.
         """
-        wrapper: Optional[c.ClientRequest] = None
-        if isinstance(command, c.ClientRequest):
-            wrapper, command = command, command.command
         pending = _Pending()
         outputs = self.driver.on_client_command(self._now(), command, pending,
                                                 next(self._request_ids))
-        if wrapper is not None:
-            # The driver stamped the inner command; the log entry carries it inside
-            # the client's request, so that the state machine applies it once.
-            outputs = [attrs.evolve(o, command=wrapped, data=envelope(o.request_id, wrapped))
-                       if isinstance(o, Propose) and (wrapped := attrs.evolve(
-                           wrapper, command=o.command)) else o for o in outputs]
         self._run(outputs)
         await pending.done.wait()
         if pending.error is not None:

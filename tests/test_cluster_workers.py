@@ -4,8 +4,6 @@ deadline, and a graceful drain. The event files are checked from outside."""
 
 from __future__ import annotations
 
-import json
-import signal
 import time
 
 import pytest
@@ -39,6 +37,20 @@ def unowned(addresses: str) -> int:
     return trio.run(main)
 
 
+def held_at(events: list[dict], at: float) -> set[tuple[str, int]]:
+    """(partition, epoch) pairs a worker's file shows it acting for at ``at``."""
+    held: set[tuple[str, int]] = set()
+    for event in events:
+        if event["t"] > at:
+            break
+        key = (event.get("partition"), event.get("epoch"))
+        if event["event"] in ("acquired", "renewed"):
+            held.add(key)
+        elif event["event"] in ("released", "lost"):
+            held.discard(key)
+    return held
+
+
 def owned_by(view: dict, worker_id: str) -> int:
     return view.get(worker_id, {}).get("partitions", 0)
 
@@ -57,15 +69,23 @@ def test_workers_balance_fail_over_stop_at_their_deadline_and_drain(tmp_path):
 
         # SIGSTOP one worker past its lease: it must stop acting at its deadline.
         paused = cluster.worker(names[1])
-        before = owned_by(workers_view(addresses), names[1])
+        wait_for(lambda: any(e["event"] == "checkpoint_issued"
+                             for e in read_events(paused["events"])), 20,
+                 what="the worker to act for its partitions")
         cluster.pause_worker(names[1])
+        paused_at = time.monotonic()  # the event files' clock
         time.sleep(LEASE * 2.5)
         cluster.resume_worker(names[1])
-        events = wait_for(lambda: (e := read_events(paused["events"])) and
-                          sum(1 for x in e if x["event"] == "lost") >= before and e, 20,
-                          what="the paused worker to report its partitions lost")
+        held = held_at(read_events(paused["events"]), paused_at)
+        assert held  # it was acting for partitions when it stopped
+
+        def lost_all():
+            events = read_events(paused["events"])
+            lost = {(e["partition"], e["epoch"]) for e in events
+                    if e["event"] == "lost" and e["t"] > paused_at}
+            return held <= lost and events
+        events = wait_for(lost_all, 20, what="the paused worker to report its partitions lost")
         assert intervals_and_writes(events)[2] == []  # no write after its deadline
-        assert any(e["event"] == "checkpoint_issued" for e in events)  # it did act before
         wait_for(balanced, 40, interval=0.5, what="rebalanced after the pause")
 
         # kill -9 a worker: its partitions are owned elsewhere within the lease bound.
