@@ -35,14 +35,12 @@ import trio
 from .lease import LeaseTiming
 from .protocol import (
     Ack,
-    Checkpoint,
     CheckpointResult,
     FrameDecoder,
     Left,
     Nack,
     ProtocolError,
     Redirect,
-    Unavailable,
     encode_frame,
 )
 from .worker import SessionEvent, WorkerSession
