@@ -147,6 +147,9 @@ class Client:
         addresses: client addresses (``host:port``) of one or more members.
         timeout: default deadline of every call, in seconds.
         connect_timeout: deadline of one connection attempt.
+        attempt_timeout: how long one try waits for its answer before the request
+            is sent again (to the next address when the node stays silent, e.g. a
+            paused process). Writes are deduplicated, so a late first try is harmless.
         backoff_initial / backoff_max: retry delays (rule 2).
         client_id: identity for write deduplication (default: random).
         rng: source of jitter (seed it for reproducible delays).
@@ -155,7 +158,8 @@ class Client:
     """
 
     def __init__(self, addresses: Sequence[str], *, timeout: float = 10.0,
-                 connect_timeout: float = 2.0, backoff_initial: float = 0.05,
+                 connect_timeout: float = 2.0, attempt_timeout: float = 3.0,
+                 backoff_initial: float = 0.05,
                  backoff_max: float = 1.0, client_id: Optional[str] = None,
                  rng: Optional[random.Random] = None) -> None:
         if isinstance(addresses, str):
@@ -167,6 +171,7 @@ class Client:
         self.addresses: list[str] = list(dict.fromkeys(addresses))
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        self.attempt_timeout = attempt_timeout
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.client_id = client_id or uuid.uuid4().hex
@@ -249,30 +254,22 @@ class Client:
             if remaining <= 0:
                 raise RequestTimeout(f"{type(request).__name__}: no answer within the "
                                      f"deadline (last: {last})")
-            redirected = False
-            try:
-                with trio.fail_after(remaining):
-                    connection = await self._connection(target)
-                    reply = await connection.request(request)
-            except trio.TooSlowError:
-                continue
-            except _ConnectionLost:
-                last = f"{target} unreachable"
-                if self._leader == target:
-                    self._leader = None
-                reply = None
+            reply = await self._attempt(target, request, min(remaining, self.attempt_timeout))
             if isinstance(reply, api.OkReply):
                 if address is None:
                     self._leader = target
                 return reply.value
-            if isinstance(reply, api.ErrorReply):
-                kind = reply.kind
-                last = f"{target}: {kind} {reply.message}"
-                if kind == ErrorKind.BAD_REQUEST.value:
+            if isinstance(reply, str):  # unreachable or silent
+                last = reply
+                if self._leader == target:
+                    self._leader = None
+            else:
+                last = f"{target}: {reply.kind} {reply.message}"
+                if reply.kind == ErrorKind.BAD_REQUEST.value:
                     raise BadRequestError(reply.message)
-                if kind == ErrorKind.REFUSED.value:
+                if reply.kind == ErrorKind.REFUSED.value:
                     raise RefusedError(reply.code, reply.message)
-                if kind == ErrorKind.NOT_LEADER.value:
+                if reply.kind == ErrorKind.NOT_LEADER.value:
                     if self._leader == target:
                         self._leader = None
                     if address is not None:
@@ -281,24 +278,30 @@ class Client:
                     if hint and hint != target:
                         if hint not in self.addresses:
                             self.addresses.append(hint)
-                        target, redirected = hint, True
-            if address is not None:
-                if reply is None:
-                    raise RequestTimeout(last)
-                continue
-            if redirected:
-                continue
+                        target = hint
+                        continue  # at once: the hint names the leader
             await trio.sleep(min(self._rng.uniform(delay / 2, delay),
                                  max(0.0, deadline - trio.current_time())))
             delay = min(delay * 2, self.backoff_max)
-            # A busy or slow node is asked again; an unreachable one, a follower
-            # without a hint, or one that cannot serve now is replaced by the next.
-            if reply is None or reply.kind not in (ErrorKind.TIMEOUT.value,
-                                                   ErrorKind.OVERLOADED.value):
+            # A busy or slow node is asked again; an unreachable or silent one, a
+            # follower without a hint, or one that cannot serve now is replaced by the
+            # next address.
+            if address is None and (isinstance(reply, str) or reply.kind not in (
+                    ErrorKind.TIMEOUT.value, ErrorKind.OVERLOADED.value)):
                 target = self._leader or self._rotate()
-                if reply is None and target in self._connections \
-                        and self._connections[target].closed:
-                    target = self._rotate()
+
+    async def _attempt(self, target: str, request: Any, timeout: float) -> Any:
+        """One try: the node's reply, or a string saying why there is none."""
+        connection: Optional[_Connection] = None
+        with trio.move_on_after(timeout):
+            try:
+                connection = await self._connection(target)
+                return await connection.request(request)
+            except _ConnectionLost:
+                return f"{target} unreachable"
+        if connection is not None:
+            connection.close()  # a late reply would be dropped anyway; start afresh
+        return f"{target} did not answer within {timeout:.1f} s"
 
     async def _write(self, request_type: type, timeout: Optional[float], **fields: Any) -> Any:
         seq = next(self._seq)

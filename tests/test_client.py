@@ -92,6 +92,15 @@ async def test_no_answer_within_the_deadline_raises_request_timeout(nursery):
             await client.kv_get("k")
 
 
+async def test_a_silent_node_is_given_up_for_the_next_address(nursery):
+    silent = await start(nursery, lambda request: None)  # e.g. a paused process
+    good = await start(nursery, lambda request: item(request.key, b"v", 3))
+    async with Client([silent.address, good.address], timeout=5, attempt_timeout=0.3,
+                      backoff_initial=0.01) as client:
+        assert (await client.kv_get("k")).version == 3
+        assert client.leader == good.address
+
+
 async def test_a_retried_write_is_applied_once_by_a_real_node(nursery, tmp_path):
     config = ServerConfig(node_id=1, data_dir=str(tmp_path / "n1"), listen="127.0.0.1:0",
                           peer_listen="127.0.0.1:0", fsync=False, tick_interval=0.01,
