@@ -70,7 +70,7 @@ from raft.errors import (
 )
 from raft.runtime import RaftRuntime
 from raft.transport import TcpTransport
-from raft.types import NONE, ConfChange, ConfChangeType, Entry
+from raft.types import NONE, ConfChange, ConfChangeType, Entry, Role
 
 from . import api
 from . import commands as c
@@ -260,6 +260,9 @@ class CoordinatorServer:
         self._in_flight = 0
         self._connections = 0
         self._recorded_peers: set[int] = set()
+        # Requests being served as leader: answered at once when leadership is lost
+        # (their outcome is unknown; the client retries at the new leader).
+        self._leading_requests: set[trio.CancelScope] = set()
         self._scope: Optional[trio.CancelScope] = None
         self._stopping = False
         self._rng = random.Random(config.seed)
@@ -353,6 +356,9 @@ class CoordinatorServer:
         """Tell the driver about every role or leader change."""
         runtime = self.runtime
         async for leadership in runtime.leadership_changes():
+            if leadership.role is not Role.LEADER:
+                for scope in self._leading_requests:
+                    scope.cancel()
             self._run(self.driver.on_role_change(self._now(), leadership.role, leadership.term,
                                                  leadership.leader,
                                                  runtime.status().last_index))
@@ -589,9 +595,14 @@ class CoordinatorServer:
             return api.ok(self.members_view())
         if not runtime.is_leader:
             return self._not_leader(request)
+        scope = trio.CancelScope()
+        self._leading_requests.add(scope)
         try:
-            with trio.fail_after(self.config.request_timeout):
+            with scope, trio.fail_after(self.config.request_timeout):
                 result = await self._serve(request)
+            if scope.cancelled_caught:
+                return _error(ErrorKind.TIMEOUT, "this node stopped leading before the "
+                              "outcome was known; retrying is safe")
         except trio.TooSlowError:
             return _error(ErrorKind.TIMEOUT,
                           f"no outcome within {self.config.request_timeout} s; "
@@ -609,6 +620,8 @@ class CoordinatorServer:
             return self._not_leader(request)
         except _Unavailable as exc:
             return _error(ErrorKind.UNAVAILABLE, str(exc))
+        finally:
+            self._leading_requests.discard(scope)
         if isinstance(result, c.Error):
             return api.ErrorReply(kind=ErrorKind.REFUSED.value,
                                   code=result.code.value, message=result.message[:4000])

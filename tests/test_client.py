@@ -4,6 +4,7 @@ redirects, retries within a deadline, typed errors, writes applied once."""
 from __future__ import annotations
 
 import random
+import socket
 from typing import Any, Callable
 
 import pytest
@@ -42,6 +43,12 @@ async def start(nursery: trio.Nursery, answer: Callable[[Any], Any]) -> Scripted
     node = ScriptedNode(answer)
     await nursery.start(node.serve)
     return node
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def item(key: str, value: bytes, version: int) -> api.OkReply:
@@ -118,3 +125,33 @@ async def test_a_retried_write_is_applied_once_by_a_real_node(nursery, tmp_path)
         await client.kv_put("k", b"twice")
         assert (await client.kv_get("k")).version == first["version"] + 1
     await server.stop()
+
+
+async def test_a_write_at_a_leader_that_is_cut_off_completes_at_the_next_one(nursery,
+                                                                           tmp_path):
+    ports = {i: (f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}") for i in (1, 2, 3)}
+    members = tuple(Member(node_id=i, peer_address=peer, client_address=client)
+                    for i, (peer, client) in ports.items())
+    servers = {}
+    for i, (peer, client) in ports.items():
+        servers[i] = CoordinatorServer(ServerConfig(
+            node_id=i, data_dir=str(tmp_path / f"n{i}"), listen=client, peer_listen=peer,
+            members=members, fsync=False, tick_interval=0.02, request_timeout=60))
+        await nursery.start(servers[i].run)
+    addresses = [client for _, client in ports.values()]
+    async with Client(addresses, timeout=30, attempt_timeout=60) as client:
+        await client.kv_put("warm", b"up")
+        leader = next(i for i, s in servers.items() if s.runtime.is_leader)
+        for other in servers:  # cut the leader's raft traffic both ways
+            if other != leader:
+                servers[leader].transport.set_peer(other, None)
+                servers[other].transport.set_peer(leader, None)
+        started = trio.current_time()
+        item = await client.kv_put("k", b"after the cut")
+        # Answered once the old leader stepped down (check-quorum), not after its
+        # 60 s request timeout, and applied once at the new leader.
+        assert trio.current_time() - started < 10
+        assert (await client.kv_get("k")).version == item.version
+        assert not servers[leader].runtime.is_leader
+    for server in servers.values():
+        await server.stop()
