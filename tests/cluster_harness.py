@@ -65,6 +65,7 @@ class LocalCluster:
         self.process: Optional[subprocess.Popen] = None
         self.info: dict[str, Any] = {}
         self.extra: dict[str, subprocess.Popen] = {}
+        self.leftovers: list[int] = []  # children `cluster up` left running (a bug)
 
     def start(self, timeout: float = 40.0) -> "LocalCluster":
         self.process = subprocess.Popen(cli_command(*self.args), stdout=subprocess.PIPE,
@@ -139,10 +140,12 @@ class LocalCluster:
                 self.process.wait()
             self.process.stdout.close()
         # Children of `cluster up` still alive after it (a failed test) are killed.
+        self.leftovers = []
         for entry in self.info.get("nodes", []) + self.info.get("workers", []):
             try:
                 os.kill(entry["pid"], signal.SIGCONT)
                 os.kill(entry["pid"], signal.SIGKILL)
+                self.leftovers.append(entry["pid"])
             except (ProcessLookupError, PermissionError):
                 pass
         return code

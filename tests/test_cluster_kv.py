@@ -76,6 +76,7 @@ def test_kv_through_every_node_survives_a_leader_kill_and_a_restart(tmp_path):
         # It serves again: through it, every acknowledged write reads back.
         assert client_call(address, read_all) == acknowledged
     assert cluster.process.returncode == 0  # SIGTERM stopped everything cleanly
+    assert cluster.leftovers == []
 
 
 def test_membership_and_leadership_through_the_cli(tmp_path):

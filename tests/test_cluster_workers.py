@@ -111,3 +111,4 @@ def test_workers_balance_fail_over_stop_at_their_deadline_and_drain(tmp_path):
         assert not any(e["event"] == "lost" for e in events)
         # No two workers ever acted for one partition at the same instant.
         assert check_event_files([w["events"] for w in cluster.info["workers"]]) == []
+    assert cluster.process.returncode == 0 and cluster.leftovers == []
