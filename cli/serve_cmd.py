@@ -3,7 +3,8 @@
 Settings come from, in order of precedence: command-line options, ``RAFTCOORD_*``
 environment variables, a TOML file given with ``--config`` (keys named like the
 options with underscores: ``id``, ``data_dir``, ``listen``, ``peer_listen``, ``peers``,
-``join``, ``fsync``, ``lease``, ``tick``, ``log_level``), then the defaults.
+``join``, ``advertise_client``, ``advertise_peer``, ``fsync``, ``lease``, ``tick``,
+``log_level``), then the defaults.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ log = logging.getLogger("raftcoord.serve")
 _DEFAULTS: dict[str, Any] = {
     "listen": "127.0.0.1:7001", "peer_listen": "127.0.0.1:7101", "peers": "", "join": "",
     "fsync": True, "lease": 3.0, "tick": 0.1, "log_level": "info",
+    "advertise_client": None, "advertise_peer": None,
 }
 
 
@@ -99,9 +101,14 @@ def resolve_settings(config_file: Optional[str],
             node_id=node_id, data_dir=str(settings["data_dir"]), listen=str(settings["listen"]),
             peer_listen=str(settings["peer_listen"]), members=members,
             fsync=bool(settings["fsync"]), lease_duration=float(settings["lease"]),
-            tick_interval=float(settings["tick"]))
+            tick_interval=float(settings["tick"]),
+            advertise_client=settings["advertise_client"] or None,
+            advertise_peer=settings["advertise_peer"] or None)
         parse_address(config.listen, listen=True)
         parse_address(config.peer_listen, listen=True)
+        for advertised in (config.advertise_client, config.advertise_peer):
+            if advertised is not None:
+                parse_address(advertised)
     except (TypeError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
     return config, join, str(settings["log_level"])
@@ -124,10 +131,15 @@ def resolve_settings(config_file: Optional[str],
 @click.option("--join", envvar="RAFTCOORD_JOIN", metavar="HOST:PORT,...",
               help="Join a running cluster through these member client addresses (the "
                    "node is added as a learner; promote it with `members promote`).")
+@click.option("--advertise-client", envvar="RAFTCOORD_ADVERTISE_CLIENT", metavar="HOST:PORT",
+              help="The client address others use to reach this node (default: --listen; "
+                   "set it when listening on 0.0.0.0).")
+@click.option("--advertise-peer", envvar="RAFTCOORD_ADVERTISE_PEER", metavar="HOST:PORT",
+              help="The peer address others use to reach this node (default: --peer-listen).")
 @click.option("--fsync/--no-fsync", default=None, envvar="RAFTCOORD_FSYNC",
               help="fsync the log before acknowledging [on].")
 @click.option("--lease", type=click.FloatRange(min=0.5), envvar="RAFTCOORD_LEASE",
-              help="Worker lease in seconds; workers must use the same [3.0].")
+              help="Worker lease in seconds; every node and worker must use the same [3.0].")
 @click.option("--tick", type=click.FloatRange(min=0.001), envvar="RAFTCOORD_TICK",
               help="Seconds per raft tick; elections time out after 10-20 ticks, leaders heartbeat every tick [0.1].")
 @click.option("--log-level", envvar="RAFTCOORD_LOG_LEVEL",

@@ -57,3 +57,13 @@ def test_an_unknown_setting_in_the_file_is_named(tmp_path):
     path.write_text('id = 1\ncolour = "blue"\n')
     with pytest.raises(click.UsageError, match="colour"):
         resolve_settings(str(path), {})
+
+
+def test_advertised_addresses_are_what_other_members_are_told(tmp_path):
+    config, _, _ = resolve_settings(None, {
+        "node_id": 1, "data_dir": "d", "peers": "1=10.0.0.1:7101/10.0.0.1:7001",
+        "listen": "0.0.0.0:7001", "advertise_client": "10.0.0.1:7001"})
+    assert config.listen == "0.0.0.0:7001" and config.advertise_client == "10.0.0.1:7001"
+    with pytest.raises(click.UsageError):
+        resolve_settings(None, {"node_id": 1, "data_dir": "d", "peers": "1=a:1/a:2",
+                                "advertise_peer": "a:0"})
