@@ -102,6 +102,11 @@ async def throughput(addresses: list[str], clients: int, seconds: float) -> floa
     return done / (trio.current_time() - started)
 
 
+async def leader_stats(addresses: list[str]) -> dict:
+    async with Client(addresses, timeout=10) as client:
+        return (await client.leader_status())["runtime"]
+
+
 async def sequential(addresses: list[str], count: int) -> list[float]:
     latencies = []
     async with Client(addresses, timeout=10) as client:
@@ -204,8 +209,16 @@ def main() -> None:
                 async with Client(cluster.addresses, timeout=30) as client:
                     await client.leader_status()
                 for clients in [int(c) for c in args.clients.split(",") if c]:
+                    before = await leader_stats(cluster.addresses)
                     rate = await throughput(cluster.addresses, clients, args.seconds)
-                    print(f"puts/s with {clients:>3} concurrent clients: {rate:8.0f}")
+                    after = await leader_stats(cluster.addresses)
+                    batches = after["proposal_batches"] - before["proposal_batches"]
+                    syncs = after["synced_writes"] - before["synced_writes"]
+                    per_batch = (after["proposals"] - before["proposals"]) / max(1, batches)
+                    fsync_ms = (after["sync_seconds"] - before["sync_seconds"]) / max(1, syncs)
+                    print(f"puts/s with {clients:>3} concurrent clients: {rate:8.0f}   "
+                          f"(leader: {per_batch:.1f} proposals per batch, "
+                          f"{fsync_ms * 1e3:.2f} ms per fsync)")
                 latencies = await sequential(cluster.addresses, args.sequential)
                 print(f"sequential put latency: median {statistics.median(latencies) * 1e3:.2f} "
                       f"ms, p99 {percentile(latencies, 0.99) * 1e3:.2f} ms "

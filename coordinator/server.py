@@ -778,7 +778,9 @@ class CoordinatorServer:
                 "term": status.term, "leader": leader, "leader_address": leader_address,
                 "commit": status.commit, "applied": status.applied,
                 "voters": sorted(status.conf_state.voters),
-                "learners": sorted(status.conf_state.learners)}
+                "learners": sorted(status.conf_state.learners),
+                "runtime": attrs.asdict(runtime.stats),
+                "server": attrs.asdict(self.stats)}
         return views.status_view(self.replica.state, raft, self.replica.recent_moves)
 
 
