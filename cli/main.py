@@ -15,30 +15,21 @@ def main() -> None:
 
 
 def _register() -> None:
-    # Sub-commands register here; each module exposes one click command.
-    from .inspect_cmd import inspect_cmd
+    # One module per command (group); each registers here with one line.
+    from . import (cluster_cmd, inspect_cmd, kv_cmd, leader_cmd, members_cmd, partitions_cmd,
+                   serve_cmd, simulate_cmd, status_cmd, worker_cmd, workers_cmd)
 
-    main.add_command(inspect_cmd)
-    from .simulate_cmd import simulate
-    main.add_command(simulate)
-    from .serve_cmd import serve
-    main.add_command(serve)
-    from .status_cmd import status
-    main.add_command(status)
-    from .members_cmd import members
-    main.add_command(members)
-    from .leader_cmd import leader
-    main.add_command(leader)
-    from .partitions_cmd import partitions
-    main.add_command(partitions)
-    from .workers_cmd import workers
-    main.add_command(workers)
-    from .kv_cmd import kv
-    main.add_command(kv)
-    from .cluster_cmd import cluster
-    main.add_command(cluster)
-    from .worker_cmd import worker
-    main.add_command(worker)
+    main.add_command(inspect_cmd.inspect_cmd)
+    main.add_command(simulate_cmd.simulate)
+    main.add_command(serve_cmd.serve)
+    main.add_command(cluster_cmd.cluster)
+    main.add_command(status_cmd.status)
+    main.add_command(members_cmd.members)
+    main.add_command(leader_cmd.leader)
+    main.add_command(partitions_cmd.partitions)
+    main.add_command(workers_cmd.workers)
+    main.add_command(kv_cmd.kv)
+    main.add_command(worker_cmd.worker)
 
 
 _register()
