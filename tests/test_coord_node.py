@@ -158,11 +158,12 @@ def test_a_heartbeat_is_acknowledged_only_after_a_read_round_confirms_leadership
 
 def test_a_read_confirmed_after_leadership_was_lost_answers_nothing():
     node = registered_node()
-    [start] = node.driver.on_worker_message(5.0, Heartbeat("w1", 2, "z1"), "w", 1)
+    [first] = node.driver.on_worker_message(5.0, Heartbeat("w1", 2, "z1"), "w", 1)
+    [second] = node.driver.on_worker_message(5.0, Heartbeat("w1", 3, "z1"), "w", 2)
     node.driver.on_role_change(5.1, Role.FOLLOWER, 3, 2, node.index)
-    assert node.driver.on_read_confirmed(start.token) == []
+    assert node.driver.on_read_confirmed(first.token) == []
     node.lead(6.0)  # leading again, in a new term: the old round does not count
-    assert node.driver.on_read_confirmed(start.token) == []
+    assert node.driver.on_read_confirmed(second.token) == []
 
 
 def test_a_failed_read_is_forgotten():
