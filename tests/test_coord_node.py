@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import attrs
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from raft.types import Role
 
@@ -156,11 +158,12 @@ def test_a_heartbeat_is_acknowledged_only_after_a_read_round_confirms_leadership
 
 def test_a_read_confirmed_after_leadership_was_lost_answers_nothing():
     node = registered_node()
-    [start] = node.driver.on_worker_message(5.0, Heartbeat("w1", 2, "z1"), "w", 1)
+    [first] = node.driver.on_worker_message(5.0, Heartbeat("w1", 2, "z1"), "w", 1)
+    [second] = node.driver.on_worker_message(5.0, Heartbeat("w1", 3, "z1"), "w", 2)
     node.driver.on_role_change(5.1, Role.FOLLOWER, 3, 2, node.index)
-    assert node.driver.on_read_confirmed(start.token) == []
+    assert node.driver.on_read_confirmed(first.token) == []
     node.lead(6.0)  # leading again, in a new term: the old round does not count
-    assert node.driver.on_read_confirmed(start.token) == []
+    assert node.driver.on_read_confirmed(second.token) == []
 
 
 def test_a_failed_read_is_forgotten():
@@ -245,3 +248,51 @@ def test_the_inner_command_of_a_deduplicated_client_write_is_stamped():
     assert isinstance(propose.command, c.ClientRequest)
     assert propose.command.command.now == node.driver.leading.cluster_time(9.0)
     assert open_envelope(propose.data) == (43, propose.command)
+
+
+OPS = st.lists(st.one_of(
+    st.tuples(st.just("heartbeat"), st.sampled_from(["w1", "w2"])),
+    st.tuples(st.just("confirm"), st.integers(0, 20)),
+    st.tuples(st.just("fail"), st.integers(0, 20)),
+    st.tuples(st.just("lose"), st.none()),
+    st.tuples(st.just("lead"), st.none()),
+    st.tuples(st.just("tick"), st.none()),
+), max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(OPS)
+def test_acks_only_follow_a_read_begun_under_the_current_leadership(ops):
+    node = registered_node(workers=("w1", "w2"))
+    now, term = 1.0, 2
+    started: list[tuple[bytes, int, float]] = []  # (token, term, arrival)
+    for kind, arg in ops:
+        now += 0.1
+        if kind == "heartbeat":
+            for output in node.driver.on_worker_message(now, Heartbeat(arg, 1, "z1"), arg, 1):
+                if isinstance(output, StartRead):
+                    started.append((output.token, term, now))
+                else:
+                    node.carry_out([output])
+        elif kind in ("confirm", "fail") and started:
+            token, began, arrival = started.pop(arg % len(started))
+            if kind == "fail":
+                assert node.driver.on_read_failed(token) == []
+                continue
+            answers = node.driver.on_read_confirmed(token)
+            if began != term or node.driver.role is not Role.LEADER:
+                assert answers == []
+            else:
+                [answer] = answers
+                assert isinstance(answer.message, Ack)
+                deadline = node.driver.leading.leases.deadline(answer.to)
+                assert deadline >= arrival + TIMING.leader_lease
+        elif kind == "lose":
+            node.driver.on_role_change(now, Role.FOLLOWER, term + 1, 2, node.index)
+            term += 1
+        elif kind == "lead":
+            term += 1
+            node.driver.on_role_change(now, Role.LEADER, term, 1, node.index)
+            node.driver.on_caught_up(node.index)
+        else:
+            node.carry_out(node.driver.on_tick(now))
