@@ -20,7 +20,7 @@ import click
 
 from simulations.faults import ALL_KINDS, FaultConfig, parse_kinds
 from simulations.network import Latency
-from simulations.runner import RunResult, run_simulation
+from simulations.runner import DEFAULT_WALL_BUDGET, RunResult, run_simulation
 from simulations.runner import check_determinism as rerun_and_compare
 from simulations.scenarios import scenario_names
 from simulations.world import SimConfig, Violation, WorkloadConfig
@@ -79,6 +79,11 @@ def _parse_seed_range(text: str) -> range:
               help="Each read starts its own heartbeat round (the library default) instead of sharing "
                    "the next one (Config.batch_reads).")
 @click.option("--no-codec", is_flag=True, help="Pass messages as objects instead of encoded bytes (faster).")
+@click.option("--max-events", type=click.IntRange(min=0), default=0,
+              help="Event budget of one run; past it the run fails as 'livelock' "
+                   "[default: 25,000 per simulated second of the run].")
+@click.option("--max-wall", type=click.FloatRange(min=0), default=DEFAULT_WALL_BUDGET, show_default=True,
+              help="Wall-clock seconds one run may take; past it the run fails as 'stuck'.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per run on stdout.")
 @click.option("--keep-going", is_flag=True, help="Do not stop at the first failing seed.")
 @click.option("--check-determinism", is_flag=True, help="Run every seed twice and compare trace hashes.")
@@ -91,7 +96,7 @@ def _parse_seed_range(text: str) -> range:
 @click.option("--verbose", "-v", is_flag=True, help="Show the raft library's log messages.")
 def simulate(seed, seed_range, count, scenario, nodes, duration, converge_within, fault_kinds,
              partition_rate, crash_rate, pause_rate, transfer_rate, membership_rate, loss, duplicate,
-             reorder, swarm, rate, clients, keys, timeout, disk, compact_every, eager_commit, unbatched_reads, no_codec, as_json, keep_going,
+             reorder, swarm, rate, clients, keys, timeout, disk, compact_every, eager_commit, unbatched_reads, no_codec, max_events, max_wall, as_json, keep_going,
              check_determinism, report_path, jobs, verbose):
     """Run deterministic simulations of the cluster under faults and check them.
 
@@ -120,7 +125,7 @@ def simulate(seed, seed_range, count, scenario, nodes, duration, converge_within
         return SimConfig(seed=s, nodes=nodes, duration=duration, converge_within=converge_within,
                          faults=faults, workload=workload, disk=disk, codec=not no_codec,
                          compact_every=compact_every, eager_commit=eager_commit,
-                         batch_reads=not unbatched_reads,
+                         batch_reads=not unbatched_reads, max_events=max_events,
                          latency=Latency())
 
     results: list[RunResult] = []
@@ -128,7 +133,7 @@ def simulate(seed, seed_range, count, scenario, nodes, duration, converge_within
     many = len(seeds) > 1
     per_seed_reports = bool(report_path) and (not many or "{seed}" in report_path)
     runs = _run_in_order(seeds, config_for, scenario, check_determinism,
-                         report_path if per_seed_reports else None, jobs)
+                         report_path if per_seed_reports else None, jobs, max_wall)
     with click.progressbar(runs, length=len(seeds), label="simulating", file=sys.stderr,
                            show_pos=True, hidden=not many) as bar:
         for result in bar:
@@ -138,7 +143,7 @@ def simulate(seed, seed_range, count, scenario, nodes, duration, converge_within
                            f"(search budget exhausted)", err=True)
             if report_path and not per_seed_reports and not result.ok and not failed:
                 # Runs are deterministic: replaying the seed rebuilds the same world.
-                _run_one(config_for(result.seed), scenario, False, report_path)
+                _run_one(config_for(result.seed), scenario, False, report_path, max_wall)
             if as_json:
                 click.echo(json.dumps(result.to_json(), sort_keys=True))
             if not result.ok:
@@ -158,9 +163,9 @@ def simulate(seed, seed_range, count, scenario, nodes, duration, converge_within
 
 
 def _run_one(config: SimConfig, scenario: str, check_determinism: bool,
-             report_path: str | None) -> RunResult:
+             report_path: str | None, max_wall: float = DEFAULT_WALL_BUDGET) -> RunResult:
     """One seed: run, optionally re-run for the determinism check, write its report."""
-    result, world = run_simulation(config, scenario)
+    result, world = run_simulation(config, scenario, wall_budget=max_wall)
     if check_determinism:
         same, _, again = rerun_and_compare(config, scenario, result)
         result = _with_determinism(result, same, again)
@@ -172,7 +177,8 @@ def _run_one(config: SimConfig, scenario: str, check_determinism: bool,
 
 
 def _run_in_order(seeds: range, config_for, scenario: str, check_determinism: bool,
-                  report_path: str | None, jobs: int) -> Iterator[RunResult]:
+                  report_path: str | None, jobs: int,
+                  max_wall: float = DEFAULT_WALL_BUDGET) -> Iterator[RunResult]:
     """Results in seed order; with jobs > 1, seeds run in that many processes.
 
     Closing the generator early (a failure without --keep-going) cancels the seeds
@@ -180,10 +186,10 @@ def _run_in_order(seeds: range, config_for, scenario: str, check_determinism: bo
     """
     if jobs <= 1 or len(seeds) <= 1:
         for s in seeds:
-            yield _run_one(config_for(s), scenario, check_determinism, report_path)
+            yield _run_one(config_for(s), scenario, check_determinism, report_path, max_wall)
         return
     with ProcessPoolExecutor(max_workers=jobs, initializer=_quiet_worker) as pool:
-        futures = [pool.submit(_run_one, config_for(s), scenario, check_determinism, report_path)
+        futures = [pool.submit(_run_one, config_for(s), scenario, check_determinism, report_path, max_wall)
                    for s in seeds]
         try:
             for future in futures:

@@ -24,6 +24,14 @@ Rules:
 5. Membership faults change the configuration the way an operator would: the world
    keeps a wanted voter set and, on the leader's ticks, proposes one-server changes
    until the leader's configuration matches it. A removed node keeps running.
+6. A run that stops making progress fails instead of hanging its sweep (the
+   watchdog, see `SimConfig.max_events`): past its event budget, or after
+   `FROZEN_LIMIT` events and Ready batches without virtual time moving (a driver
+   loop that never runs out of work, an event that reschedules itself at the same
+   instant), it fails as "livelock"; the runner's wall-clock budget, asked every
+   `WATCH_EVERY` events or Ready batches through `World.watchdog`, makes it fail
+   as "stuck". The world itself never reads a clock, and the checks only look, so
+   a run that passes them has the same trace as without them.
 """
 
 from __future__ import annotations
@@ -56,6 +64,28 @@ TICK, DELIVER, REQUEST, REPLY, TIMEOUT, FAULT, UNDO, HEAL, CHECK = range(9)
 _EVENT_NAMES = ("tick", "deliver", "request", "reply", "timeout", "fault", "undo", "heal", "check")
 _INVOKE = 9  # trace tag of a client invocation (not an event of its own)
 _PACK = struct.Struct("<dBII").pack
+
+# The watchdog (rule 6): how often it looks, and how much work may pass without
+# virtual time moving. A sound run handles a few hundred events at one instant at
+# most (a burst of deliveries with equal latency); a stuck driver loop reaches the
+# limit in well under a second of wall time.
+WATCH_EVERY = 4096
+FROZEN_LIMIT = 50_000
+
+
+class WatchdogExpired(Exception):
+    """A run went past a budget of the watchdog (rule 6); becomes its violation.
+
+    Attributes:
+        invariant: "livelock" (the event budget, or no progress of virtual time)
+            or "stuck" (the wall-clock budget).
+        detail: what ran out, and the cluster's state at that moment.
+    """
+
+    def __init__(self, invariant: str, detail: str) -> None:
+        super().__init__(f"{invariant}: {detail}")
+        self.invariant = invariant
+        self.detail = detail
 
 
 def _event_view(item: tuple) -> tuple[float, int, Any, Any]:
@@ -118,8 +148,12 @@ class SimConfig:
             defaults to the message-saving settings (fewer events per simulated
             second); sweeps run the production defaults too.
         codec: send messages as bytes through raft.codec.
-        max_events_per_second: a run that handles more events than this times its
-            simulated length is stopped as an "event storm" (a livelock).
+        max_events_per_second: the default event budget, per simulated second of
+            the run (fault phase plus healed phase): 25,000, several times what a
+            sound run under every fault kind needs.
+        max_events: the event budget of the whole run (0 = `max_events_per_second`
+            times the run's simulated length). A run that handles more events (or
+            Ready batches) fails as "livelock" (see rule 6).
     """
 
     seed: int = 0
@@ -142,6 +176,13 @@ class SimConfig:
     batch_reads: bool = True
     codec: bool = True
     max_events_per_second: float = 25_000.0
+    max_events: int = 0
+
+    def event_budget(self, until: float = 0.0) -> int:
+        """The number of events (and of Ready batches) a run to `until` may handle."""
+        if self.max_events:
+            return self.max_events
+        return int(self.max_events_per_second * max(self.duration + self.converge_within, until, 1.0))
 
 
 class SimNode:
@@ -237,6 +278,15 @@ class World:
         self._compact_every = config.compact_every
         self._disks = {node_id: node.disk for node_id, node in self.nodes.items()}
         self._handlers = self._dispatch_table()
+        # The watchdog (rule 6). `watchdog` is the runner's wall-clock check: called
+        # every WATCH_EVERY events or Ready batches, it returns why the run must
+        # stop, or None.
+        self.watchdog: Callable[[], str | None] | None = None
+        self.ready_batches = 0
+        self._event_budget = config.event_budget()
+        self._watch_events_at = self._watch_readies_at = min(WATCH_EVERY, self._event_budget + 1)
+        self._watch_time = -1.0  # virtual time at the last look ...
+        self._watch_work = 0  # ... and the events plus Ready batches handled then
 
     # == event queue ===============================================================
 
@@ -326,19 +376,22 @@ class World:
 
         Raises nothing: a broken invariant is recorded in `violation`.
         """
-        budget = int(self.config.max_events_per_second * max(
-            self.config.duration + self.config.converge_within, deadline, 1.0))
+        self._event_budget = self.config.event_budget(deadline)
+        self._watch_events_at = min(self._watch_events_at, self._event_budget + 1)
         queue = self._queue
         try:
             if type(self).step is World.step:
-                while self._run_events(deadline, budget):
-                    pass
+                while self._run_events(deadline):
+                    if self.events >= self._watch_events_at:
+                        self._watch()
             else:
                 while queue and self.violation is None and queue[0][0] <= deadline:
                     self.step()
-                    if self.events > budget:
-                        self._storm(budget)
+                    if self.events >= self._watch_events_at:
+                        self._watch()
         except SafetyViolation as exc:
+            self._fail(exc.invariant, exc.detail, self.now)
+        except WatchdogExpired as exc:
             self._fail(exc.invariant, exc.detail, self.now)
         except Exception as exc:  # noqa: BLE001 - any crash of the code under test is a finding
             self._fail("unexpected exception",
@@ -346,7 +399,7 @@ class World:
         if self.violation is None and self.now < deadline and self.converged_at is None:
             self.now = deadline
 
-    def _run_events(self, deadline: float, budget: int) -> bool:
+    def _run_events(self, deadline: float) -> bool:
         """`step` inlined, for up to 256 events; True when more may follow.
 
         Only used while `step` is not overridden. The loop runs in batches
@@ -367,18 +420,42 @@ class World:
                 events += 1
                 remember(item)
                 handlers[item[2]](item[3], item[4])
-                if events > budget:
-                    self.events = events
-                    self._storm(budget)
         finally:
             self.events = events
         if len(self._trace_buffer) > 1000:  # see _trace_fast
             self._flush_trace()
         return True
 
-    def _storm(self, budget: int) -> None:
-        self._fail("event storm", f"more than {budget} events by t={self.now:.3f}s "
-                   f"(a message storm or livelock): " + self._liveness_detail(), self.now)
+    def _watch(self) -> None:
+        """The watchdog's look (rule 6), every WATCH_EVERY events or Ready batches.
+
+        Raises:
+            WatchdogExpired: a budget is spent.
+        """
+        budget = self._event_budget
+        # Look again after WATCH_EVERY more, or just past the budget if sooner.
+        self._watch_events_at = min(self.events + WATCH_EVERY, budget + 1)
+        self._watch_readies_at = min(self.ready_batches + WATCH_EVERY, budget + 1)
+        work = self.events + self.ready_batches
+        if self.events > budget or self.ready_batches > budget:
+            raise WatchdogExpired("livelock", (
+                f"event budget spent: {self.events} events and {self.ready_batches} Ready batches "
+                f"by t={self.now:.3f}s, budget {budget} (a message storm or a loop that never "
+                f"settles; --max-events raises it); " + self.describe_cluster()))
+        if self.now != self._watch_time:
+            self._watch_time, self._watch_work = self.now, work
+        elif work - self._watch_work > FROZEN_LIMIT:
+            raise WatchdogExpired("livelock", (
+                f"virtual time stopped at t={self.now:.4f}s: {work - self._watch_work} events and "
+                f"Ready batches handled without it moving (a driver loop that never runs out of "
+                f"work, or an event that reschedules itself at the same instant); "
+                + self.describe_cluster()))
+        if self.watchdog is not None:
+            problem = self.watchdog()
+            if problem:
+                raise WatchdogExpired("stuck", f"{problem} at t={self.now:.4f}s after {self.events} "
+                                      f"events and {self.ready_batches} Ready batches; "
+                                      + self.describe_cluster())
 
     def heal_and_converge(self) -> bool:
         """Manual driving (tests): heal now and run the healed phase to its bound.
@@ -483,6 +560,9 @@ class World:
             self._handle_ready(node, raw, raw.ready())
 
     def _handle_ready(self, node: SimNode, raw: RawNode, rd: Any) -> None:
+        self.ready_batches += 1
+        if self.ready_batches >= self._watch_readies_at:
+            self._watch()  # a driver loop may spin inside one event
         checker = self.checker
         disk = node.disk
         node_id = node.id
@@ -977,6 +1057,11 @@ class World:
         return False
 
     def _liveness_detail(self) -> str:
+        return (f"no convergence within {self.config.converge_within}s of healing: "
+                + self.describe_cluster())
+
+    def describe_cluster(self) -> str:
+        """Every node's role, term and log position, and the open client operations."""
         parts = []
         for node in self.nodes.values():
             if not node.up:
@@ -986,8 +1071,7 @@ class World:
             parts.append(f"node {node.id} {node.role.value} term {raw.term} leader {raw.leader} "
                          f"commit {raw.commit_index} last {raw.log.last_index()} applied {node.kv.applied}")
         open_ops = sum(1 for c in self.clients if c.current is not None)
-        return (f"no convergence within {self.config.converge_within}s of healing: "
-                + "; ".join(parts) + f"; {open_ops} client ops open")
+        return "; ".join(parts) + f"; {open_ops} client ops open"
 
     # == reporting =================================================================
 

@@ -99,3 +99,19 @@ class ConfigAmnesiaNode(RawNode):
         super().__init__(config, storage, applied)
         first, _ = self._conf_history[0]
         self._conf_history = [(first, ConfState(voters=frozenset(config.voters)))]
+
+
+class EndlessReadyNode(RawNode):
+    """Once it leads, always claims to have work ready: a driver loop that drains
+    Ready batches until `has_ready()` is false never returns (a livelock)."""
+
+    def has_ready(self) -> bool:
+        return self.role.value == "leader" or super().has_ready()
+
+
+class SelfReschedulingWorld(World):
+    """The healed phase's convergence check reschedules itself at the same
+    instant: virtual time stops while events keep coming."""
+
+    def _check_converged(self) -> None:
+        self.push(0.0, 8)  # CHECK, again now
