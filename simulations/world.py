@@ -154,6 +154,11 @@ class SimConfig:
         max_events: the event budget of the whole run (0 = `max_events_per_second`
             times the run's simulated length). A run that handles more events (or
             Ready batches) fails as "livelock" (see rule 6).
+        client_op_limit: the clients issue only the first this many operations
+            the workload draws, then go idle (None = no limit). Shrinking a
+            failing run lowers it.
+        skipped_client_ops: numbers (in the order the workload draws them, from
+            0) of operations the clients leave out; shrinking fills it.
     """
 
     seed: int = 0
@@ -177,6 +182,8 @@ class SimConfig:
     codec: bool = True
     max_events_per_second: float = 25_000.0
     max_events: int = 0
+    client_op_limit: int | None = None
+    skipped_client_ops: frozenset[int] = attrs.field(default=frozenset(), converter=frozenset)
 
     def event_budget(self, until: float = 0.0) -> int:
         """The number of events (and of Ready batches) a run to `until` may handle."""
@@ -269,11 +276,15 @@ class World:
             interval = config.tick_seconds * (1.0 + drift_rng.uniform(-config.drift, config.drift))
             self.nodes[node_id] = SimNode(node_id, make_disk(node_id), interval)
         self.fault_config = config.faults.for_seed(self.rngs.stream("swarm"))
-        if config.plan is not None:
-            self.plan = list(config.plan)
-        else:
-            self.plan = generate_plan(self.fault_config, config.nodes, config.duration, self._rng_faults)
+        # The plan is drawn even when one is given, so that the fault stream goes
+        # on as in the seed's own run: a generated plan written out (a plan file,
+        # a shrunk schedule) replays that run event for event.
+        generated = generate_plan(self.fault_config, config.nodes, config.duration, self._rng_faults)
+        self.plan = list(config.plan) if config.plan is not None else generated
         self.clients = [Client(i) for i in range(1, config.workload.clients + 1)]
+        # A shrunk schedule leaves client operations out (see SimConfig).
+        self._ops_trimmed = config.client_op_limit is not None or bool(config.skipped_client_ops)
+        self._ops_drawn = 0
         self._codec = config.codec
         self._compact_every = config.compact_every
         self._disks = {node_id: node.disk for node_id, node in self.nodes.items()}
@@ -693,8 +704,19 @@ class World:
         if not self.workload_on:
             return  # driven by hand (tests) or the healed phase
         workload = self.config.workload
-        think = self._rng_client.expovariate(workload.rate / workload.clients)
-        client.due = max(client.due + think, self.now - workload.timeout)
+        while True:
+            think = self._rng_client.expovariate(workload.rate / workload.clients)
+            client.due = max(client.due + think, self.now - workload.timeout)
+            if not self._ops_trimmed:
+                break
+            number = self._ops_drawn
+            self._ops_drawn += 1
+            limit = self.config.client_op_limit
+            if limit is not None and number >= limit:
+                return  # this client is done
+            if number not in self.config.skipped_client_ops:
+                break
+            # Left out: the client thinks on to its next operation.
         self._next_op(client, max(client.due, self.now))
 
     def _next_op(self, client: Client, at: float) -> None:
