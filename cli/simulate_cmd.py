@@ -63,6 +63,9 @@ def _parse_seed_range(text: str) -> range:
 @click.option("--membership-rate", type=click.FloatRange(min=0), default=0.03, show_default=True,
               help="Membership faults per simulated second: a voter is removed from the configuration "
                    "and added back after a while.")
+@click.option("--corner-rate", type=click.FloatRange(min=0), default=0.02, show_default=True,
+              help="Corner patterns per simulated second: leader churn right after partial "
+                   "replication (churn), a leader deposed at once that keeps serving (deposed_read).")
 @click.option("--loss", type=click.FloatRange(0, 1), default=0.05, show_default=True, help="Message loss probability.")
 @click.option("--duplicate", type=click.FloatRange(0, 1), default=0.02, show_default=True, help="Message duplication probability.")
 @click.option("--reorder", type=click.FloatRange(0, 1), default=0.1, show_default=True, help="Message reordering probability.")
@@ -111,7 +114,7 @@ def _parse_seed_range(text: str) -> range:
                    "deterministic and results are reported in seed order.")
 @click.option("--verbose", "-v", is_flag=True, help="Show the raft library's log messages.")
 def simulate(seed, seed_range, count, scenario, nodes, duration, converge_within, fault_kinds,
-             partition_rate, crash_rate, pause_rate, transfer_rate, membership_rate, loss, duplicate,
+             partition_rate, crash_rate, pause_rate, transfer_rate, membership_rate, corner_rate, loss, duplicate,
              reorder, swarm, rate, clients, keys, timeout, disk, compact_every, eager_commit, unbatched_reads, no_codec, max_events, max_wall, do_shrink, shrink_time, plan_out, plan_path, as_json, keep_going,
              check_determinism, report_path, jobs, verbose):
     """Run deterministic simulations of the cluster under faults and check them.
@@ -140,7 +143,7 @@ def simulate(seed, seed_range, count, scenario, nodes, duration, converge_within
         raise click.BadParameter(str(exc), param_hint="--faults") from None
     faults = FaultConfig(kinds=kinds, partition_rate=partition_rate, crash_rate=crash_rate,
                          pause_rate=pause_rate, transfer_rate=transfer_rate,
-                         membership_rate=membership_rate, loss=loss, duplicate=duplicate, reorder=reorder,
+                         membership_rate=membership_rate, corner_rate=corner_rate, loss=loss, duplicate=duplicate, reorder=reorder,
                          swarm=swarm)
     workload = WorkloadConfig(rate=rate, clients=clients, keys=keys, timeout=timeout)
 

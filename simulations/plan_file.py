@@ -17,9 +17,11 @@ Format, version 1 (every key required unless marked optional)::
         "tick_seconds": 0.1, "drift": 0.05, "election_ticks": 10, "heartbeat_ticks": 2,
         "disk": "file", "compact_every": 500, "eager_commit": false,
         "batch_reads": true, "codec": true, "max_events": 0,
+        "max_entries_per_message": 4096, "max_inflight": 256,
         "workload": {"rate": 50.0, "clients": 10, "keys": 5, "timeout": 2.0,
                      "read_fraction": 0.4, "cas_fraction": 0.2},
-        "faults": {"kinds": ["crash", ...], "partition_rate": 0.1, ..., "swarm": false}
+        "faults": {"kinds": ["crash", ...], "partition_rate": 0.1, ..., "corner_rate": 0.02,
+                   "swarm": false}
       },
       "faults": [{"time": 3.5, "kind": "crash", "duration": 2.0, "node": 0, "rate": 0.0}],
       "client_ops": {"limit": 120, "skipped": [3, 17]},   # limit null: no limit
@@ -53,11 +55,12 @@ _CONFIG_SCALARS: dict[str, type | tuple[type, ...]] = {
     "seed": int, "nodes": int, "duration": (int, float), "converge_within": (int, float),
     "tick_seconds": (int, float), "drift": (int, float), "election_ticks": int,
     "heartbeat_ticks": int, "disk": str, "compact_every": int, "eager_commit": bool,
-    "batch_reads": bool, "codec": bool, "max_events": int,
+    "batch_reads": bool, "codec": bool, "max_events": int, "max_entries_per_message": int,
+    "max_inflight": int,
 }
 _WORKLOAD_FIELDS = ("rate", "clients", "keys", "timeout", "read_fraction", "cas_fraction")
 _FAULT_RATES = ("partition_rate", "crash_rate", "pause_rate", "transfer_rate", "membership_rate",
-                "loss", "duplicate", "reorder")
+                "loss", "duplicate", "reorder", "corner_rate")
 
 
 class PlanError(ValueError):

@@ -110,7 +110,8 @@ def reproduce_command(config: SimConfig, scenario: str = "kv", extra: str = "") 
     defaults = type(f)()
     for name, option in (("partition_rate", "--partition-rate"), ("crash_rate", "--crash-rate"),
                          ("pause_rate", "--pause-rate"), ("transfer_rate", "--transfer-rate"),
-                         ("membership_rate", "--membership-rate"), ("loss", "--loss"),
+                         ("membership_rate", "--membership-rate"), ("corner_rate", "--corner-rate"),
+                         ("loss", "--loss"),
                          ("duplicate", "--duplicate"), ("reorder", "--reorder")):
         if getattr(f, name) != getattr(defaults, name):
             parts.append(f"{option} {getattr(f, name):g}")

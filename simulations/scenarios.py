@@ -10,7 +10,7 @@ subclass `World` (its `state_machine`, client hooks and checks), and register a
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import attrs
 
@@ -54,6 +54,25 @@ def scenario_names() -> list[str]:
 
 
 register(Scenario("kv", "replicated key-value store: put, get (read index), cas", World))
+
+
+def _corner_scenario(kinds: tuple[str, ...], rate: float, **options: Any) -> Callable[[SimConfig], World]:
+    """A key-value run whose faults are only the corner patterns `kinds` (see
+    `simulations.faults`), `rate` of them per simulated second, with the node
+    options `options`. The run's other fault settings do not apply."""
+    def build(config: SimConfig) -> World:
+        faults = attrs.evolve(config.faults, kinds=frozenset(kinds), corner_rate=rate, swarm=False)
+        return World(attrs.evolve(config, faults=faults, **options))
+    return build
+
+
+register(Scenario(
+    "leader-churn", "kv under leader churn right after partial replication (figure 8); "
+    "one entry per message, one message in flight; sets its own faults",
+    _corner_scenario(("churn",), 0.15, max_entries_per_message=1, max_inflight=1)))
+register(Scenario(
+    "deposed-leader", "kv with leaders deposed at once that keep serving reads until "
+    "check-quorum; sets its own faults", _corner_scenario(("deposed_read",), 0.15)))
 
 # The coordinator scenarios register themselves (imported last: they import `register`).
 from . import coord_scenarios  # noqa: E402,F401

@@ -147,6 +147,9 @@ class SimConfig:
         eager_commit / batch_reads: the nodes' `raft.Config` options. The simulator
             defaults to the message-saving settings (fewer events per simulated
             second); sweeps run the production defaults too.
+        max_entries_per_message / max_inflight: the nodes' flow control
+            (`raft.Config`); small values make a leader catch a follower up over
+            many round trips (the "leader-churn" scenario).
         codec: send messages as bytes through raft.codec.
         max_events_per_second: the default event budget, per simulated second of
             the run (fault phase plus healed phase): 25,000, several times what a
@@ -179,6 +182,8 @@ class SimConfig:
     disk_factory: Callable[[int], Any] | None = attrs.field(default=None, eq=False)
     eager_commit: bool = False
     batch_reads: bool = True
+    max_entries_per_message: int = 4096
+    max_inflight: int = 256
     codec: bool = True
     max_events_per_second: float = 25_000.0
     max_events: int = 0
@@ -282,6 +287,9 @@ class World:
         generated = generate_plan(self.fault_config, config.nodes, config.duration, self._rng_faults)
         self.plan = list(config.plan) if config.plan is not None else generated
         self.clients = [Client(i) for i in range(1, config.workload.clients + 1)]
+        # Corner patterns waiting for the next leader: (action, argument); see
+        # `_on_new_leader`.
+        self._leader_triggers: list[tuple[str, Any]] = []
         # A shrunk schedule leaves client operations out (see SimConfig).
         self._ops_trimmed = config.client_op_limit is not None or bool(config.skipped_client_ops)
         self._ops_drawn = 0
@@ -360,7 +368,8 @@ class World:
         raft_config = Config(
             id=node.id, voters=self.voters, election_ticks=config.election_ticks,
             heartbeat_ticks=config.heartbeat_ticks, eager_commit=config.eager_commit,
-            batch_reads=config.batch_reads, seed=self.rngs.integer(f"node-{node.id}-incarnation-{node.incarnation}"))
+            batch_reads=config.batch_reads, max_entries_per_message=config.max_entries_per_message,
+            max_inflight=config.max_inflight, seed=self.rngs.integer(f"node-{node.id}-incarnation-{node.incarnation}"))
         snapshot = storage.snapshot()
         node.kv = self.state_machine.restore(snapshot.data, snapshot.index)
         factory = config.node_factory or RawNode
@@ -677,6 +686,8 @@ class World:
             if soft.role is Role.LEADER:
                 self.checker.on_leader(node.id, term, node.disk.storage)
                 self.timeline.leader(self.now, node.id, term)
+                if self._leader_triggers:
+                    self._on_new_leader(node)
 
     def _maybe_compact(self, node: SimNode, raw: RawNode) -> None:
         every = self.config.compact_every
@@ -853,6 +864,12 @@ class World:
         if kind == "transfer":
             self._transfer(fault.node)
             return
+        if kind == "churn":
+            self._start_churn(fault.duration)
+            return
+        if kind == "deposed_read":
+            self._depose_leader(fault.duration)
+            return
         node_id = fault.node
         if not node_id:
             leaders = [n.id for n in self.nodes.values() if n.up and n.role is Role.LEADER]
@@ -888,6 +905,98 @@ class World:
             self.push(fault.duration, UNDO, "resume", node_id)
         elif kind == "membership":
             self.remove_member(node_id, fault.duration)
+
+    # == corner patterns (see simulations.faults) ====================================
+
+    def _serving_leader(self) -> SimNode | None:
+        leaders = [n for n in self.nodes.values() if n.up and not n.paused and n.role is Role.LEADER]
+        return leaders[-1] if leaders else None
+
+    def _cut_alone(self, node_id: int) -> None:
+        self.network.split([node_id], [n for n in self.voters if n != node_id])
+        self.timeline.partition_start(self.now, self.network.partition)
+
+    def _start_churn(self, duration: float) -> None:
+        """Figure 8 on purpose: cut the leader off alone (clients keep writing to it,
+        so its log grows entries nobody else has), and arm the next steps for the
+        next leaders (`_on_new_leader`); everything is undone after `duration`."""
+        leader = self._serving_leader()
+        if leader is None or len(self.voters) < 3 or self._leader_triggers:
+            return
+        self._trace(FAULT, leader.id, 5, b"churn")
+        self._cut_alone(leader.id)
+        self._leader_triggers.append(("cut", leader.id))
+        self.push(duration, UNDO, "churn-end", None)
+
+    def _depose_leader(self, duration: float) -> None:
+        """Cut the leader off alone and make the others elect a new one at once: their
+        clocks jump by an election timeout (one by two, so that it campaigns first),
+        while the old leader still believes it leads until check-quorum."""
+        leader = self._serving_leader()
+        if leader is None or len(self.voters) < 3:
+            return
+        self._trace(FAULT, leader.id, 6, b"depose")
+        self._cut_alone(leader.id)
+        self.push(duration, UNDO, "heal-network", self.network.partition)
+        others = [self.nodes[n] for n in self.voters if n != leader.id]
+        others = [n for n in others if n.up and not n.paused]
+        if not others:
+            return
+        first = self._rng_faults.choice(others)
+        for node in [first] + [n for n in others if n is not first]:
+            self._jump_clock(node, self.config.election_ticks * (2 if node is first else 1))
+
+    def _on_new_leader(self, node: SimNode) -> None:
+        """Run the corner patterns armed for the next leader.
+
+        "cut" (churn, step 2): a node other than the cut leader won: cut it off
+        alone at once, before its first entry leaves it, and arm "crash".
+        "crash" (churn, step 3): the next leader goes down a few round trips into
+        catching the others up (see `_on_undo`, "churn-crash")."""
+        action, arg = self._leader_triggers[0]
+        if action == "cut" and node.id != arg:
+            self._leader_triggers[0] = ("crash", node.id)
+            self._cut_alone(node.id)
+            # The first leader, back in touch with the others, campaigns as soon as
+            # it has heard of the new term (its clock jumps an election timeout).
+            self.push(0.02, UNDO, "churn-campaign", (arg, 20))
+        elif action == "crash" and node.id != arg:
+            self._leader_triggers.pop(0)
+            delay = self._rng_faults.uniform(0.002, 0.03)
+            self.push(delay, UNDO, "churn-crash", (node.id, node.incarnation, arg))
+
+    def _jump_clock(self, node: SimNode, ticks: int) -> None:
+        """`node`'s clock jumps forward by `ticks` ticks at once."""
+        raw = node.raw
+        for _ in range(ticks):
+            raw.tick()
+        self._drive(node)
+
+    def _churn_campaign(self, node_id: int, tries: int) -> None:
+        node = self.nodes[node_id]
+        if not self._leader_triggers or not node.up or node.paused:
+            return
+        if node.role is Role.LEADER:  # not told of the new term yet: look again soon
+            if tries > 0:
+                self.push(0.05, UNDO, "churn-campaign", (node_id, tries - 1))
+            return
+        self._jump_clock(node, 2 * self.config.election_ticks)
+
+    def _churn_crash(self, node_id: int, incarnation: int, cut: int) -> None:
+        node = self.nodes[node_id]
+        if not node.up or node.incarnation != incarnation:
+            return
+        # The host goes down with what it had not sent yet: its messages still
+        # on the way are lost too.
+        queue = self._queue
+        kept = [e for e in queue if not (e[2] == DELIVER and e[4][0] == node_id)]
+        if len(kept) != len(queue):
+            queue[:] = kept
+            heapq.heapify(queue)
+        self.crash(node_id)
+        self.push(self._rng_faults.uniform(1.0, 3.0), UNDO, "restart", node_id)
+        if self.network.partition:  # the leader cut off in step 2 may come back
+            self.heal_network()
 
     # == membership ================================================================
 
@@ -965,6 +1074,14 @@ class World:
             self.resume(arg)
         elif action == "rejoin":
             self.add_member(arg)
+        elif action == "churn-crash":
+            self._churn_crash(*arg)
+        elif action == "churn-campaign":
+            self._churn_campaign(*arg)
+        elif action == "churn-end":
+            if self._leader_triggers:
+                self._leader_triggers.clear()
+                self.heal_network()
 
     def heal_network(self) -> None:
         if self.network.partition:
@@ -1027,6 +1144,7 @@ class World:
         """End of the fault phase: undo every fault, stop new client operations."""
         self.heal_time = self.now
         self._trace(HEAL, 0, 0)
+        self._leader_triggers.clear()
         self.workload_on = False
         self.timeline.heal(self.now)
         self.network.faults.loss = self.network.faults.duplicate = self.network.faults.reorder = 0.0
