@@ -56,12 +56,13 @@ def scenario_names() -> list[str]:
 register(Scenario("kv", "replicated key-value store: put, get (read index), cas", World))
 
 
-def _corner_scenario(kinds: tuple[str, ...], rate: float, **options: Any) -> Callable[[SimConfig], World]:
-    """A key-value run whose faults are only the corner patterns `kinds` (see
-    `simulations.faults`), `rate` of them per simulated second, with the node
-    options `options`. The run's other fault settings do not apply."""
+def _kv_variant(kinds: tuple[str, ...], rates: dict[str, float],
+                **options: Any) -> Callable[[SimConfig], World]:
+    """A key-value run whose faults are only `kinds`, at `rates` (FaultConfig
+    fields), with the node options `options`. The run's other fault settings do
+    not apply."""
     def build(config: SimConfig) -> World:
-        faults = attrs.evolve(config.faults, kinds=frozenset(kinds), corner_rate=rate, swarm=False)
+        faults = attrs.evolve(config.faults, kinds=frozenset(kinds), swarm=False, **rates)
         return World(attrs.evolve(config, faults=faults, **options))
     return build
 
@@ -69,10 +70,15 @@ def _corner_scenario(kinds: tuple[str, ...], rate: float, **options: Any) -> Cal
 register(Scenario(
     "leader-churn", "kv under leader churn right after partial replication (figure 8); "
     "one entry per message, one message in flight; sets its own faults",
-    _corner_scenario(("churn",), 0.15, max_entries_per_message=1, max_inflight=1)))
+    _kv_variant(("churn",), dict(corner_rate=0.15), max_entries_per_message=1, max_inflight=1)))
 register(Scenario(
     "deposed-leader", "kv with leaders deposed at once that keep serving reads until "
-    "check-quorum; sets its own faults", _corner_scenario(("deposed_read",), 0.15)))
+    "check-quorum; sets its own faults", _kv_variant(("deposed_read",), dict(corner_rate=0.15))))
+register(Scenario(
+    "reconfigure", "kv under frequent membership changes with crashes and partitions; "
+    "sets its own faults",
+    _kv_variant(("membership", "crash", "partition", "isolate"),
+                dict(membership_rate=0.3, crash_rate=0.3, partition_rate=0.1))))
 
 # The coordinator scenarios register themselves (imported last: they import `register`).
 from . import coord_scenarios  # noqa: E402,F401
