@@ -169,7 +169,7 @@ class RegisterWorker:
         zone: failure domain; replicas of a partition are spread across zones.
         capacity: relative size; fair shares are proportional to it.
         labels: free-form key/value pairs (stored sorted).
-        now: leader timestamp.
+        now: cluster time of the proposing leader.
     """
 
     worker_id: str = attrs.field(validator=_identifier)
@@ -226,7 +226,7 @@ class CreatePartitionGroup:
         count: number of partitions.
         weight: load of each partition, in the units of worker capacity.
         replication_factor: owners per partition (slot 0 is the primary).
-        now: leader timestamp.
+        now: cluster time of the proposing leader.
     """
 
     name: str = attrs.field(validator=_group_name)
@@ -256,7 +256,7 @@ class Assign:
         worker_id: the new owner.
         epoch: the partition's new epoch; must be greater than its current epoch
             (the leader proposes current + 1).
-        now: leader timestamp.
+        now: cluster time of the proposing leader.
     """
 
     partition_id: str = attrs.field(validator=_identifier)
@@ -276,7 +276,7 @@ class Revoke:
         worker_id: its current owner.
         epoch: the partition's current epoch.
         target: where the planner wants the slot to go next (a hint; may be None).
-        now: leader timestamp; the revoke may be forced from ``now + revoke_timeout``.
+        now: cluster time of the proposing leader; the revoke may be forced from ``now + revoke_timeout``.
     """
 
     partition_id: str = attrs.field(validator=_identifier)
