@@ -148,6 +148,24 @@ def lease_handover(world: CoordWorld) -> list[Action]:
     return actions
 
 
+def lease_edge(world: CoordWorld) -> list[Action]:
+    """Pauses timed around lease ends: every 3 s a worker pauses for 0.8-1.3 leases
+    (half of them between preparing and sending a checkpoint write), so it resumes
+    just before or just after its lease ran out, holding acknowledgements or writes
+    that arrive late; every fourth time the coordinator leader pauses for about a
+    lease as well, so its successor's grace and the workers' leases end together."""
+    rng = world.rngs.stream("scenario")
+    lease = world.spec.lease
+    actions = []
+    for i, t in enumerate(_times(world, 5.0, 3.0)):
+        victim = rng.choice(_live_ids(world))
+        actions.append(Action(t, "pause_worker", (victim, lease * rng.uniform(0.8, 1.3), i % 2 == 0)))
+        if i % 4 == 3:
+            actions.append(Action(t + rng.uniform(0.0, 0.4), "node_fault",
+                                  ("pause", lease * rng.uniform(0.8, 1.2))))
+    return actions
+
+
 def deposed_coordinator(world: CoordWorld) -> list[Action]:
     """Every 7 s the leader is cut off from the other nodes (not from the workers)
     and they elect a new leader at once (their clocks jump an election timeout):
@@ -222,6 +240,8 @@ SPECS: dict[str, tuple[str, CoordSpec, frozenset | None]] = {
                      "believing it leads", CoordSpec(script=stale_leader), None),
     "lease-handover": ("a worker is cut off as leadership moves at once; the new leader's "
                        "lease grace", CoordSpec(script=lease_handover), None),
+    "lease-edge": ("workers (and sometimes the leader) pause for about a lease",
+                   CoordSpec(script=lease_edge), None),
     "deposed-coordinator": ("the leader is deposed at once and keeps serving its workers until "
                             "check-quorum", CoordSpec(script=deposed_coordinator), None),
     "network-partition": ("coordinator partitions from the fault plan; workers cut off",
