@@ -17,7 +17,7 @@ Format, version 1 (every key required unless marked optional)::
         "tick_seconds": 0.1, "drift": 0.05, "election_ticks": 10, "heartbeat_ticks": 2,
         "disk": "file", "compact_every": 500, "eager_commit": false,
         "batch_reads": true, "codec": true, "max_events": 0,
-        "max_entries_per_message": 4096, "max_inflight": 256,
+        "max_entries_per_message": 4096, "max_inflight": 256, "clock_edges": false,
         "workload": {"rate": 50.0, "clients": 10, "keys": 5, "timeout": 2.0,
                      "read_fraction": 0.4, "cas_fraction": 0.2},
         "faults": {"kinds": ["crash", ...], "partition_rate": 0.1, ..., "corner_rate": 0.02,
@@ -56,7 +56,7 @@ _CONFIG_SCALARS: dict[str, type | tuple[type, ...]] = {
     "tick_seconds": (int, float), "drift": (int, float), "election_ticks": int,
     "heartbeat_ticks": int, "disk": str, "compact_every": int, "eager_commit": bool,
     "batch_reads": bool, "codec": bool, "max_events": int, "max_entries_per_message": int,
-    "max_inflight": int,
+    "max_inflight": int, "clock_edges": bool,
 }
 _WORKLOAD_FIELDS = ("rate", "clients", "keys", "timeout", "read_fraction", "cas_fraction")
 _FAULT_RATES = ("partition_rate", "crash_rate", "pause_rate", "transfer_rate", "membership_rate",

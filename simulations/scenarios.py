@@ -73,7 +73,8 @@ register(Scenario(
     _kv_variant(("churn",), dict(corner_rate=0.15), max_entries_per_message=1, max_inflight=1)))
 register(Scenario(
     "deposed-leader", "kv with leaders deposed at once that keep serving reads until "
-    "check-quorum; sets its own faults", _kv_variant(("deposed_read",), dict(corner_rate=0.15))))
+    "check-quorum; clocks at the edges of their drift bound; sets its own faults",
+    _kv_variant(("deposed_read",), dict(corner_rate=0.3), clock_edges=True)))
 register(Scenario(
     "reconfigure", "kv under frequent membership changes with crashes and partitions; "
     "sets its own faults",

@@ -150,6 +150,8 @@ class SimConfig:
         max_entries_per_message / max_inflight: the nodes' flow control
             (`raft.Config`); small values make a leader catch a follower up over
             many round trips (the "leader-churn" scenario).
+        clock_edges: every node's clock runs at an edge of the drift bound, as
+            fast or as slow as `drift` allows (else anywhere within it).
         codec: send messages as bytes through raft.codec.
         max_events_per_second: the default event budget, per simulated second of
             the run (fault phase plus healed phase): 25,000, several times what a
@@ -184,6 +186,7 @@ class SimConfig:
     batch_reads: bool = True
     max_entries_per_message: int = 4096
     max_inflight: int = 256
+    clock_edges: bool = False
     codec: bool = True
     max_events_per_second: float = 25_000.0
     max_events: int = 0
@@ -278,7 +281,10 @@ class World:
         make_disk = config.disk_factory or DISK_KINDS[config.disk]
         self.nodes: dict[int, SimNode] = {}
         for node_id in self.voters:
-            interval = config.tick_seconds * (1.0 + drift_rng.uniform(-config.drift, config.drift))
+            offset = drift_rng.uniform(-config.drift, config.drift)
+            if config.clock_edges:
+                offset = config.drift if offset > 0 else -config.drift
+            interval = config.tick_seconds * (1.0 + offset)
             self.nodes[node_id] = SimNode(node_id, make_disk(node_id), interval)
         self.fault_config = config.faults.for_seed(self.rngs.stream("swarm"))
         # The plan is drawn even when one is given, so that the fault stream goes
