@@ -151,3 +151,15 @@ def test_shrinking_stops_at_its_time_budget_with_a_failing_schedule():
     assert found.shrunk_counts == found.original_counts
     assert found.result.trace_hash == result.trace_hash
     assert "time budget spent" in found.describe()
+
+
+def test_a_coordinator_seeds_schedule_replays_the_same_run_from_its_file(tmp_path):
+    config = SimConfig(seed=2, nodes=3, duration=20.0, workload=WorkloadConfig(rate=5.0, clients=3))
+    expected, _ = run_simulation(config, "mixed")
+    plan = plan_of_seed(config, "mixed")
+    assert plan.actions  # the scripted worker crashes, pauses, cuts, join, drain
+    path = tmp_path / "mixed.json"
+    save_plan(str(path), plan)
+    out = CliRunner().invoke(cli, ["simulate", "--plan", str(path), "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output.strip().splitlines()[-1])["trace_hash"] == expected.trace_hash
