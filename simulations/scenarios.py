@@ -76,6 +76,12 @@ register(Scenario(
     "check-quorum; clocks at the edges of their drift bound; sets its own faults",
     _kv_variant(("deposed_read",), dict(corner_rate=0.3), clock_edges=True)))
 register(Scenario(
+    "snapshots", "kv compacting every 20 entries under crashes, pauses and cut-off nodes, so "
+    "lagging nodes catch up from snapshots; sets its own faults",
+    _kv_variant(("crash", "pause", "isolate", "partition", "membership"),
+                dict(crash_rate=0.15, pause_rate=0.1, partition_rate=0.15, membership_rate=0.05),
+                compact_every=20)))
+register(Scenario(
     "reconfigure", "kv under frequent membership changes with crashes and partitions; "
     "sets its own faults",
     _kv_variant(("membership", "crash", "partition", "isolate"),
