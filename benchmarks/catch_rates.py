@@ -40,10 +40,10 @@ CATALOGUE = {
     "OldTermCommitNode": "leader-churn",
     "RoundlessReadNode": "deposed-leader",
     "EndlessReadyNode": "kv",
-    "LeaseIgnoringWorker": "worker-pause",
+    "LeaseIgnoringSession": "worker-pause",
     "NoEpochBumpState": "worker-crash",
     "UnfencedState": "worker-pause",
-    "UnconfirmedAckWorld": "deposed-coordinator",
+    "UnconfirmedAckDriver": "deposed-coordinator",
     "PartialGraceLeaseTable": "lease-handover",
     "NoGraceLeaseTable": "lease-handover",
 }
@@ -63,10 +63,10 @@ def plant(bug: str, scenario: str) -> tuple[dict[str, Any], Callable | None]:
         return {}, getattr(pb, bug)
     if hasattr(pb, bug):
         return {"node_factory": getattr(pb, bug)}, None
-    if bug == "UnconfirmedAckWorld":
-        return {}, build_for(scenario, world_class=cpb.UnconfirmedAckWorld)
-    if bug == "LeaseIgnoringWorker":
-        return {}, build_for(scenario, worker_class=cpb.LeaseIgnoringWorker)
+    if bug == "UnconfirmedAckDriver":
+        return {}, build_for(scenario, driver_class=cpb.UnconfirmedAckDriver)
+    if bug == "LeaseIgnoringSession":
+        return {}, build_for(scenario, session_class=cpb.LeaseIgnoringSession)
     if bug in ("NoEpochBumpState", "UnfencedState"):
         return {}, build_for(scenario, state_class=getattr(cpb, bug))
     if bug in ("PartialGraceLeaseTable", "NoGraceLeaseTable"):

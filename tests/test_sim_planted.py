@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from coord_planted_bugs import NoGraceLeaseTable, PartialGraceLeaseTable, UnconfirmedAckWorld, partial_grace
+from coord_planted_bugs import NoGraceLeaseTable, PartialGraceLeaseTable, UnconfirmedAckDriver, partial_grace
 from planted_bugs import (
     ConfigAmnesiaNode,
     DoubleVoteNode,
@@ -133,6 +133,6 @@ def test_new_leader_granting_part_of_a_lease_is_caught_by_lease_handover(monkeyp
 
 def test_heartbeats_acknowledged_by_a_deposed_leader_are_caught_by_deposed_coordinator():
     result = first_caught(range(1, 6), "deposed-coordinator", duration=30.0,
-                          build=build_for("deposed-coordinator", world_class=UnconfirmedAckWorld))
+                          build=build_for("deposed-coordinator", driver_class=UnconfirmedAckDriver))
     assert result is not None
     assert result.violations[0].invariant == "at most one owner"

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import simulations.scenarios as scenarios
 from cli.main import main as cli
-from coord_planted_bugs import LeaseIgnoringWorker, UnconfirmedAckWorld
+from coord_planted_bugs import LeaseIgnoringSession, UnconfirmedAckDriver
 from planted_bugs import DoubleVoteNode, StaleReadWorld
 from simulations.coord_scenarios import build_for
 from simulations.faults import FaultConfig
@@ -70,8 +70,8 @@ def test_shrinking_a_stale_read_keeps_the_linearizability_failure():
 
 
 @pytest.mark.parametrize("scenario, changes", [
-    ("worker-pause", dict(worker_class=LeaseIgnoringWorker)),
-    ("stale-leader", dict(world_class=UnconfirmedAckWorld)),
+    ("worker-pause", dict(session_class=LeaseIgnoringSession)),
+    ("stale-leader", dict(driver_class=UnconfirmedAckDriver)),
 ])
 def test_shrinking_a_planted_coordinator_bug_leaves_out_workers_and_actions(scenario, changes):
     build = build_for(scenario, **changes)
