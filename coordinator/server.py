@@ -304,6 +304,7 @@ class CoordinatorServer:
                     _format(listeners[0].socket.getsockname()[:2])
                 await nursery.start(self.runtime.run)
                 nursery.start_soon(self._watch_role)
+                nursery.start_soon(self._watch_applied)
                 nursery.start_soon(self._ticker)
                 nursery.start_soon(self._leader_duties)
                 log.info("node %d serving clients on %s, peers on %s", config.node_id,
@@ -350,7 +351,23 @@ class CoordinatorServer:
 
     def _applied(self, index: int, request_id: int, command: c.Command, result: Any) -> None:
         self._run(self.driver.on_applied(index, request_id, command, result))
-        self._run(self.driver.on_caught_up(index))
+
+    async def _watch_applied(self) -> None:
+        """Tell the driver the applied index after every batch of applied entries.
+
+        Not from `_applied`: the state machine never sees a leader's empty entry, and
+        that entry is the last one a new leader waits for before it is ready (after a
+        restart nothing else may follow it until the leader is ready).
+        """
+        runtime = self.runtime
+        reported = -1
+        try:
+            while True:
+                await runtime.wait_until(lambda: runtime.applied_index != reported)
+                reported = runtime.applied_index
+                self._run(self.driver.on_caught_up(reported))
+        except RuntimeStopped:
+            return
 
     async def _watch_role(self) -> None:
         """Tell the driver about every role or leader change."""
