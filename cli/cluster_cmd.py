@@ -154,17 +154,26 @@ def up(nodes: int, workers: int, partitions: int, data_dir: Optional[str], lease
     data_dir = os.path.abspath(data_dir)
     os.makedirs(data_dir, exist_ok=True)
     layout = _layout(data_dir, nodes)
-    try:
-        trio.run(_up, data_dir, layout, workers, partitions, lease, duration, as_json)
-    except ClientError as exc:
-        raise click.ClickException(f"the cluster did not come up: {exc}; see the logs in "
-                                   f"{data_dir}") from None
+    failure = trio.run(_up, data_dir, layout, workers, partitions, lease, duration, as_json)
+    if failure:
+        raise click.ClickException(f"the cluster did not come up: {failure}; the node logs "
+                                   f"are in {data_dir} (node-N.log)")
+
+
+class _StartFailed(Exception):
+    """The cluster could not be started (the message says why)."""
 
 
 async def _up(data_dir: str, layout: dict[str, Any], workers: int, partitions: int,
-              lease: float, duration: Optional[float], as_json: bool) -> None:
+              lease: float, duration: Optional[float], as_json: bool) -> str:
+    """Run the cluster until a signal or ``duration``; stop every child.
+
+    Returns:
+        "" after a clean stop, else why the cluster could not be started.
+    """
     nodes: list[_Child] = []
     agents: list[_Child] = []
+    failure = ""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         try:
             async with trio.open_nursery() as nursery:
@@ -174,8 +183,11 @@ async def _up(data_dir: str, layout: dict[str, Any], workers: int, partitions: i
                         return
                 nursery.start_soon(stop_at_signal)
                 with trio.move_on_after(duration if duration is not None else math.inf):
-                    await _run_cluster(data_dir, layout, workers, partitions, lease, as_json,
-                                       nodes, agents)
+                    try:
+                        await _run_cluster(data_dir, layout, workers, partitions, lease,
+                                           as_json, nodes, agents)
+                    except* (_StartFailed, ClientError, OSError) as group:
+                        failure = _reason(group)
                 nursery.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
@@ -185,8 +197,16 @@ async def _up(data_dir: str, layout: dict[str, Any], workers: int, partitions: i
                     await agent.stop(timeout=5.0)
                 for node in nodes:
                     await node.stop(timeout=10.0)
-    if not as_json:
+    if not as_json and not failure:
         click.echo(f"stopped; data and logs are in {data_dir}", err=True)
+    return failure
+
+
+def _reason(group: BaseExceptionGroup) -> str:
+    """The first failure in ``group``, as one line."""
+    while isinstance(group, BaseExceptionGroup):
+        group = group.exceptions[0]
+    return str(group) or type(group).__name__
 
 
 async def _run_cluster(data_dir: str, layout: dict[str, Any], workers: int, partitions: int,
@@ -208,13 +228,16 @@ async def _run_cluster(data_dir: str, layout: dict[str, Any], workers: int, part
                             _self_command() + ["serve", "--config", config_path],
                             os.path.join(data_dir, f"node-{member['id']}.log")))
     async with Client(addresses, timeout=30.0) as client:
-        await client.leader_status(timeout=30.0)
-        if partitions:
-            try:
-                await client.create_group(DEMO_GROUP, partitions)
-            except RefusedError as exc:
-                if exc.code != "already_exists":
-                    raise
+        async with trio.open_nursery() as startup:
+            startup.start_soon(_watch_nodes, nodes)
+            await client.leader_status(timeout=30.0)
+            if partitions:
+                try:
+                    await client.create_group(DEMO_GROUP, partitions)
+                except RefusedError as exc:
+                    if exc.code != "already_exists":
+                        raise
+            startup.cancel_scope.cancel()
         worker_note = ""
         if workers and _worker_command_available():
             for index in range(workers):
@@ -235,6 +258,17 @@ async def _run_cluster(data_dir: str, layout: dict[str, Any], workers: int, part
             await _status_lines(client)
 
 
+async def _watch_nodes(nodes: list[_Child]) -> None:
+    """Fail the startup as soon as a node process exits (a port taken, a bad data
+    directory...) instead of waiting for the client's deadline."""
+    while True:
+        for node in nodes:
+            if not node.alive():
+                raise _StartFailed(f"{node.name} exited with code {node.process.returncode} "
+                                   f"(see {node.log_path})")
+        await trio.sleep(0.2)
+
+
 def _print_endpoints(data_dir: str, members: list, nodes: list[_Child], agents: list[_Child],
                      as_json: bool, worker_note: str) -> None:
     if as_json:  # one line, so that scripts can read it before the cluster stops
@@ -252,8 +286,12 @@ def _print_endpoints(data_dir: str, members: list, nodes: list[_Child], agents: 
         return
     click.echo(f"raftcoord cluster up: {len(nodes)} nodes, {len(agents)} workers; "
                f"data and logs in {data_dir}")
-    for member in members:
-        click.echo(f"  node {member['id']}: client {member['client']}  peer {member['peer']}")
+    for member, node in zip(members, nodes):
+        click.echo(f"  node {member['id']}: client {member['client']}  peer {member['peer']}  "
+                   f"pid {node.pid}")
+    for agent in agents:
+        click.echo(f"  {agent.name}: pid {agent.pid}")
+    click.echo("  kill -9 a pid to watch the cluster fail over")
     click.echo(f"  try: raftcoord status -a {','.join(m['client'] for m in members)}")
     if worker_note:
         click.echo(f"  note: {worker_note}")
@@ -297,35 +335,41 @@ def _render(view: dict[str, Any], nodes: list[_Child], agents: list[_Child]) -> 
                   f"{leader['commit']}   voters {leader['voters']}   learners "
                   f"{leader['learners']}", style="bold")
     members = Table()
-    for column in ("node", "role", "term", "applied", "client", "process"):
+    for column in ("node", "role", "term", "applied", "client", "pid", "process"):
         members.add_column(column)
     by_id = {n.name: n for n in nodes}
     for node_id, addresses in sorted(leader["addresses"].items(), key=lambda i: int(i[0])):
         status = view["nodes"].get(node_id)
-        child = by_id.get(f"node-{node_id}")
-        process = "-" if child is None else ("running" if child.alive() else "exited")
+        pid, process = _process(by_id.get(f"node-{node_id}"))
         role = "learner" if int(node_id) in leader["learners"] else ""
         if status is None:
-            members.add_row(node_id, "[red]down[/red]", "-", "-", addresses["client"], process)
+            members.add_row(node_id, "[red]down[/red]", "-", "-", addresses["client"], pid,
+                            process)
         else:
             members.add_row(node_id, status["role"] + (f" ({role})" if role else ""),
                             str(status["term"]), str(status["applied"]), addresses["client"],
-                            process)
+                            pid, process)
     summary = Text(f"workers: {leader['live_workers']} live   partitions: "
                    f"{leader['partitions']}   without owner: {leader['unowned_slots']}   "
                    f"moves in flight: {leader['pending_moves']}", style="bold")
     workers = Table()
-    for column in ("worker", "zone", "state", "partitions", "process"):
+    for column in ("worker", "zone", "state", "partitions", "pid", "process"):
         workers.add_column(column)
     agents_by_name = {a.name: a for a in agents}
     for worker in leader["workers"]:
-        child = agents_by_name.get(worker["id"])
-        process = "-" if child is None else ("running" if child.alive() else "exited")
+        pid, process = _process(agents_by_name.get(worker["id"]))
         workers.add_row(worker["id"], worker["zone"], worker["state"], str(worker["partitions"]),
-                        process)
+                        pid, process)
     moves = Table()
     for column in ("partition", "to worker", "epoch"):
         moves.add_column(column)
     for move in reversed(leader["recent_moves"][-8:]):  # newest first
         moves.add_row(move["partition"], move["worker"], str(move["epoch"]))
     return Group(header, members, summary, workers, Text("recent moves", style="bold"), moves)
+
+
+def _process(child: Optional[_Child]) -> tuple[str, str]:
+    """(pid, "running" or "exited") of a child of this `cluster up` ("-" if none)."""
+    if child is None:
+        return "-", "-"
+    return str(child.pid), "running" if child.alive() else "[red]exited[/red]"
