@@ -27,8 +27,10 @@ Every input method returns a list of outputs, to be carried out **in order**:
 
 The other inputs: `on_role_change` whenever the node's Raft role or known leader
 changes; `on_applied` for every applied command (any proposer, in log order, on
-every node); `on_caught_up` after applying, with the applied index; `on_tick`
-periodically (the leader's decisions and retries run there).
+every node); `on_caught_up` after applying, with the applied index — also when
+only entries the state machine never sees were applied (a new leader's empty entry,
+the one it waits for to be ready); `on_tick` periodically (the leader's decisions
+and retries run there).
 
 Rules
 =====
