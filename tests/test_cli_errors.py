@@ -167,3 +167,33 @@ def test_inspect_of_a_corrupt_log_exits_with_the_corrupt_data_status(tmp_path):
     result = invoke("inspect", path)
     assert result.exit_code == exit_codes.CORRUPT_DATA, result.output
     assert "CORRUPT" in result.output
+
+
+# -- packaging --------------------------------------------------------------------------------
+
+
+def test_python_dash_m_raftcoord_runs_the_command_line_from_anywhere(tmp_path):
+    import subprocess
+    import sys
+
+    # Outside the checkout, so the installed distribution (not the current directory) answers.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-m", "raftcoord", "--help"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Usage: raftcoord") and "simulate" in done.stdout
+
+
+def test_the_distribution_installs_exactly_the_documented_top_level_packages():
+    import fnmatch
+    import pathlib
+    import tomllib
+
+    root = pathlib.Path(__file__).resolve().parent.parent
+    find = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    # What setuptools' package discovery picks at the top level: packages matching an include.
+    top = {d.name for d in root.iterdir() if (d / "__init__.py").exists()
+           and any(fnmatch.fnmatchcase(d.name, pattern) for pattern in find["include"])}
+    assert top == {"raftcoord", "raft", "coordinator", "cli", "simulations"}
+    readme = (root / "README.md").read_text()
+    assert all(f"`{name}`" in readme for name in top)
