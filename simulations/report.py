@@ -2,7 +2,10 @@
 
 Rows, top to bottom: partitions; one lane per node showing its role over time with
 crashes and pauses drawn over it (and, as a thin orange bar, the spans during which
-a membership fault wanted it out of the configuration); leader changes; one lane per client with every
+a membership fault wanted it out of the configuration); leader changes; in a
+coordinator run, one lane per worker (alive, paused, cut off, crashed, draining,
+left; lease expiries) and one per partition (owner of each slot over time, epochs,
+moves, quarantine, where a checker fired); one lane per client with every
 operation from invocation to outcome. Hovering any shape shows its details. The
 timeline fits the window and can be zoomed (buttons above it; it then scrolls).
 Below it, the faults as they were applied (which node a "crash leader" hit) and the
@@ -101,9 +104,9 @@ def render_report(world: Any, result: Any) -> str:
         parts.append(f'<text x="4" y="{y + lane - 5}">{_esc(text)}</text>')
 
     def rect(t0: float, t1: float, colour: str, title: str, height: float = lane - 2, dy: float = 0,
-             extra: str = "") -> None:
+             extra: str = "", top: float | None = None) -> None:
         w = max((t1 - t0) * scale, 1.0)
-        parts.append(f'<rect x="{x(t0):.1f}" y="{y + dy:.1f}" width="{w:.1f}" height="{height}" '
+        parts.append(f'<rect x="{x(t0):.1f}" y="{(y if top is None else top) + dy:.1f}" width="{w:.1f}" height="{height:.3g}" '
                      f'fill="{colour}" {extra}><title>{_esc(title)}</title></rect>')
 
     # Time axis.
@@ -151,6 +154,10 @@ def render_report(world: Any, result: Any) -> str:
                      f'y="{y + lane - 5}">{node}</text><title>node {node} leads term {term} '
                      f'from {time:.3f}s</title></g>')
     y += lane + 6
+
+    coord = getattr(world, "coord_timeline", None)
+    if coord is not None:
+        y = _draw_coordinator(coord, result, parts, rect, x, y, lane, end)
 
     # Client operations, one lane per client.
     clients = sorted({op.client for op in world.history})
@@ -207,6 +214,8 @@ def render_report(world: Any, result: Any) -> str:
                '<span style="background:#43a047;color:#fff">op ok</span>'
                '<span style="background:#9e9e9e">op failed</span>'
                '<span style="background:#e53935;color:#fff">op unknown or unanswered</span>')
+    if getattr(world, "coord_timeline", None) is not None:
+        legend += _COORD_LEGEND
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>raftcoord simulation seed {_esc(result.seed)}</title>
 <style>{_CSS}</style><script>{_ZOOM_JS}</script></head><body>
@@ -222,6 +231,72 @@ def render_report(world: Any, result: Any) -> str:
 <h2>Fault plan (as drawn, before it met the cluster)</h2><ul>{plan}</ul>
 </body></html>
 """
+
+
+_WORKER_COLOURS = {"alive": "#a5d6a7", "paused": "#8e24aa", "cut off": "#90caf9", "crashed": "#212121",
+                   "draining": "#ffcc80", "left": "#eeeeee"}
+_QUARANTINED = "#b71c1c"
+_COORD_LEGEND = ("".join(f'<span style="background:{c}">worker {s}</span>' for s, c in _WORKER_COLOURS.items())
+                 + '<span style="border-left:8px solid #c62828">lease expired (▼)</span>'
+                 + '<span style="background:#4db6ac">partition slot owned (one colour per worker, as ■ by its name)</span>'
+                 + '<span style="border:1px solid #ccc">slot without owner (held or unassigned)</span>'
+                 + f'<span style="background:{_QUARANTINED};color:#fff">quarantined</span>'
+                 + '<span style="border-left:2px solid #000">move (handoff to a new owner)</span>'
+                 + '<span style="color:#c62828">○ checker fired on this partition</span>')
+_OWNER_PALETTE = ("#4db6ac", "#7986cb", "#f06292", "#aed581", "#ffb74d", "#9575cd", "#4fc3f7",
+                  "#dce775", "#a1887f")
+
+
+def _draw_coordinator(coord: Any, result: Any, parts: list[str], rect: Any, x: Any,
+                      y: float, lane: float, end: float) -> float:
+    """Worker lanes (status, lease expiries) and partition lanes (owners, epochs, moves, quarantine).
+
+    Each worker has its own colour in the partition lanes, so a handoff shows as a
+    change of colour; a slot with no owner is white, a quarantined partition red.
+    A checker's violation is marked on the lane of the partition its detail names.
+    """
+    colour_of = {w: _OWNER_PALETTE[i % len(_OWNER_PALETTE)] for i, w in enumerate(sorted(coord.workers))}
+    y += 6
+    for worker_id in sorted(coord.workers):
+        parts.append(f'<text x="4" y="{y + lane - 5}" fill="{colour_of[worker_id]}">■</text>')
+        parts.append(f'<text x="16" y="{y + lane - 5}">worker {_esc(worker_id)}</text>')
+        for start, stop, status in coord.workers[worker_id]:
+            stop = end if stop is None else stop
+            rect(start, stop, _WORKER_COLOURS[status], f"worker {worker_id} {status} {start:.3f}s – {stop:.3f}s",
+                 top=y)
+        for time, who in coord.expiries:
+            if who == worker_id:
+                parts.append(f'<path d="M{x(time) - 4:.1f} {y} h8 l-4 {lane - 2} z" fill="#c62828">'
+                             f'<title>lease of worker {_esc(who)} expired at {time:.3f}s</title></path>')
+        y += lane + 2
+    y += 4
+    for pid in sorted(coord.partitions):
+        parts.append(f'<text x="4" y="{y + lane - 5}">part {_esc(pid)}</text>')
+        spans = coord.partitions[pid]
+        for i, (start, stop, owners, epoch, quarantined) in enumerate(spans):
+            stop = end if stop is None else stop
+            names = ", ".join(o or "none" for o in owners)
+            if quarantined:
+                rect(start, stop, _QUARANTINED, f"partition {pid} quarantined (epoch {epoch}) {start:.3f}s – {stop:.3f}s",
+                     top=y)
+                continue
+            height = (lane - 2) / max(len(owners), 1)
+            for slot, owner in enumerate(owners):
+                rect(start, stop, colour_of.get(owner, "#ffffff") if owner else "#ffffff",
+                     f"partition {pid} slot {slot}: {owner or 'no owner (held or unassigned)'}, epoch {epoch} "
+                     f"({names}) {start:.3f}s – {stop:.3f}s", height=height, dy=slot * height, top=y)
+            if i and any(a and b and a != b for a, b in zip(spans[i - 1][2], owners)):
+                moved = ", ".join(f"{a} → {b}" for a, b in zip(spans[i - 1][2], owners) if a and b and a != b)
+                parts.append(f'<line x1="{x(start):.1f}" y1="{y}" x2="{x(start):.1f}" y2="{y + lane - 2}" '
+                             f'stroke="#000" stroke-width="1.5"><title>partition {pid} moved {_esc(moved)} '
+                             f'at {start:.3f}s (epoch {epoch})</title></line>')
+        for v in result.violations:
+            if pid in v.detail:
+                parts.append(f'<circle cx="{x(min(v.time, end)):.1f}" cy="{y + (lane - 2) / 2}" r="5" fill="none" '
+                             f'stroke="#c62828" stroke-width="2"><title>{_esc(v.invariant)}: {_esc(v.detail)}'
+                             f'</title></circle>')
+        y += lane + 2
+    return y + 4
 
 
 def _applied_faults(timeline: Any) -> list[tuple[float, str]]:

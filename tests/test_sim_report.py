@@ -58,13 +58,36 @@ def test_report_loads_in_headless_chromium_without_errors(crashy_run, tmp_path):
     result, world = crashy_run
     path = tmp_path / "run.html"
     write_report(str(path), world, result)
-    # A probe appended to the page calls the zoom control and records any script error.
+    # A probe in the page uses the zoom control, counts the shapes drawn and records any
+    # script error in the title; the strings are split so the probe's own text never matches.
     page = path.read_text()
-    probe = ("<script>window.onerror=function(m){document.title='JSERROR '+m};"
+    probe = ("<script>var errors=[];window.onerror=function(m){errors.push(m)};"
              "window.addEventListener('load',function(){zoom(4);zoom(1);"
-             "if(!document.querySelector('#timeline rect'))document.title='JSERROR no shapes';});</script>")
-    path.write_text(page.replace("</head>", probe + "</head>", 1))
+             "var n=document.querySelectorAll('#timeline rect').length;"
+             "document.title=errors.length?'PROBE-'+'ERROR '+errors.join('; '):'PROBE-'+'OK '+n;});</script>")
+    path.write_text(page.replace("<script>", probe + "<script>", 1))
     done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
                            path.as_uri()], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "<svg" in done.stdout and "JSERROR" not in done.stdout
+    title = re.search(r"<title>(.*?)</title>", done.stdout).group(1)
+    assert title.startswith("PROBE-OK "), title
+    assert int(title.split()[1]) > 10  # the timeline's shapes are in the live document
+
+
+def test_a_coordinator_report_has_worker_and_partition_lanes():
+    from simulations.world import SimConfig as Config
+
+    result, world = run_simulation(Config(seed=1, duration=30.0, converge_within=30.0,
+                                          workload=WorkloadConfig(rate=10.0)), "worker-crash")
+    coord = world.coord_timeline
+    assert coord.workers and coord.partitions
+    assert any(status == "crashed" for spans in coord.workers.values() for *_, status in spans)
+    epochs = [span[3] for spans in coord.partitions.values() for span in spans]
+    assert max(epochs) > min(epochs)  # ownership changed hands during the run
+    page = render_report(world, result)
+    for worker_id in coord.workers:
+        assert f">worker {worker_id}</text>" in page
+    for pid in coord.partitions:
+        assert f">part {pid}</text>" in page
+    assert "lease of worker" in page and "worker crashed" in page and "quarantined" in page
+    assert re.search(r"partition \S+ slot 0: \S+, epoch \d+", page)
