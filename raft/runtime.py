@@ -3,7 +3,8 @@
 `RaftRuntime` owns one node, its storage and the application's state machine. It
 ticks the node on a timer, steps inbound messages, and handles every `Ready` in the
 order the core requires (install snapshot; persist hard state and entries, fsynced
-when `must_sync`; only then send; apply; serve reads; advance). Callers get
+when `must_sync`; only then send, except that a leader sends while it persists,
+when the Ready allows it; apply; serve reads; advance). Callers get
 coroutines that finish when the outcome is known:
 
 * `propose(data)` returns the state machine's result once the entry is applied
@@ -416,6 +417,12 @@ class RaftRuntime:
             await self._io(self.storage.apply_snapshot, rd.snapshot)
             self.state_machine.restore(rd.snapshot.data)
             self._skip_to(rd.snapshot.metadata.index)
+        if rd.may_send_before_persist:
+            # A leader replicates while its own write runs: the followers' fsyncs
+            # overlap ours instead of following it (the core counts our copy only
+            # after `advance`).
+            for message in rd.messages:
+                self._send(message)
         if rd.entries or rd.hard_state is not None:
             if rd.must_sync:
                 started = time.perf_counter()  # measured only, never decides anything
@@ -424,8 +431,9 @@ class RaftRuntime:
                 self._stats.sync_seconds += time.perf_counter() - started
             else:
                 await self._io(self.storage.save, rd.hard_state, rd.entries, False)
-        for message in rd.messages:  # only now: what they acknowledge is durable
-            self._send(message)
+        if not rd.may_send_before_persist:
+            for message in rd.messages:  # only now: what they acknowledge is durable
+                self._send(message)
         for entry in rd.committed_entries:
             self._apply(entry)
         for state in rd.read_states:
