@@ -7,21 +7,23 @@ seed sweep (tests/test_sim_coord.py).
 from __future__ import annotations
 
 from coordinator import commands as c
-from coordinator.commands import WorkerState
+from coordinator.node import NodeDriver
 from coordinator.state import CoordinatorState
-from raft.types import Role
-from simulations.coord_workers import Heartbeat, SimWorker
-from simulations.coord_world import CoordWorld, _HeartbeatRead
+from coordinator.worker import WorkerSession
 
 
-class LeaseIgnoringWorker(SimWorker):
+class LeaseIgnoringSession(WorkerSession):
     """Acts for whatever its last view listed, without looking at its lease."""
 
     def acting(self, now: float) -> list[tuple[str, int, int]]:
-        if not self.up or self.left:
+        if self.left:
             return []
         return sorted((s.partition_id, s.slot, s.epoch) for s in self.view.values()
                       if not s.revoking)
+
+    def may_act_for(self, partition_id: str, epoch: int, now: float) -> bool:
+        slot = self.view.get(partition_id)
+        return slot is not None and slot.epoch == epoch and not slot.revoking
 
 
 class NoEpochBumpState(CoordinatorState):
@@ -41,21 +43,10 @@ class UnfencedState(CoordinatorState):
         return self._write(cmd.key, cmd.value)
 
 
-class UnconfirmedAckWorld(CoordWorld):
+class UnconfirmedAckDriver(NodeDriver):
     """A node that believes it leads acknowledges a heartbeat at once, without the
     ReadIndex round that proves it still leads: a deposed leader that has not
     noticed yet renews leases the new leader is about to expire."""
 
-    def _on_to_node(self, node_id: int, packet: tuple) -> None:
-        number, message = packet
-        node = self.nodes[node_id]
-        driver = self.drivers.get(node_id)
-        if (isinstance(message, Heartbeat) and node.up and not node.paused
-                and self.network.connected(number, node_id) and driver is not None
-                and driver.ready and node.role is Role.LEADER):
-            record = node.kv.state.workers.get(message.worker_id)
-            if record is not None and record.state is not WorkerState.DEAD:
-                self._heartbeat_confirmed(node, _HeartbeatRead(
-                    driver, number, message.worker_id, message.seq, self.node_clock(node_id)))
-                return
-        super()._on_to_node(node_id, packet)
+    def _start_heartbeat_read(self, read):
+        return self._answer_heartbeat(read)

@@ -421,8 +421,8 @@ def test_restore_rejects_garbage():
         CoordinatorState.restore(b"\xff\x00garbage")
     with pytest.raises(SnapshotError, match="invalid snapshot"):
         CoordinatorState.restore(b"\xa1\x66format\x02")  # {"format": 2}, nothing else
-    with pytest.raises(SnapshotError, match="unsupported snapshot format 3"):
-        CoordinatorState.restore(cbor2.dumps({"format": 3}))
+    with pytest.raises(SnapshotError, match="unsupported snapshot format 4"):
+        CoordinatorState.restore(cbor2.dumps({"format": 4}))
 
 
 # ------------------------------------------------------------------- cluster time
