@@ -15,7 +15,7 @@ from coordinator import codec
 from coordinator import commands as c
 from coordinator.commands import WorkerState
 from coordinator.records import MovePhase
-from coordinator.state import CoordinatorState
+from coordinator.state import CoordinatorState, SnapshotError
 
 GOLDEN = pathlib.Path(__file__).resolve().parent / "golden"
 sys.path.insert(0, str(GOLDEN))
@@ -161,3 +161,30 @@ def test_format_2_snapshot_restores_without_sessions():
 def test_a_restored_golden_snapshot_snapshots_to_the_current_format(name):
     state = CoordinatorState.restore((GOLDEN / name).read_bytes())
     assert CoordinatorState.restore(state.snapshot()) == state
+
+
+def test_the_snapshot_layout_is_unchanged():
+    # Re-snapshotting a restored format 3 snapshot writes the same rows; only the
+    # client sessions' stored results are re-encoded (now with wire tags).
+    golden = cbor2.loads((GOLDEN / "snapshot_format3.cbor").read_bytes())
+    again = cbor2.loads(CoordinatorState.restore(
+        (GOLDEN / "snapshot_format3.cbor").read_bytes()).snapshot())
+    assert {k: v for k, v in again.items() if k != "sessions"} == \
+        {k: v for k, v in golden.items() if k != "sessions"}
+    for (client, floor, active, results), old in zip(again["sessions"], golden["sessions"]):
+        assert [client, floor, active] == old[:3]
+        assert [(seq, codec.decode_result(r)) for seq, r in results] == \
+            [(seq, codec.decode_result(r)) for seq, r in old[3]]
+
+
+@pytest.mark.parametrize("key, row", [
+    ("workers", ["w1", "a", "z", 1, [["k"]], "active", 0.0, None]),  # a label without value
+    ("workers", ["w1", "a", "z", 1, [], "sleeping", 0.0, None]),  # no such state
+    ("workers", ["w1", "a", "z", 1, [], "active", 0.0]),  # a column short
+    ("pending", ["orders/1", 0, "w3", "w1", 2, "revoking", 24.0, "extra"]),
+])
+def test_a_malformed_snapshot_row_is_refused_with_a_snapshot_error(key, row):
+    wire = cbor2.loads((GOLDEN / "snapshot_format3.cbor").read_bytes())
+    wire[key] = [row]
+    with pytest.raises(SnapshotError):
+        CoordinatorState.restore(cbor2.dumps(wire))
