@@ -7,6 +7,7 @@ seed sweep (tests/test_sim_coord.py).
 from __future__ import annotations
 
 from coordinator import commands as c
+from coordinator.lease import LeaseTable
 from coordinator.node import NodeDriver
 from coordinator.state import CoordinatorState
 from coordinator.worker import WorkerSession
@@ -50,3 +51,33 @@ class UnconfirmedAckDriver(NodeDriver):
 
     def _start_heartbeat_read(self, read):
         return self._answer_heartbeat(read)
+
+
+class PartialGraceLeaseTable(LeaseTable):
+    """A new leader grants the workers it inherits only `GRANT` of a lease from its
+    term start (and may expire them after that), instead of a full lease: a worker
+    whose last acknowledged heartbeat went to the previous leader still acts while
+    its partitions are handed to others. Planted by replacing
+    `coordinator.leader.LeaseTable` (see `partial_grace`)."""
+
+    GRANT = 0.5
+
+    def __init__(self, timing, term_start, known_workers=()):
+        super().__init__(timing, term_start, known_workers)
+        cut = (1.0 - self.GRANT) * timing.leader_lease
+        self._term_start = term_start - cut  # moves grace_until back by the same
+        for worker in self._deadline:
+            self._deadline[worker] -= cut
+
+
+class NoGraceLeaseTable(PartialGraceLeaseTable):
+    """A new leader grants inherited workers no lease at all from its term start."""
+
+    GRANT = 0.0
+
+
+def partial_grace(monkeypatch, table=PartialGraceLeaseTable) -> None:
+    """Plant `table` as the lease table every coordinator leader builds."""
+    import coordinator.leader
+
+    monkeypatch.setattr(coordinator.leader, "LeaseTable", table)
