@@ -927,13 +927,20 @@ class Planner:
         # brings to a worker of that clash's missing zone), so clashes left standing
         # are tried again after every sweep that repaired something: the pass ends
         # only when a sweep repairs nothing, and the next plan finds nothing either.
-        # A retry whose zones did not change costs O(R Z) (the per-zone answers are
-        # cached), and every repair raises the sum of distinct zones, so it ends.
+        # A clash that failed after the latest repair is not tried again (nothing it
+        # depends on changed since), a retry whose zones did not change costs O(R Z)
+        # (the per-zone answers are cached), and every repair raises the sum of
+        # distinct zones, so the sweeps end.
         todo = sorted(candidates, key=lambda p: partitions[p].ordinal)
-        while todo:
+        repairs = 0
+        failed_at: dict[str, int] = {}  # clash -> repairs planned when it last failed
+        while True:
+            before = repairs
             standing = []
-            repaired = False
             for pid in todo:
+                if failed_at.get(pid) == repairs:
+                    standing.append(pid)
+                    continue
                 record = partitions[pid]
                 rf = record.replication_factor
                 if record.quarantined or (pending and any(
@@ -947,10 +954,13 @@ class Planner:
                     if self.pending_total >= self.policy.max_moves_in_flight:
                         return
                     if not self._repair(pid, record, members):
+                        failed_at[pid] = repairs
                         standing.append(pid)
                         break
-                    repaired = True
-            todo = standing if repaired else []
+                    repairs += 1
+            if repairs == before:
+                return
+            todo = standing
 
     def _repair(self, pid: str, record, members: list[str]) -> bool:
         """Give ``pid`` one more zone: move a replica that shares its zone to a worker

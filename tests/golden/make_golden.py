@@ -18,7 +18,9 @@ release wrote and that every later release must still read. When a format change
 run this again to add the new format's files next to the old ones.
 
 History: ``log_format1.cbor`` (commands tagged by class name) and
-``snapshot_format3.cbor`` were written by the code of commit 92f5dda.
+``snapshot_format3.cbor`` were written by the code of commit 92f5dda;
+``log_format2.cbor`` (commands tagged by wire tag) by the release that introduced
+format 2.
 ``snapshot_format2.cbor`` was derived from that format 3 snapshot by removing the
 two keys format 3 added (``sessions``, ``session_clock``) and setting ``format`` to
 2, which is byte for byte what the format 2 writer produced for that state.
