@@ -29,7 +29,7 @@ import trio
 
 from coordinator.client import Client, ClientError, RefusedError
 
-from .status_cmd import cluster_view
+from .status_cmd import cluster_view, render_text
 
 DEMO_GROUP = "demo"
 
@@ -82,7 +82,8 @@ class _Child:
         # A session of its own: Ctrl-C in the terminal reaches `cluster up` only,
         # which then stops the children in order.
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+                                        stdin=subprocess.DEVNULL, start_new_session=True,
+                                        preexec_fn=_stop_with_parent)
 
     @property
     def pid(self) -> int:
@@ -101,6 +102,16 @@ class _Child:
                 self.process.kill()
         self.process.wait()
         self._log.close()
+
+
+def _stop_with_parent() -> None:
+    """In the child: get SIGTERM if `cluster up` itself dies without stopping it
+    (killed with SIGKILL, say), so that no node keeps its ports. Linux only."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
 
 
 def _self_command() -> list[str]:
@@ -218,7 +229,10 @@ async def _run_cluster(data_dir: str, layout: dict[str, Any], workers: int, part
         _print_endpoints(data_dir, members, nodes, agents, as_json, worker_note)
         if as_json:
             await trio.sleep_forever()
-        await _live_table(client, nodes, agents)
+        if sys.stdout.isatty():
+            await _live_table(client, nodes, agents)
+        else:  # a log, not a terminal: a plain status every few seconds
+            await _status_lines(client)
 
 
 def _print_endpoints(data_dir: str, members: list, nodes: list[_Child], agents: list[_Child],
@@ -244,6 +258,15 @@ def _print_endpoints(data_dir: str, members: list, nodes: list[_Child], agents: 
     if worker_note:
         click.echo(f"  note: {worker_note}")
     click.echo("Ctrl-C stops everything.")
+
+
+async def _status_lines(client: Client, every: float = 5.0) -> None:
+    while True:
+        try:
+            click.echo(render_text(await cluster_view(client, timeout=2.0)) + "\n")
+        except ClientError as exc:
+            click.echo(f"no leader reachable: {exc}\n")
+        await trio.sleep(every)
 
 
 async def _live_table(client: Client, nodes: list[_Child], agents: list[_Child]) -> None:

@@ -34,7 +34,8 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _read_line(stream: Any, timeout: float) -> str:
+def read_line(stream: Any, timeout: float) -> str:
+    """One line from a pipe, waiting at most ``timeout`` seconds."""
     selector = selectors.DefaultSelector()
     selector.register(stream, selectors.EVENT_READ)
     deadline = time.monotonic() + timeout
@@ -72,7 +73,7 @@ class LocalCluster:
                                         stderr=subprocess.DEVNULL, cwd=ROOT,
                                         start_new_session=True)
         try:
-            self.info = json.loads(_read_line(self.process.stdout, timeout))
+            self.info = json.loads(read_line(self.process.stdout, timeout))
         except Exception:
             self.stop()
             raise

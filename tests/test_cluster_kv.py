@@ -4,6 +4,7 @@ restart from the data directory, membership and leadership through the CLI."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -13,7 +14,7 @@ import trio
 
 from coordinator.client import Client, ClientError
 
-from cluster_harness import LocalCluster, cli_command, free_port, run_cli, wait_for
+from cluster_harness import LocalCluster, cli_command, free_port, read_line, run_cli, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -154,3 +155,35 @@ def test_a_second_node_on_the_same_data_directory_is_refused(tmp_path):
     finally:
         first.terminate()
         assert first.wait(20) == 0  # SIGTERM is a clean stop
+
+
+def test_cluster_up_prints_status_and_stops_cleanly_at_ctrl_c(tmp_path):
+    process = subprocess.Popen(
+        cli_command("cluster", "up", "--data-dir", str(tmp_path / "c"), "--workers", "0",
+                    "--partitions", "8"),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        lines = []
+        while not any("without owner: 8" in line for line in lines):
+            lines.append(read_line(process.stdout, 40))
+        assert any("node 1: client 127.0.0.1:" in line for line in lines)
+        assert any(line.startswith("leader: node") for line in lines)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+        assert process.returncode == 0
+        assert b"stopped; data and logs are in" in output
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    for node in json.loads((tmp_path / "c" / "cluster.json").read_text())["nodes"]:
+        assert node_status(node["client"]) is None  # every node stopped
+
+
+def test_nodes_stop_when_cluster_up_is_killed(tmp_path):
+    with LocalCluster(tmp_path / "cluster") as cluster:
+        os.killpg(cluster.process.pid, signal.SIGKILL)
+        cluster.process.wait()
+        for node in cluster.info["nodes"]:
+            wait_for(lambda: node_status(node["client"]) is None, 20,
+                     what=f"node {node['id']} to stop with its parent")
