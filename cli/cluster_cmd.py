@@ -81,7 +81,8 @@ def _layout(data_dir: str, nodes: int) -> dict[str, Any]:
 class _Child:
     """One child process with its log file."""
 
-    def __init__(self, name: str, command: list[str], log_path: str) -> None:
+    def __init__(self, name: str, command: list[str], log_path: str,
+                 env: Optional[dict[str, str]] = None) -> None:
         self.name = name
         self.command = command
         self.log_path = log_path
@@ -90,6 +91,7 @@ class _Child:
         # which then stops the children in order.
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, start_new_session=True,
+                                        env={**os.environ, **(env or {})},
                                         preexec_fn=_stop_with_parent)
 
     @property
@@ -254,9 +256,11 @@ async def _run_cluster(data_dir: str, layout: dict[str, Any], workers: int, part
                     "worker", "run", "--id", name, "--zone", f"zone-{index % 3 + 1}",
                     "--addresses", ",".join(addresses), "--lease", str(lease),
                     "--events", os.path.join(data_dir, f"{name}.events.jsonl")] + (
-                    ["--ca", security["ca"], "--token", security["worker_token_value"]]
-                    if security else []),
-                    os.path.join(data_dir, f"{name}.log")))
+                    ["--ca", security["ca"]] if security else []),
+                    os.path.join(data_dir, f"{name}.log"),
+                    # In the environment, not on the command line that `ps` shows.
+                    env={"RAFTCOORD_TOKEN": security["worker_token_value"]} if security
+                    else None))
         elif workers:
             worker_note = "demo workers need `raftcoord worker run`, not installed"
         _print_endpoints(data_dir, members, nodes, agents, as_json, worker_note, security)
