@@ -384,7 +384,7 @@ class World:
         node.paused = False
         node.role = Role.FOLLOWER
         node.leader = 0
-        self.timeline.role(self.now, node.id, "follower", 0)
+        self.timeline.role(self.now, node.id, "follower", node.raw.term)  # the term it restarted with
         self.push(node.tick_interval, TICK, node.id, node.incarnation)
 
     # == running ===================================================================
