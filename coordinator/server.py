@@ -80,7 +80,7 @@ from . import commands as c
 from . import views
 from .api import ErrorKind
 from .config import CoordinatorConfig
-from .lease import LeaseTiming
+from .lease import DEFAULT_TIMING, LeaseTiming
 from .members import MEMBERS_PREFIX, Member, member_key, members_of
 from .node import NodeDriver, Propose, Send, StartRead, apply_entry
 from .security import NodeTls, Role as AccessRole, TlsFiles, TokenTable, allows, \
@@ -158,9 +158,9 @@ class ServerConfig:
     send_timeout: float = 10.0
     max_frame_bytes: int = 2 * 1024 * 1024
     snapshot_every: int = 20_000
-    lease_duration: float = 3.0
-    max_drift: float = 0.05
-    safety_margin: float = 0.3
+    lease_duration: float = DEFAULT_TIMING.lease_duration
+    max_drift: float = DEFAULT_TIMING.max_drift
+    safety_margin: float = DEFAULT_TIMING.safety_margin
     driver_tick: float = 0.1
     cluster: str = "raftcoord"
     seed: Optional[int] = None
