@@ -9,6 +9,10 @@ SIGTERM (each node hands leadership over before it exits) and waits for them.
 
 Ports are chosen free at the first start and kept in ``cluster.json`` in the data
 directory, so `cluster up --data-dir DIR` again resumes the same cluster.
+
+With ``--tls`` it first creates a development CA, certificates and tokens in
+``DIR/certs`` (`raftcoord certs init`, kept across restarts): nodes speak TLS and
+require tokens, demo workers use the worker token, the live table the admin token.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ import click
 import trio
 
 from coordinator.client import Client, ClientError, RefusedError
+from coordinator.security import client_context
+
+from .certs_cmd import create_dev_pki
 
 from .status_cmd import cluster_view, render_text
 
@@ -44,7 +51,7 @@ fsync = true
 lease = {lease}
 tick = 0.1
 log_level = "info"
-"""
+{security}"""
 
 
 def _free_port() -> int:
@@ -74,7 +81,8 @@ def _layout(data_dir: str, nodes: int) -> dict[str, Any]:
 class _Child:
     """One child process with its log file."""
 
-    def __init__(self, name: str, command: list[str], log_path: str) -> None:
+    def __init__(self, name: str, command: list[str], log_path: str,
+                 env: Optional[dict[str, str]] = None) -> None:
         self.name = name
         self.command = command
         self.log_path = log_path
@@ -83,6 +91,7 @@ class _Child:
         # which then stops the children in order.
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, start_new_session=True,
+                                        env={**os.environ, **(env or {})},
                                         preexec_fn=_stop_with_parent)
 
     @property
@@ -142,11 +151,14 @@ def cluster() -> None:
               help="Worker lease in seconds.")
 @click.option("--duration", type=click.FloatRange(min=0), default=None,
               help="Stop after this many seconds (default: at Ctrl-C).")
+@click.option("--tls", is_flag=True,
+              help="Secure the cluster: TLS on every port and tokens for clients, from a "
+                   "development CA created in DATA_DIR/certs.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the endpoints and child processes as one JSON object, then "
                    "no live table.")
 def up(nodes: int, workers: int, partitions: int, data_dir: Optional[str], lease: float,
-       duration: Optional[float], as_json: bool) -> None:
+       duration: Optional[float], tls: bool, as_json: bool) -> None:
     """Start NODES coordinator nodes and WORKERS demo workers on this machine, show a
     live status table, and stop everything cleanly at Ctrl-C."""
     if data_dir is None:
@@ -154,6 +166,7 @@ def up(nodes: int, workers: int, partitions: int, data_dir: Optional[str], lease
     data_dir = os.path.abspath(data_dir)
     os.makedirs(data_dir, exist_ok=True)
     layout = _layout(data_dir, nodes)
+    layout["security"] = _dev_security(data_dir) if tls else None
     failure = trio.run(_up, data_dir, layout, workers, partitions, lease, duration, as_json)
     if failure:
         raise click.ClickException(f"the cluster did not come up: {failure}; the node logs "
@@ -162,6 +175,21 @@ def up(nodes: int, workers: int, partitions: int, data_dir: Optional[str], lease
 
 class _StartFailed(Exception):
     """The cluster could not be started (the message says why)."""
+
+
+def _dev_security(data_dir: str) -> dict[str, str]:
+    """Paths of the development CA, certificates and tokens (created once)."""
+    directory = os.path.join(data_dir, "certs")
+    if not os.path.exists(os.path.join(directory, "ca.pem")):
+        create_dev_pki(directory)
+    paths = {name: os.path.join(directory, file) for name, file in (
+        ("ca", "ca.pem"), ("cert", "node.pem"), ("key", "node-key.pem"),
+        ("tokens", "tokens"), ("admin_token", "admin.token"),
+        ("worker_token", "worker.token"))}
+    for role in ("admin", "worker"):
+        with open(paths[f"{role}_token"]) as handle:
+            paths[f"{role}_token_value"] = handle.read().strip()
+    return paths
 
 
 async def _up(data_dir: str, layout: dict[str, Any], workers: int, partitions: int,
@@ -217,17 +245,22 @@ async def _run_cluster(data_dir: str, layout: dict[str, Any], workers: int, part
     members = layout["nodes"]
     peers = ", ".join(f'"{m["id"]}={m["peer"]}/{m["client"]}"' for m in members)
     addresses = [m["client"] for m in members]
+    security = layout.get("security")
+    node_security = "".join(f'{name} = "{security[name]}"\n'
+                            for name in ("cert", "key", "ca", "tokens")) if security else ""
     for member in members:
         config_path = os.path.join(data_dir, f"node-{member['id']}.toml")
         with open(config_path, "w") as handle:
             handle.write(NODE_CONFIG.format(
                 node_id=member["id"], client=member["client"], peer=member["peer"],
                 data_dir=os.path.join(data_dir, f"node-{member['id']}"), peers=peers,
-                lease=lease))
+                lease=lease, security=node_security))
         nodes.append(_Child(f"node-{member['id']}",
                             _self_command() + ["serve", "--config", config_path],
                             os.path.join(data_dir, f"node-{member['id']}.log")))
-    async with Client(addresses, timeout=30.0) as client:
+    credentials = {"ssl_context": client_context(security["ca"]),
+                   "token": security["admin_token_value"]} if security else {}
+    async with Client(addresses, timeout=30.0, **credentials) as client:
         async with trio.open_nursery() as startup:
             startup.start_soon(_watch_nodes, nodes)
             await client.leader_status(timeout=30.0)
@@ -245,11 +278,15 @@ async def _run_cluster(data_dir: str, layout: dict[str, Any], workers: int, part
                 agents.append(_Child(name, _self_command() + [
                     "worker", "run", "--id", name, "--zone", f"zone-{index % 3 + 1}",
                     "--addresses", ",".join(addresses), "--lease", str(lease),
-                    "--events", os.path.join(data_dir, f"{name}.events.jsonl")],
-                    os.path.join(data_dir, f"{name}.log")))
+                    "--events", os.path.join(data_dir, f"{name}.events.jsonl")] + (
+                    ["--ca", security["ca"]] if security else []),
+                    os.path.join(data_dir, f"{name}.log"),
+                    # In the environment, not on the command line that `ps` shows.
+                    env={"RAFTCOORD_TOKEN": security["worker_token_value"]} if security
+                    else None))
         elif workers:
             worker_note = "demo workers need `raftcoord worker run`, not installed"
-        _print_endpoints(data_dir, members, nodes, agents, as_json, worker_note)
+        _print_endpoints(data_dir, members, nodes, agents, as_json, worker_note, security)
         if as_json:
             await trio.sleep_forever()
         if sys.stdout.isatty():
@@ -270,7 +307,8 @@ async def _watch_nodes(nodes: list[_Child]) -> None:
 
 
 def _print_endpoints(data_dir: str, members: list, nodes: list[_Child], agents: list[_Child],
-                     as_json: bool, worker_note: str) -> None:
+                     as_json: bool, worker_note: str,
+                     security: Optional[dict[str, str]] = None) -> None:
     if as_json:  # one line, so that scripts can read it before the cluster stops
         click.echo(json.dumps({
             "data_dir": data_dir,
@@ -281,6 +319,8 @@ def _print_endpoints(data_dir: str, members: list, nodes: list[_Child], agents: 
             "workers": [{"id": a.name, "pid": a.pid, "command": a.command, "log": a.log_path,
                          "events": a.command[a.command.index("--events") + 1]}
                         for a in agents],
+            "tls": {"ca": security["ca"], "admin_token_file": security["admin_token"],
+                    "tokens": security["tokens"]} if security else None,
         }, sort_keys=True))
         sys.stdout.flush()
         return
@@ -292,7 +332,9 @@ def _print_endpoints(data_dir: str, members: list, nodes: list[_Child], agents: 
     for agent in agents:
         click.echo(f"  {agent.name}: pid {agent.pid}")
     click.echo("  kill -9 a pid to watch the cluster fail over")
-    click.echo(f"  try: raftcoord status -a {','.join(m['client'] for m in members)}")
+    secure = f" --ca {security['ca']} --token $(cat {security['admin_token']})" \
+        if security else ""
+    click.echo(f"  try: raftcoord status -a {','.join(m['client'] for m in members)}{secure}")
     if worker_note:
         click.echo(f"  note: {worker_note}")
     click.echo("Ctrl-C stops everything.")

@@ -42,13 +42,14 @@ def main(ctx: click.Context) -> None:
 
 def _register() -> None:
     # One module per command (group); each registers here with one line.
-    from . import (cluster_cmd, inspect_cmd, kv_cmd, leader_cmd, members_cmd, partitions_cmd,
+    from . import (certs_cmd, cluster_cmd, inspect_cmd, kv_cmd, leader_cmd, members_cmd, partitions_cmd,
                    serve_cmd, simulate_cmd, status_cmd, worker_cmd, workers_cmd)
 
     main.add_command(inspect_cmd.inspect_cmd)
     main.add_command(simulate_cmd.simulate)
     main.add_command(serve_cmd.serve)
     main.add_command(cluster_cmd.cluster)
+    main.add_command(certs_cmd.certs)
     main.add_command(status_cmd.status)
     main.add_command(members_cmd.members)
     main.add_command(leader_cmd.leader)

@@ -4,7 +4,11 @@ Settings come from, in order of precedence: command-line options, ``RAFTCOORD_*`
 environment variables, a TOML file given with ``--config`` (keys named like the
 options with underscores: ``id``, ``data_dir``, ``listen``, ``peer_listen``, ``peers``,
 ``join``, ``advertise_client``, ``advertise_peer``, ``fsync``, ``lease``, ``tick``,
-``log_level``), then the defaults.
+``log_level``, ``cert``, ``key``, ``ca``, ``tokens``, ``token``), then the defaults.
+
+With ``--cert``, ``--key`` and ``--ca`` both ports speak TLS (mutual TLS between
+peers); with ``--tokens`` clients need a credential (`coordinator.security`). SIGHUP
+rereads these files; connections opened afterwards use them.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from coordinator.api import parse_address
 from coordinator.client import Client, ClientError
 from coordinator.lease import DEFAULT_TIMING
 from coordinator.members import Member
+from coordinator.security import SecurityConfigError, TlsFiles, client_context
 from coordinator.server import CoordinatorServer, ServerConfig
 from raft.errors import StorageError
 
@@ -31,6 +36,7 @@ _DEFAULTS: dict[str, Any] = {
     "listen": "127.0.0.1:7001", "peer_listen": "127.0.0.1:7101", "peers": "", "join": "",
     "fsync": True, "lease": DEFAULT_TIMING.lease_duration, "tick": 0.1, "log_level": "info",
     "advertise_client": None, "advertise_peer": None,
+    "cert": None, "key": None, "ca": None, "tokens": None, "token": None,
 }
 
 
@@ -97,6 +103,9 @@ def resolve_settings(config_file: Optional[str],
         raise click.UsageError("give the initial members with --peers, or --join a cluster")
     if members and node_id not in {m.node_id for m in members}:
         raise click.UsageError(f"--peers does not name this node ({node_id})")
+    tls_files = [settings["cert"], settings["key"], settings["ca"]]
+    if any(tls_files) and not all(tls_files):
+        raise click.UsageError("TLS needs all of --cert, --key and --ca")
     try:
         config = ServerConfig(
             node_id=node_id, data_dir=str(settings["data_dir"]), listen=str(settings["listen"]),
@@ -104,7 +113,9 @@ def resolve_settings(config_file: Optional[str],
             fsync=bool(settings["fsync"]), lease_duration=float(settings["lease"]),
             tick_interval=float(settings["tick"]),
             advertise_client=settings["advertise_client"] or None,
-            advertise_peer=settings["advertise_peer"] or None)
+            advertise_peer=settings["advertise_peer"] or None,
+            tls=TlsFiles(*map(str, tls_files)) if all(tls_files) else None,
+            tokens_file=settings["tokens"] or None)
         parse_address(config.listen, listen=True)
         parse_address(config.peer_listen, listen=True)
         for advertised in (config.advertise_client, config.advertise_peer):
@@ -147,6 +158,16 @@ def resolve_settings(config_file: Optional[str],
 @click.option("--log-level", envvar="RAFTCOORD_LOG_LEVEL",
               type=click.Choice(["debug", "info", "warning", "error"]),
               help="Log verbosity [info].")
+@click.option("--cert", envvar="RAFTCOORD_CERT", type=click.Path(dir_okay=False),
+              help="This node's certificate (PEM); with --key and --ca, both ports use TLS.")
+@click.option("--key", envvar="RAFTCOORD_KEY", type=click.Path(dir_okay=False),
+              help="The private key of --cert (PEM).")
+@click.option("--ca", envvar="RAFTCOORD_CA", type=click.Path(dir_okay=False),
+              help="CA bundle that signs the peers' and clients' certificates (PEM).")
+@click.option("--tokens", envvar="RAFTCOORD_TOKENS", type=click.Path(dir_okay=False),
+              help="Token file (ROLE NAME TOKEN lines): clients then need a credential.")
+@click.option("--token", envvar="RAFTCOORD_TOKEN",
+              help="Admin token this node presents when it --joins a secured cluster.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the bound addresses as one JSON line once serving.")
 def serve(config_file: Optional[str], as_json: bool, **options: Any) -> None:
@@ -155,8 +176,13 @@ def serve(config_file: Optional[str], as_json: bool, **options: Any) -> None:
     config, join, log_level = resolve_settings(config_file, options)
     logging.basicConfig(level=log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    token = options.get("token")
     try:
-        trio.run(_serve, config, join, as_json)
+        server = CoordinatorServer(config)
+    except SecurityConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        trio.run(_serve, server, join, as_json, token)
     except (OSError, StorageError, BaseExceptionGroup) as exc:
         cause = _startup_error(exc)
         if cause is None:
@@ -175,17 +201,24 @@ def _startup_error(exc: BaseException) -> Optional[BaseException]:
     return exc if isinstance(exc, (OSError, StorageError)) else None
 
 
-async def _serve(config: ServerConfig, join: list[str], as_json: bool) -> None:
-    server = CoordinatorServer(config)
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+async def _serve(server: CoordinatorServer, join: list[str], as_json: bool,
+                 token: Optional[str]) -> None:
+    config = server.config
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async with trio.open_nursery() as nursery:
             await nursery.start(server.run)
             if as_json:
                 print(json.dumps({"node": config.node_id, "client": server.client_address,
                                   "peer": server.peer_address}), flush=True)
             if join:
-                nursery.start_soon(_join, server, join)
+                nursery.start_soon(_join, server, join, token)
             async for signum in signals:
+                if signum == signal.SIGHUP:
+                    try:
+                        server.reload_security()
+                    except SecurityConfigError as exc:
+                        log.error("SIGHUP: keeping the previous TLS and token files: %s", exc)
+                    continue
                 log.info("signal %d: stopping", signum)
                 await server.stop()
                 break
@@ -193,9 +226,11 @@ async def _serve(config: ServerConfig, join: list[str], as_json: bool) -> None:
     log.info("node %d stopped", config.node_id)
 
 
-async def _join(server: CoordinatorServer, join: list[str]) -> None:
+async def _join(server: CoordinatorServer, join: list[str], token: Optional[str]) -> None:
     """Ask the cluster to add this node as a learner, until it is a member."""
-    async with Client(join, timeout=10.0) as client:
+    tls = server.config.tls
+    context = client_context(tls.ca, tls.cert, tls.key) if tls is not None else None
+    async with Client(join, timeout=10.0, ssl_context=context, token=token) as client:
         while True:
             try:
                 known = await client.members()

@@ -22,6 +22,7 @@ from coordinator.worker import (
     PartitionRevoked,
 )
 
+from ._client import client_credentials, security_options
 from .worker_events import EventLog
 
 
@@ -57,6 +58,7 @@ def worker() -> None:
 @click.option("--duration", type=click.FloatRange(min=0), default=None,
               help="Leave after this many seconds (default: at Ctrl-C or SIGTERM).")
 @click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines.")
+@security_options
 def run(worker_id: str, zone: str, connect: str, lease: float, max_drift: float,
         safety_margin: float, heartbeat_interval: Optional[float],
         checkpoint_interval: float, events_path: Optional[str], duration: Optional[float],
@@ -77,12 +79,13 @@ def run(worker_id: str, zone: str, connect: str, lease: float, max_drift: float,
     echo = (lambda line: click.echo(json.dumps(line, sort_keys=True))) if as_json \
         else _echo_readable
     try:
+        credentials = client_credentials()
         log = EventLog(events_path, worker_id, echo=echo)
     except OSError as exc:
         raise click.ClickException(f"cannot write {events_path}: {exc}") from None
     try:
         trio.run(_run, worker_id, zone, addresses, timing, heartbeat_interval,
-                 checkpoint_interval, log, duration)
+                 checkpoint_interval, log, duration, credentials)
     finally:
         log.close()
 
@@ -179,8 +182,8 @@ class _Demo:
 
 async def _run(worker_id: str, zone: str, addresses: list[str], timing: LeaseTiming,
                heartbeat_interval: Optional[float], checkpoint_interval: float, log: EventLog,
-               duration: Optional[float]) -> None:
-    agent = Worker(worker_id, addresses, zone=zone, timing=timing,
+               duration: Optional[float], credentials: dict) -> None:
+    agent = Worker(worker_id, addresses, zone=zone, timing=timing, **credentials,
                    heartbeat_interval=heartbeat_interval, clock=time.monotonic,
                    rng=random.Random(), leave_on_exit=False)
     demo = _Demo(agent, log)

@@ -28,11 +28,13 @@ import contextlib
 import logging
 import math
 import random
+import ssl
 from typing import Any, AsyncIterator, Awaitable, Callable, Optional, Sequence
 
 import trio
 
 from .lease import DEFAULT_TIMING, LeaseTiming
+from .security import AuthenticationFailed, connector
 from .protocol import (
     Ack,
     CheckpointResult,
@@ -111,7 +113,10 @@ class Worker:
         clock: the worker's clock (seconds, never going back); trio's by default.
             Lease deadlines in events are readings of it.
         rng: random choices (which node to try); seeded from the OS by default.
-        connect: opens a stream to an address (TCP by default).
+        connect: opens a stream to an address (TCP by default; see
+            `coordinator.security.connector` for TLS and a token).
+        ssl_context / token: shorthand for ``connect=connector(ssl_context, token)``:
+            TLS and a bearer token with the worker role.
         request_timeout: how long a checkpoint or leave waits for its answer.
     """
 
@@ -120,7 +125,8 @@ class Worker:
                  heartbeat_interval: Optional[float] = None, auto_release: bool = False,
                  leave_on_exit: bool = True, clock: Callable[[], float] = trio.current_time,
                  rng: Optional[random.Random] = None, connect: Connect = open_tcp,
-                 request_timeout: float = 2.0) -> None:
+                 request_timeout: float = 2.0, ssl_context: Optional[ssl.SSLContext] = None,
+                 token: Optional[str] = None) -> None:
         if not addresses:
             raise ValueError("give at least one cluster member address")
         self.worker_id = worker_id
@@ -128,7 +134,8 @@ class Worker:
         self.leave_on_exit = leave_on_exit
         self.request_timeout = request_timeout
         self._clock = clock
-        self._connect = connect
+        self._connect = connector(ssl_context, token) \
+            if ssl_context is not None or token is not None else connect
         self._nodes = list(addresses)
         self.session = WorkerSession(
             worker_id, zone, timing, self._nodes, rng or random.Random(), address=address,
@@ -342,6 +349,10 @@ class Worker:
         try:
             with trio.fail_after(self.request_timeout):
                 stream = await self._connect(address)
+        except AuthenticationFailed as exc:
+            log.warning("worker %s: %s refused its credentials: %s", self.worker_id,
+                        address, exc)
+            return None
         except (OSError, trio.TooSlowError, ValueError) as exc:
             log.info("worker %s: cannot reach %s: %s", self.worker_id, address, exc)
             return None

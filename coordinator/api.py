@@ -62,6 +62,11 @@ class ErrorKind(enum.Enum):
     (it is idempotent)."""
     UNAVAILABLE = "unavailable"
     """The node is starting, stopping or cannot reach a quorum; retry elsewhere."""
+    UNAUTHORIZED = "unauthorized"
+    """No valid credential: no token (or a wrong one) and no client certificate
+    granting a role (`coordinator.security`); do not retry with the same one."""
+    FORBIDDEN = "forbidden"
+    """The connection's role may not make this request (`coordinator.security.ALLOWED`)."""
 
 
 # -- field checks ----------------------------------------------------------------------
@@ -278,6 +283,18 @@ class TransferLeaderRequest:
     """Hand leadership to voter ``to`` (0: the most caught-up other voter)."""
 
     to: int = attrs.field(default=0, validator=_count(0))
+
+
+@register_message(118)
+@attrs.frozen(kw_only=True, repr=False)
+class AuthenticateRequest:
+    """Present a bearer token; the connection gets its role (answered with
+    ``{"role": ..., "name": ...}`` or ``unauthorized``)."""
+
+    token: str = attrs.field(validator=_text(4096))
+
+    def __repr__(self) -> str:  # never log the secret
+        return "AuthenticateRequest(token=<hidden>)"
 
 
 # -- replies -----------------------------------------------------------------------------

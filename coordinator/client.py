@@ -26,12 +26,18 @@ Rules:
 4. **Typed errors.** `BadRequestError` and `RefusedError` (the state machine said
    no: ``code`` is e.g. ``version_mismatch``, ``unknown_worker``, ``stale_epoch``) are
    raised at once, never retried.
+5. **Credentials.** With ``ssl_context`` every connection is TLS (see
+   `coordinator.security.client_context`); with ``token`` it authenticates first.
+   ``unauthorized`` (no or a wrong credential) and ``forbidden`` (the credential's
+   role may not make the request) raise `UnauthorizedError` / `ForbiddenError` at
+   once.
 """
 
 from __future__ import annotations
 
 import itertools
 import random
+import ssl
 import uuid
 from typing import Any, Optional, Sequence
 
@@ -41,8 +47,10 @@ import trio
 from . import api
 from .api import ErrorKind
 from .protocol import FrameDecoder, ProtocolError, encode_frame
+from .security import AuthenticationFailed, connector, transport_socket
 
-__all__ = ["BadRequestError", "Client", "ClientError", "KvItem", "RefusedError",
+__all__ = ["BadRequestError", "Client", "ClientError", "ForbiddenError", "KvItem",
+           "RefusedError", "UnauthorizedError",
            "RequestTimeout"]
 
 
@@ -67,6 +75,14 @@ class RefusedError(ClientError):
         self.code = code
 
 
+class UnauthorizedError(ClientError):
+    """The node requires a valid credential (a token or a client certificate)."""
+
+
+class ForbiddenError(UnauthorizedError):
+    """The credential's role may not make this request."""
+
+
 class RequestTimeout(ClientError):
     """No answer within the deadline. A write may or may not have been applied
     (retrying it through the same `Client` is safe only with its own retries)."""
@@ -88,7 +104,7 @@ class _ConnectionLost(Exception):
 class _Connection:
     """One TCP connection to a node; replies are matched to requests by id."""
 
-    def __init__(self, address: str, stream: trio.SocketStream) -> None:
+    def __init__(self, address: str, stream: trio.abc.Stream) -> None:
         self.address = address
         self.stream = stream
         self.closed = False
@@ -118,7 +134,7 @@ class _Connection:
         for event, _ in self._waiters.values():
             event.set()
         self._waiters.clear()
-        self.stream.socket.close()
+        transport_socket(self.stream).close()
 
     async def request(self, message: Any) -> Any:
         if self.closed:
@@ -153,6 +169,8 @@ class Client:
         backoff_initial / backoff_max: retry delays (rule 2).
         client_id: identity for write deduplication (default: random).
         rng: source of jitter (seed it for reproducible delays).
+        ssl_context: speak TLS with this context (None: plain TCP).
+        token: bearer token presented on every connection (None: none).
 
     Use as ``async with Client([...]) as client:``.
     """
@@ -161,7 +179,9 @@ class Client:
                  connect_timeout: float = 2.0, attempt_timeout: float = 3.0,
                  backoff_initial: float = 0.05,
                  backoff_max: float = 1.0, client_id: Optional[str] = None,
-                 rng: Optional[random.Random] = None) -> None:
+                 rng: Optional[random.Random] = None,
+                 ssl_context: Optional[ssl.SSLContext] = None,
+                 token: Optional[str] = None) -> None:
         if isinstance(addresses, str):
             addresses = [addresses]
         if not addresses:
@@ -183,6 +203,7 @@ class Client:
         self._unanswered: set[int] = set()
         self._nursery: Optional[trio.Nursery] = None
         self._nursery_manager: Any = None
+        self._connect = connector(ssl_context, token)
 
     async def __aenter__(self) -> "Client":
         self._nursery_manager = trio.open_nursery()
@@ -216,10 +237,11 @@ class Client:
             return connection
         if self._nursery is None:
             raise RuntimeError("use the Client as 'async with Client(...) as client'")
-        host, port = api.parse_address(address)
         try:
             with trio.fail_after(self.connect_timeout):
-                stream = await trio.open_tcp_stream(host, port)
+                stream = await self._connect(address)
+        except AuthenticationFailed as exc:
+            raise UnauthorizedError(str(exc)) from None
         except (OSError, trio.TooSlowError) as exc:
             raise _ConnectionLost(address) from exc
         connection = _Connection(address, stream)
@@ -269,6 +291,10 @@ class Client:
                     raise BadRequestError(reply.message)
                 if reply.kind == ErrorKind.REFUSED.value:
                     raise RefusedError(reply.code, reply.message)
+                if reply.kind == ErrorKind.UNAUTHORIZED.value:
+                    raise UnauthorizedError(f"{target}: {reply.message}")
+                if reply.kind == ErrorKind.FORBIDDEN.value:
+                    raise ForbiddenError(f"{target}: {reply.message}")
                 if reply.kind == ErrorKind.NOT_LEADER.value:
                     if self._leader == target:
                         self._leader = None

@@ -42,9 +42,12 @@ Rules:
    leadership to another voter when this node leads, then cancels everything;
    storage is closed after the runtime, so every acknowledged entry is on disk.
 
-Seams for later: `_serve_client` takes any trio stream (TLS would wrap it), every
-request passes through `_authorize` (always allows today), and `ServerStats` holds
-the counters a metrics endpoint would export.
+6. **Secured when configured** (`coordinator.security`). With ``tls`` both ports speak
+   TLS (the peer port mutual TLS); with ``tokens_file`` every client connection needs
+   a credential, and every request passes `_authorize` against the role table.
+   `reload_security()` (SIGHUP) rereads both; new connections use the new files.
+
+`ServerStats` holds the counters a metrics endpoint would export.
 """
 
 from __future__ import annotations
@@ -80,6 +83,8 @@ from .config import CoordinatorConfig
 from .lease import DEFAULT_TIMING, LeaseTiming
 from .members import MEMBERS_PREFIX, Member, member_key, members_of
 from .node import NodeDriver, Propose, Send, StartRead, apply_entry
+from .security import NodeTls, Role as AccessRole, TlsFiles, TokenTable, allows, \
+    role_of_certificate
 from .protocol import (
     WORKER_MESSAGES,
     FrameDecoder,
@@ -128,6 +133,11 @@ class ServerConfig:
         driver_tick: seconds between two rounds of the leader's decisions.
         cluster: cluster name checked by the peer transport's handshake.
         seed: seeds raft's election jitter (None: random).
+        tls: certificate, key and CA of this node; None serves plain TCP.
+        tokens_file: bearer tokens and their roles (`coordinator.security`); None
+            grants every client connection the admin role.
+        tls_handshake_timeout: seconds a client connection may take for its TLS
+            handshake.
     """
 
     node_id: int
@@ -154,6 +164,9 @@ class ServerConfig:
     driver_tick: float = 0.1
     cluster: str = "raftcoord"
     seed: Optional[int] = None
+    tls: Optional[TlsFiles] = None
+    tokens_file: Optional[str] = None
+    tls_handshake_timeout: float = 10.0
 
 
 @attrs.define
@@ -165,6 +178,10 @@ class ServerStats:
     overloaded: int = 0
     rejected_connections: int = 0
     """Connections closed for bad input."""
+    tls_failures: int = 0
+    """Client connections whose TLS handshake failed."""
+    unauthorized: int = 0
+    """Requests refused as unauthorized or forbidden."""
 
 
 class Replica:
@@ -229,6 +246,9 @@ class _Connection:
     stream: trio.abc.Stream
     remote: str
     slots: trio.Semaphore
+    role: Optional[AccessRole] = None
+    """What this connection may ask (`coordinator.security`); None: nothing yet."""
+    who: str = "anonymous"
     send_lock: trio.Lock = attrs.Factory(trio.Lock)
 
 
@@ -266,6 +286,23 @@ class CoordinatorServer:
         self._scope: Optional[trio.CancelScope] = None
         self._stopping = False
         self._rng = random.Random(config.seed)
+        self.tls = NodeTls(config.tls) if config.tls is not None else None
+        self.tokens = TokenTable.from_file(config.tokens_file) \
+            if config.tokens_file is not None else None
+
+    def reload_security(self) -> None:
+        """Reread the TLS files and the token file (SIGHUP); connections opened from
+        now on use them. On error the previous ones stay in use.
+
+        Raises:
+            SecurityConfigError: a file cannot be used (nothing was changed).
+        """
+        tokens = TokenTable.from_file(self.config.tokens_file) \
+            if self.config.tokens_file is not None else None
+        if self.tls is not None:
+            self.tls.reload()
+        self.tokens = tokens
+        log.info("node %d reloaded its TLS and token files", self.config.node_id)
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -280,8 +317,11 @@ class CoordinatorServer:
         try:
             peers = {m.node_id: api.parse_address(m.peer_address)
                      for m in config.members if m.node_id != config.node_id}
-            self.transport = TcpTransport(config.node_id, (host, port), peers,
-                                          cluster=config.cluster)
+            tls = self.tls
+            self.transport = TcpTransport(
+                config.node_id, (host, port), peers, cluster=config.cluster,
+                server_ssl=(lambda: tls.peer_server) if tls else None,
+                client_ssl=(lambda: tls.peer_client) if tls else None)
             raft_config = Config(id=config.node_id, voters=voters,
                                  election_ticks=config.election_ticks,
                                  heartbeat_ticks=config.heartbeat_ticks,
@@ -523,6 +563,17 @@ class CoordinatorServer:
         connection = _Connection(stream, remote,
                                  trio.Semaphore(self.config.max_requests_per_connection))
         try:
+            if self.tls is not None:
+                secured = await self._tls_handshake(stream, remote)
+                if secured is None:
+                    return
+                stream = connection.stream = secured
+            if self.tokens is None:
+                connection.role = AccessRole.ADMIN
+            elif self.tls is not None:
+                connection.role = role_of_certificate(stream.getpeercert())
+                if connection.role is not None:
+                    connection.who = f"certificate {stream.getpeercert().get('subject')}"
             async with trio.open_nursery() as nursery:
                 try:
                     while True:
@@ -550,18 +601,43 @@ class CoordinatorServer:
                 nursery.cancel_scope.cancel()
         finally:
             self._connections -= 1
-            await trio.aclose_forcefully(stream)
+            await trio.aclose_forcefully(connection.stream)
+
+    async def _tls_handshake(self, stream: trio.abc.Stream,
+                             remote: str) -> Optional[trio.SSLStream]:
+        """``stream`` under TLS, or None (logged) when the handshake fails."""
+        secured = trio.SSLStream(stream, self.tls.client_server, server_side=True)
+        reason = f"no TLS handshake within {self.config.tls_handshake_timeout} s"
+        with trio.move_on_after(self.config.tls_handshake_timeout):
+            try:
+                await secured.do_handshake()
+                return secured
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                reason = f"TLS handshake failed: {exc.__cause__ or exc}"
+        self.stats.tls_failures += 1
+        log.warning("refusing client connection from %s: %s", remote, reason)
+        await trio.aclose_forcefully(stream)
+        return None
 
     def _dispatch(self, nursery: trio.Nursery, connection: _Connection, request_id: int,
                   message: Any) -> None:
+        if isinstance(message, api.AuthenticateRequest):
+            nursery.start_soon(self._reply, connection, request_id,
+                               self._authenticate(connection, message))
+            return
+        if not isinstance(message, _REQUESTS + WORKER_MESSAGES):
+            raise ProtocolError(f"{type(message).__name__} is not a request a node serves")
+        refusal = self._authorize(connection, message)
+        if refusal is not None:
+            send = self._send if isinstance(message, WORKER_MESSAGES) else self._reply
+            nursery.start_soon(send, connection, request_id, refusal)
+            return
         if isinstance(message, WORKER_MESSAGES):
             # Worker sessions: the driver answers (through `Send`) when it can.
             self.stats.requests += 1
             self._run(self.driver.on_worker_message(self._now(), message, connection,
                                                     request_id, peer=connection.remote))
             return
-        if not isinstance(message, _REQUESTS):
-            raise ProtocolError(f"{type(message).__name__} is not a request a node serves")
         self.stats.requests += 1
         if self._in_flight >= self.config.max_in_flight:
             self.stats.overloaded += 1
@@ -598,14 +674,39 @@ class CoordinatorServer:
 
     # -- requests ----------------------------------------------------------------------
 
-    def _authorize(self, request: Any) -> None:
-        """Where authentication and authorization will plug in (allows all today)."""
+    def _authenticate(self, connection: _Connection,
+                      request: api.AuthenticateRequest) -> api.OkReply | api.ErrorReply:
+        """Give the connection the role of the presented token."""
+        if self.tokens is None:
+            return api.ok({"role": AccessRole.ADMIN.value, "name": "anyone"})
+        credential = self.tokens.lookup(request.token)
+        if credential is None:
+            self.stats.unauthorized += 1
+            connection.role, connection.who = None, "anonymous"
+            log.warning("client %s presented an unknown token", connection.remote)
+            return _error(ErrorKind.UNAUTHORIZED, "unknown token")
+        connection.role, connection.who = credential.role, f"token {credential.name!r}"
+        return api.ok({"role": credential.role.value, "name": credential.name})
+
+    def _authorize(self, connection: _Connection, request: Any) -> Optional[api.ErrorReply]:
+        """None when the connection's role may send ``request``, else the refusal."""
+        role = connection.role
+        if role is not None and allows(role, request):
+            return None
+        self.stats.unauthorized += 1
+        name = type(request).__name__
+        if role is None:
+            log.warning("refused %s from %s: no credential", name, connection.remote)
+            return _error(ErrorKind.UNAUTHORIZED, "this node requires a token or a client "
+                          "certificate")
+        log.warning("refused %s from %s (%s): role %s may not send it", name,
+                    connection.remote, connection.who, role.value)
+        return _error(ErrorKind.FORBIDDEN, f"role {role.value} may not send {name}")
 
     async def _handle(self, request: Any) -> Any:
         runtime = self.runtime
         if runtime is None or self._stopping:
             return _error(ErrorKind.UNAVAILABLE, "the node is stopping")
-        self._authorize(request)
         if isinstance(request, api.StatusRequest):
             return api.ok(self.status())
         if isinstance(request, api.ListMembersRequest):

@@ -39,6 +39,15 @@ listener: one bad connection never disturbs the others. A new connection from a
 node replaces that node's previous inbound connection, so half-open leftovers of
 a restarted peer do not pile up.
 
+TLS. Given ``server_ssl`` and ``client_ssl`` (callables returning an
+`ssl.SSLContext`, asked again for every new connection so that an embedder can swap
+certificates), every connection is TLS before the handshake frame. The embedder
+makes it mutual by requiring client certificates in the server context; a dialer
+that fails the TLS handshake (no certificate, another CA) is rejected like a bad
+handshake: counted and logged. Every connection also turns on TCP keepalive, so a
+half-open link (a peer that vanished without a FIN) is noticed within about
+``keepalive_idle + 3 * keepalive_interval`` seconds even when nothing is sent.
+
 The transport never touches the disk and never fsyncs: durability is the
 runtime's job, done before it calls `send`.
 """
@@ -126,7 +135,7 @@ class _Peer:
 class _FrameReader:
     """Reads length-prefixed frames from a stream, checking the length first."""
 
-    def __init__(self, stream: trio.SocketStream) -> None:
+    def __init__(self, stream: trio.abc.Stream) -> None:
         self._stream = stream
         self._buffer = bytearray()
 
@@ -179,6 +188,16 @@ def _set_nodelay(stream: trio.SocketStream) -> None:
     stream.setsockopt(trio.socket.IPPROTO_TCP, trio.socket.TCP_NODELAY, True)
 
 
+def _set_keepalive(stream: trio.SocketStream, idle: float, interval: float) -> None:
+    socket = trio.socket
+    stream.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, True)
+    for option, value in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", interval),
+                          ("TCP_KEEPCNT", 3)):
+        if hasattr(socket, option):  # Linux names; others keep the system's timers
+            stream.setsockopt(socket.IPPROTO_TCP, getattr(socket, option),
+                              max(1, int(value)))
+
+
 def _remote_name(stream: trio.SocketStream) -> str:
     try:
         host, port = stream.socket.getpeername()[:2]
@@ -210,6 +229,9 @@ class TcpTransport:
         backoff_initial / backoff_max: reconnection delay, doubled after every
             failure up to the maximum, with jitter.
         rng: source of the jitter (seed it to make the delays reproducible).
+        server_ssl / client_ssl: return the `ssl.SSLContext` for accepted / dialed
+            connections (both or neither; None: plain TCP). See "TLS" above.
+        keepalive_idle / keepalive_interval: TCP keepalive timers in seconds.
     """
 
     def __init__(self, node_id: NodeId, listen: Address, peers: Mapping[NodeId, Address],
@@ -217,7 +239,10 @@ class TcpTransport:
                  queue_limit: int = 1024, max_frame_bytes: int = 64 * 2**20, *,
                  handshake_timeout: float = 5.0, connect_timeout: float = 5.0,
                  write_timeout: float = 30.0, backoff_initial: float = 0.05,
-                 backoff_max: float = 2.0, rng: Optional[random.Random] = None) -> None:
+                 backoff_max: float = 2.0, rng: Optional[random.Random] = None,
+                 server_ssl: Optional[Callable[[], Any]] = None,
+                 client_ssl: Optional[Callable[[], Any]] = None,
+                 keepalive_idle: float = 10.0, keepalive_interval: float = 5.0) -> None:
         self.node_id = _check_node_id(node_id)
         self.listen = _check_address(listen, dial=False)
         if not isinstance(cluster, str):
@@ -226,6 +251,12 @@ class TcpTransport:
             raise ValueError("queue_limit and max_frame_bytes must be positive")
         if not 0 < backoff_initial <= backoff_max:
             raise ValueError("need 0 < backoff_initial <= backoff_max")
+        if (server_ssl is None) != (client_ssl is None):
+            raise ValueError("give both server_ssl and client_ssl, or neither")
+        self.server_ssl = server_ssl
+        self.client_ssl = client_ssl
+        self.keepalive_idle = keepalive_idle
+        self.keepalive_interval = keepalive_interval
         self.cluster = cluster
         self.queue_limit = queue_limit
         self.max_frame_bytes = max_frame_bytes
@@ -397,25 +428,36 @@ class TcpTransport:
                 await trio.sleep(self._jitter(delay))
                 delay = min(delay * 2, self.backoff_max)
 
-    async def _dial(self, peer: _Peer) -> Optional[trio.SocketStream]:
-        """Connect and send the handshake; None on failure or timeout."""
-        stream: Optional[trio.SocketStream] = None
+    async def _dial(self, peer: _Peer) -> Optional[trio.abc.Stream]:
+        """Connect (TLS when configured) and send the handshake; None on failure or
+        timeout."""
+        stream: Optional[trio.abc.Stream] = None
         done = False
         try:
             with trio.move_on_after(self.connect_timeout):
                 stream = await trio.open_tcp_stream(*peer.address)
                 _set_nodelay(stream)
+                _set_keepalive(stream, self.keepalive_idle, self.keepalive_interval)
+                if self.client_ssl is not None:
+                    stream = trio.SSLStream(stream, self.client_ssl(),
+                                            server_hostname=peer.address[0])
+                    await stream.do_handshake()
                 await stream.send_all(self._handshake_frame)
                 done = True
         except (OSError, trio.BrokenResourceError) as exc:
-            log.debug("node %d: cannot reach node %d at %s:%d: %s", self.node_id,
-                      peer.node_id, *peer.address, exc)
+            cause = exc.__cause__ or exc
+            if self.client_ssl is not None and type(cause).__module__ == "ssl":
+                log.warning("node %d: TLS handshake with node %d at %s:%d failed: %s",
+                            self.node_id, peer.node_id, *peer.address, cause)
+            else:
+                log.debug("node %d: cannot reach node %d at %s:%d: %s", self.node_id,
+                          peer.node_id, *peer.address, exc)
         finally:
             if not done and stream is not None:
                 await trio.aclose_forcefully(stream)
         return stream if done else None
 
-    async def _pump(self, peer: _Peer, stream: trio.SocketStream) -> None:
+    async def _pump(self, peer: _Peer, stream: trio.abc.Stream) -> None:
         """Write queued frames until the connection breaks (then return)."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch, stream, nursery.cancel_scope)
@@ -449,7 +491,7 @@ class TcpTransport:
                 nursery.cancel_scope.cancel()
 
     @staticmethod
-    async def _watch(stream: trio.SocketStream, scope: trio.CancelScope) -> None:
+    async def _watch(stream: trio.abc.Stream, scope: trio.CancelScope) -> None:
         """End the connection when the peer closes it: listeners never write."""
         try:
             await stream.receive_some(1)
@@ -491,16 +533,23 @@ class TcpTransport:
         self._stats.received += 1
         self._deliver(message)
 
-    async def _serve_connection(self, stream: trio.SocketStream) -> None:
+    async def _serve_connection(self, stream: trio.abc.Stream) -> None:
         """Read one inbound connection. Nothing it sends can raise out of here."""
         remote = _remote_name(stream)
-        reader = _FrameReader(stream)
         sender: Optional[NodeId] = None
         scope = trio.CancelScope()
         established = False
         try:
             _set_nodelay(stream)
+            _set_keepalive(stream, self.keepalive_idle, self.keepalive_interval)
             with trio.move_on_after(self.handshake_timeout):
+                if self.server_ssl is not None:
+                    stream = trio.SSLStream(stream, self.server_ssl(), server_side=True)
+                    try:
+                        await stream.do_handshake()
+                    except trio.BrokenResourceError as exc:
+                        raise _Rejected(f"TLS handshake failed: {exc.__cause__ or exc}") from None
+                reader = _FrameReader(stream)
                 frame = await reader.read(_HANDSHAKE_MAX_BYTES)
                 if frame is None:
                     # Connected and closed without a word: a TCP health check or a

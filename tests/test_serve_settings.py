@@ -30,8 +30,8 @@ def test_the_config_file_fills_what_options_leave_unset(tmp_path):
 
 def test_environment_variables_reach_the_node_configuration(tmp_path, monkeypatch):
     seen = {}
-    monkeypatch.setattr(serve_cmd.trio, "run", lambda fn, config, join, as_json:
-                        seen.update(config=config, join=join))
+    monkeypatch.setattr(serve_cmd.trio, "run", lambda fn, server, join, as_json, token:
+                        seen.update(config=server.config, join=join))
     result = CliRunner().invoke(serve, [], env={
         "RAFTCOORD_ID": "3", "RAFTCOORD_DATA_DIR": str(tmp_path), "RAFTCOORD_JOIN":
         "127.0.0.1:7001", "RAFTCOORD_FSYNC": "false", "RAFTCOORD_LISTEN": "127.0.0.1:7003"})
@@ -67,3 +67,22 @@ def test_advertised_addresses_are_what_other_members_are_told(tmp_path):
     with pytest.raises(click.UsageError):
         resolve_settings(None, {"node_id": 1, "data_dir": "d", "peers": "1=a:1/a:2",
                                 "advertise_peer": "a:0"})
+
+
+def test_tls_needs_all_three_files_and_they_reach_the_node(tmp_path):
+    base = {"node_id": 1, "data_dir": str(tmp_path), "peers": "1=127.0.0.1:7101/127.0.0.1:7001"}
+    with pytest.raises(click.UsageError, match="--cert, --key and --ca"):
+        resolve_settings(None, {**base, "cert": "node.pem"})
+    config, _, _ = resolve_settings(None, {**base, "cert": "n.pem", "key": "k.pem",
+                                           "ca": "ca.pem", "tokens": "tokens"})
+    assert (config.tls.cert, config.tls.key, config.tls.ca) == ("n.pem", "k.pem", "ca.pem")
+    assert config.tokens_file == "tokens"
+
+
+def test_an_unusable_token_file_stops_serve_with_one_line(tmp_path):
+    tokens = tmp_path / "tokens"
+    tokens.write_text("superuser ops abcdefghijklmnopqrstuvwxyz\n")
+    result = CliRunner().invoke(serve, ["--id", "1", "--data-dir", str(tmp_path / "d"),
+                                        "--peers", "1=127.0.0.1:7101/127.0.0.1:7001",
+                                        "--tokens", str(tokens)])
+    assert result.exit_code != 0 and "unknown role" in result.output
