@@ -3,8 +3,8 @@
 Settings come from, in order of precedence: command-line options, ``RAFTCOORD_*``
 environment variables, a TOML file given with ``--config`` (keys named like the
 options with underscores: ``id``, ``data_dir``, ``listen``, ``peer_listen``, ``peers``,
-``join``, ``advertise_client``, ``advertise_peer``, ``fsync``, ``lease``, ``tick``,
-``log_level``), then the defaults.
+``join``, ``advertise_client``, ``advertise_peer``, ``http_listen``, ``fsync``, ``lease``,
+``tick``, ``log_level``, ``log_format``), then the defaults.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import click
 import trio
 
 from coordinator.api import parse_address
+from coordinator import logs
 from coordinator.client import Client, ClientError
 from coordinator.members import Member
 from coordinator.server import CoordinatorServer, ServerConfig
@@ -29,7 +30,8 @@ log = logging.getLogger("raftcoord.serve")
 _DEFAULTS: dict[str, Any] = {
     "listen": "127.0.0.1:7001", "peer_listen": "127.0.0.1:7101", "peers": "", "join": "",
     "fsync": True, "lease": 3.0, "tick": 0.1, "log_level": "info",
-    "advertise_client": None, "advertise_peer": None,
+    "advertise_client": None, "advertise_peer": None, "http_listen": None,
+    "log_format": "text",
 }
 
 
@@ -71,12 +73,12 @@ def parse_members(text: str) -> tuple[Member, ...]:
 
 
 def resolve_settings(config_file: Optional[str],
-                     options: dict[str, Any]) -> tuple[ServerConfig, list[str], str]:
+                     options: dict[str, Any]) -> tuple[ServerConfig, list[str], str, str]:
     """The node's configuration from the options (command line or environment: click
     resolved those), then the TOML file, then the defaults.
 
     Returns:
-        (server configuration, addresses to join through, log level).
+        (server configuration, addresses to join through, log level, log format).
 
     Raises:
         click.UsageError: a missing or invalid setting.
@@ -103,15 +105,21 @@ def resolve_settings(config_file: Optional[str],
             fsync=bool(settings["fsync"]), lease_duration=float(settings["lease"]),
             tick_interval=float(settings["tick"]),
             advertise_client=settings["advertise_client"] or None,
-            advertise_peer=settings["advertise_peer"] or None)
+            advertise_peer=settings["advertise_peer"] or None,
+            http_listen=settings["http_listen"] or None)
         parse_address(config.listen, listen=True)
         parse_address(config.peer_listen, listen=True)
+        if config.http_listen:
+            parse_address(config.http_listen, listen=True)
         for advertised in (config.advertise_client, config.advertise_peer):
             if advertised is not None:
                 parse_address(advertised)
     except (TypeError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
-    return config, join, str(settings["log_level"])
+    log_format = str(settings["log_format"])
+    if log_format not in logs.FORMATS:
+        raise click.UsageError(f"log_format must be one of {', '.join(logs.FORMATS)}")
+    return config, join, str(settings["log_level"]), log_format
 
 
 @click.command("serve")
@@ -136,6 +144,9 @@ def resolve_settings(config_file: Optional[str],
                    "set it when listening on 0.0.0.0).")
 @click.option("--advertise-peer", envvar="RAFTCOORD_ADVERTISE_PEER", metavar="HOST:PORT",
               help="The peer address others use to reach this node (default: --peer-listen).")
+@click.option("--http-listen", envvar="RAFTCOORD_HTTP_LISTEN", metavar="HOST:PORT",
+              help="Serve /metrics, /healthz, /readyz and /status over HTTP here "
+                   "[off].")
 @click.option("--fsync/--no-fsync", default=None, envvar="RAFTCOORD_FSYNC",
               help="fsync the log before acknowledging [on].")
 @click.option("--lease", type=click.FloatRange(min=0.5), envvar="RAFTCOORD_LEASE",
@@ -145,14 +156,15 @@ def resolve_settings(config_file: Optional[str],
 @click.option("--log-level", envvar="RAFTCOORD_LOG_LEVEL",
               type=click.Choice(["debug", "info", "warning", "error"]),
               help="Log verbosity [info].")
+@click.option("--log-format", envvar="RAFTCOORD_LOG_FORMAT", type=click.Choice(logs.FORMATS),
+              help="One event per line: human-readable text or JSON objects [text].")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the bound addresses as one JSON line once serving.")
 def serve(config_file: Optional[str], as_json: bool, **options: Any) -> None:
     """Run one coordinator node until SIGTERM or Ctrl-C (then hand leadership over,
     flush and exit 0)."""
-    config, join, log_level = resolve_settings(config_file, options)
-    logging.basicConfig(level=log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config, join, log_level, log_format = resolve_settings(config_file, options)
+    logs.configure(log_level, log_format)
     try:
         trio.run(_serve, config, join, as_json)
     except (OSError, StorageError, BaseExceptionGroup) as exc:
@@ -180,7 +192,8 @@ async def _serve(config: ServerConfig, join: list[str], as_json: bool) -> None:
             await nursery.start(server.run)
             if as_json:
                 print(json.dumps({"node": config.node_id, "client": server.client_address,
-                                  "peer": server.peer_address}), flush=True)
+                                  "peer": server.peer_address,
+                                  "http": server.http_address}), flush=True)
             if join:
                 nursery.start_soon(_join, server, join)
             async for signum in signals:
