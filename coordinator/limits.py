@@ -53,4 +53,4 @@ class TokenBucket:
 def overloaded(message: str, retry_after: float) -> api.ErrorReply:
     """The typed refusal a client gets past a limit."""
     return api.ErrorReply(kind=ErrorKind.OVERLOADED.value, message=message[:4000],
-                          retry_after=round(min(max(retry_after, 0.0), 60.0), 3))
+                          retry_after=round(min(max(retry_after, 0.001), 60.0), 3))

@@ -92,12 +92,20 @@ class NodeMetrics:
     def refused(self, limit: str) -> None:
         self.overloaded.labels(limit).inc()
 
-    def role_changed(self, role: Role, leader_changed: bool) -> None:
-        if role is Role.CANDIDATE:
+    def role_changed(self, before: Any, now: Any) -> None:
+        """Count a `raft.runtime.Leadership` change (``before`` None: the first).
+
+        Changes can coalesce (a single voter goes candidate → leader between two
+        looks): a leadership not seen as candidate in its term counts as an election
+        started too.
+        """
+        if now.role is Role.CANDIDATE:
             self.elections_started.inc()
-        elif role is Role.LEADER:
+        elif now.role is Role.LEADER:
+            if before is None or before.role is not Role.CANDIDATE or before.term != now.term:
+                self.elections_started.inc()
             self.elections_won.inc()
-        if leader_changed:
+        if before is None or before.leader != now.leader:
             self.leader_changes.inc()
 
     def storage_write(self, seconds: float, fsynced: bool) -> None:

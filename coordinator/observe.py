@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import trio
 
 from raft.runtime import Leadership
-from raft.types import NONE, ConfChange, ConfState, Entry, Role
+from raft.types import NONE, ConfChange, ConfState, Entry
 
 from . import commands as c
 from .http_status import json_body
@@ -77,10 +77,7 @@ def role_changed(server: "CoordinatorServer", before: Optional[Leadership],
     """Count and log a role or leader change seen by `_watch_role`."""
     leader_changed = before is None or before.leader != now.leader
     role_changed = before is None or before.role is not now.role
-    if role_changed:
-        server.metrics.role_changed(now.role, leader_changed)
-    elif leader_changed:
-        server.metrics.role_changed(Role.FOLLOWER, True)
+    server.metrics.role_changed(before, now)
     if leader_changed:
         if now.leader == NONE:
             log.info("node %d: no leader in term %d", server.config.node_id, now.term,
