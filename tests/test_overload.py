@@ -106,3 +106,19 @@ def test_token_bucket_allows_bursts_then_the_rate():
     assert bucket.take(0.05) == pytest.approx(0.05)
     assert bucket.take(0.1) == 0.0
     assert TokenBucket(rate=0, burst=1, now=0).take(0) == 0.0  # unlimited
+
+
+async def test_writes_past_the_pending_proposal_limit_are_overloaded(nursery, tmp_path):
+    server = await start_node(nursery, tmp_path, max_pending_proposals=0)
+    host, port = parse_address(server.client_address)
+    with trio.fail_after(10):
+        stream = await trio.open_tcp_stream(host, port)
+        async with stream:
+            await stream.send_all(
+                encode_frame(1, api.KvPutRequest(client_id="c", seq=1, key="app/k",
+                                                 value=b"v"))
+                + encode_frame(2, api.KvGetRequest(key="app/k")))
+            replies = await read_replies(stream, 2)
+    assert replies[1].kind == "overloaded" and replies[1].retry_after == pytest.approx(0.1)
+    assert isinstance(replies[2], api.OkReply)  # reads propose nothing
+    await server.stop()
