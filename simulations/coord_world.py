@@ -70,6 +70,7 @@ from .coord_checkers import (
     zone_spread_problem,
 )
 from .coord_workers import SimWorker
+from .coord_timeline import CoordTimeline
 from .faults import PARTITION_KINDS, Fault
 from .history import OpKind, Operation, Outcome
 from .world import REPLY, UNDO, SimConfig, SimNode, World
@@ -205,6 +206,7 @@ class CoordWorld(World):
         # Workers cut from every node by the scenario, and the side of the current
         # node partition each worker is on (None: it reaches both sides).
         self._isolated: set[int] = set()
+        self.coord_timeline = CoordTimeline()  # for the HTML report only
         self._worker_side: dict[int, Optional[int]] = {}
         self.workers: dict[str, SimWorker] = {}
         self._by_number: dict[int, SimWorker] = {}
@@ -534,6 +536,7 @@ class CoordWorld(World):
             return
         worker.start()
         self._trace(W_TIMER, worker.number, 1, b"start")
+        self._observe()
         self.push(self._rng_workers.uniform(0, worker.period), W_TIMER,
                   worker.number, worker.incarnation)
 
@@ -548,6 +551,7 @@ class CoordWorld(World):
             and self.heal_time is None and not self.network.faults.loss
         self.ownership.worker_died(worker.id, slots, self.now,
                                    self.now + self.bound if calm else None)
+        self._observe()
 
     def _on_worker_timer(self, number: int, incarnation: int) -> None:
         worker = self._by_number[number]
@@ -589,12 +593,14 @@ class CoordWorld(World):
         self._trace(W_TIMER, worker.number, 4, b"pause")
         worker.paused = True
         self.push(duration, W_UNDO, "resume", (worker.number, worker.incarnation))
+        self._observe()
 
     def resume_worker(self, worker: SimWorker) -> None:
         if not worker.up or not worker.paused:
             return
         self._trace(W_TIMER, worker.number, 5, b"resume")
         worker.paused = False
+        self._observe()
         held, worker.held = worker.held, []
         for direction, message in held:
             if direction == "in":
@@ -606,6 +612,7 @@ class CoordWorld(World):
         self._isolated.add(worker.number)
         self._rewire_workers()
         self._trace(W_TIMER, worker.number, 6, b"isolate")
+        self._observe()
         self.push(duration, W_UNDO, "reconnect", (worker.number, 0))
 
     def _on_worker_undo(self, what: str, arg: tuple) -> None:
@@ -617,6 +624,7 @@ class CoordWorld(World):
         elif what == "reconnect":
             self._isolated.discard(worker.number)
             self._rewire_workers()
+            self._observe()
 
     def _poisoned(self, worker_id: str) -> None:
         """The poison partition was just given to ``worker_id``: it dies soon."""
@@ -766,8 +774,12 @@ class CoordWorld(World):
                 return False
         return not plan(state, self.policy, self._leader_now())
 
+    def _observe(self) -> None:
+        self.coord_timeline.observe(self.now, self.workers, self._isolated, self.reference_state())
+
     def _on_coord_check(self) -> None:
         self.push(0.25, COORD_CHECK)
+        self._observe()
         problem = self.ownership.overdue(self.now, self._failover_exempt)
         if problem:
             self._fail("failover bound", problem + f" (bound {self.bound:.2f}s)", self.now)
