@@ -27,10 +27,15 @@ log = logging.getLogger("coordinator.events")
 LAG_PROBE_SECONDS = 0.25
 """How often the event-loop lag probe wakes up."""
 
+CAUGHT_UP_ENTRIES = 64
+"""A node whose applied index is within this many entries of its commit index is
+caught up (applying always trails committing by a moment; readiness must not flap
+with every write)."""
+
 
 def readiness(server: "CoordinatorServer") -> tuple[bool, str]:
     """Whether the node can serve: a member of the configuration, a leader known,
-    and everything it knows to be committed applied. (False, why) otherwise."""
+    and caught up (`CAUGHT_UP_ENTRIES`). (False, why) otherwise."""
     runtime = server.runtime
     if runtime is None or server._stopping:
         return False, "not running"
@@ -39,7 +44,7 @@ def readiness(server: "CoordinatorServer") -> tuple[bool, str]:
         return False, "not a member of the cluster (yet)"
     if status.leader == NONE:
         return False, "no known leader"
-    if runtime.applied_index < status.commit:
+    if status.commit - runtime.applied_index > CAUGHT_UP_ENTRIES:
         return False, f"applying: {runtime.applied_index} of {status.commit}"
     return True, f"ready: leader {status.leader}, applied {runtime.applied_index}"
 

@@ -85,8 +85,9 @@ async def test_readyz_turns_ready_once_a_leader_is_known(nursery, tmp_path):
     assert status == 200
     view = json.loads(body)
     assert view["leader"] in (1, 2) and view["role"] in ("leader", "follower")
-    assert view["voters"] == [1, 2] and view["ready"] is True
-    assert view["commit"] >= 1 and view["applied"] == view["commit"]
+    assert view["voters"] == [1, 2]
+    assert view["ready"] is True
+    assert 1 <= view["commit"] and view["applied"] <= view["commit"]
     assert "workers" in view and "unowned_slots" in view
     assert (await http_get(first.http_address, "/nope"))[0] == 404
     await first.stop()
@@ -120,8 +121,9 @@ async def test_metrics_parse_and_cover_the_node(nursery, tmp_path):
     assert value("raftcoord_raft_commit_index") >= 3
     assert value("raftcoord_raft_applied_index") == value("raftcoord_raft_commit_index")
     assert value("raftcoord_proposals_total", outcome="committed") >= 2
-    assert value("raftcoord_client_requests_total", type="KvPutRequest", result="ok") == 1
-    assert value("raftcoord_client_requests_total", type="KvGetRequest", result="ok") == 1
+    assert value("raftcoord_client_requests_total", type="KvPutRequest", result="ok") >= 1
+    assert value("raftcoord_client_requests_total", type="KvGetRequest", result="ok") >= 1
+    assert value("raftcoord_client_requests_total", type="CreateGroupRequest") >= 1
     assert value("raftcoord_elections_started_total") >= 1
     assert value("raftcoord_elections_won_total") >= 1
     assert value("raftcoord_storage_append_seconds_count") + \
@@ -176,10 +178,12 @@ async def test_json_logs_carry_the_request_id(nursery, tmp_path):
         root.setLevel(previous)
     events = [json.loads(line) for line in out.getvalue().splitlines()]  # all parse
     puts = [e for e in events if e["message"].startswith("KvPutRequest from")]
-    assert len(puts) == 1
-    request_id = puts[0]["request_id"]
-    lines = [e for e in events if e.get("request_id") == request_id]
-    assert any(e["message"] == "answered ok" for e in lines)
+    assert puts  # more than one if the client had to retry
+    ids = {e["request_id"] for e in puts}
+    assert len(ids) == len(puts)
+    answered = {e.get("request_id") for e in events if e["message"].startswith("answered")}
+    assert ids <= answered  # each attempt's lines share its id
+    assert any(e["message"] == "answered ok" and e["request_id"] in ids for e in events)
     assert any(e.get("event") == "leader_changed" and e["level"] == "info" for e in events)
     assert all({"ts", "level", "logger", "message"} <= set(e) for e in events)
 
