@@ -21,6 +21,7 @@ import trio
 from coordinator.api import parse_address
 from coordinator import logs
 from coordinator.client import Client, ClientError
+from coordinator.lease import DEFAULT_TIMING
 from coordinator.members import Member
 from coordinator.server import CoordinatorServer, ServerConfig
 from raft.errors import StorageError
@@ -29,7 +30,7 @@ log = logging.getLogger("raftcoord.serve")
 
 _DEFAULTS: dict[str, Any] = {
     "listen": "127.0.0.1:7001", "peer_listen": "127.0.0.1:7101", "peers": "", "join": "",
-    "fsync": True, "lease": 3.0, "tick": 0.1, "log_level": "info",
+    "fsync": True, "lease": DEFAULT_TIMING.lease_duration, "tick": 0.1, "log_level": "info",
     "advertise_client": None, "advertise_peer": None, "http_listen": None,
     "log_format": "text",
 }
@@ -150,7 +151,8 @@ def resolve_settings(config_file: Optional[str],
 @click.option("--fsync/--no-fsync", default=None, envvar="RAFTCOORD_FSYNC",
               help="fsync the log before acknowledging [on].")
 @click.option("--lease", type=click.FloatRange(min=0.5), envvar="RAFTCOORD_LEASE",
-              help="Worker lease in seconds; every node and worker must use the same [3.0].")
+              help="Worker lease in seconds; every node and worker must use the same "
+                   f"[{DEFAULT_TIMING.lease_duration}].")
 @click.option("--tick", type=click.FloatRange(min=0.001), envvar="RAFTCOORD_TICK",
               help="Seconds per raft tick; elections time out after 10-20 ticks, leaders heartbeat every tick [0.1].")
 @click.option("--log-level", envvar="RAFTCOORD_LOG_LEVEL",

@@ -923,21 +923,44 @@ class Planner:
         for worker in self.eligible:  # sorted by id
             self.workers_in_zone[self.zone[worker]].append(worker)
         pending, load, zone = self.pending, self.load, self.zone
-        for pid in sorted(candidates, key=lambda p: partitions[p].ordinal):
-            record = partitions[pid]
-            rf = record.replication_factor
-            if record.quarantined or (pending and any(
-                    (pid, slot) in pending for slot in range(rf))):
-                continue
-            members = self.members_of(pid)
-            if len(members) != rf or any(m not in load for m in members):
-                continue
-            allowed = min(rf, len(self.zones))
-            while len({zone[m] for m in members}) < allowed:
-                if self.pending_total >= self.policy.max_moves_in_flight:
-                    return
-                if not self._repair(pid, record, members):
-                    break
+        # A repair can create the swap partner an earlier clash lacked (the slot it
+        # brings to a worker of that clash's missing zone), so clashes left standing
+        # are tried again after every sweep that repaired something: the pass ends
+        # only when a sweep repairs nothing, and the next plan finds nothing either.
+        # A clash that failed after the latest repair is not tried again (nothing it
+        # depends on changed since), a retry whose zones did not change costs O(R Z)
+        # (the per-zone answers are cached), and every repair raises the sum of
+        # distinct zones, so the sweeps end.
+        todo = sorted(candidates, key=lambda p: partitions[p].ordinal)
+        repairs = 0
+        failed_at: dict[str, int] = {}  # clash -> repairs planned when it last failed
+        while True:
+            before = repairs
+            standing = []
+            for pid in todo:
+                if failed_at.get(pid) == repairs:
+                    standing.append(pid)
+                    continue
+                record = partitions[pid]
+                rf = record.replication_factor
+                if record.quarantined or (pending and any(
+                        (pid, slot) in pending for slot in range(rf))):
+                    continue
+                members = self.members_of(pid)
+                if len(members) != rf or any(m not in load for m in members):
+                    continue
+                allowed = min(rf, len(self.zones))
+                while len({zone[m] for m in members}) < allowed:
+                    if self.pending_total >= self.policy.max_moves_in_flight:
+                        return
+                    if not self._repair(pid, record, members):
+                        failed_at[pid] = repairs
+                        standing.append(pid)
+                        break
+                    repairs += 1
+            if repairs == before:
+                return
+            todo = standing
 
     def _repair(self, pid: str, record, members: list[str]) -> bool:
         """Give ``pid`` one more zone: move a replica that shares its zone to a worker

@@ -32,7 +32,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Optional, Sequence
 
 import trio
 
-from .lease import LeaseTiming
+from .lease import DEFAULT_TIMING, LeaseTiming
 from .protocol import (
     Ack,
     CheckpointResult,
@@ -47,8 +47,6 @@ from .worker import SessionEvent, WorkerSession
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMING = LeaseTiming(lease_duration=3.0, max_drift=0.05, safety_margin=0.3)
-"""The lease timing of a server with default settings (`raftcoord serve`)."""
 
 
 class WorkerError(Exception):

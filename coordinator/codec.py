@@ -1,9 +1,27 @@
 """CBOR wire format of coordinator commands and results.
 
 An encoded command is a CBOR map ``{"v": FORMAT_VERSION, "c": <value>}`` where an
-attrs value is a map ``{"_t": <class name>, <field>: <value>, ...}``, an enum member is
-``{"_e": <enum name>, "v": <member value>}``, tuples are arrays and everything else is
+attrs value is a map ``{"_t": <wire tag>, <field>: <value>, ...}``, an enum member is
+``{"_e": <wire tag>, "v": <member value>}``, tuples are arrays and everything else is
 a CBOR primitive. Results use the same shape under ``"r"``.
+
+Wire tags
+=========
+Every command, result and enum has a stable integer **wire tag**, listed once in
+`WIRE_TAGS` (the same idea as `coordinator.protocol.register_message` for the
+messages of the worker and client protocol). The tag, not the Python class name, is
+what a log entry stores, so classes may be renamed or moved without making committed
+entries undecodable. A tag is never reused: a removed class keeps its row retired.
+Field names are still written out, so renaming a *field* is a format change.
+
+Compatibility
+=============
+Format 1 (up to this release) tagged values with their class names; format 2 tags
+them with `WIRE_TAGS`. Decoders read both (format 1 names are mapped through the
+frozen `_FORMAT1_NAMES` table, not through today's class names), encoders write
+format 2. A node of an older release cannot read format 2 entries: upgrade every
+node of a cluster before it elects a leader of the new release. Golden files under
+``tests/golden`` pin both formats.
 
 Decoding is the filter between the outside world and the state machine: anything that
 is not a well-formed command of a known version (bad CBOR, trailing bytes, unknown
@@ -16,21 +34,86 @@ from __future__ import annotations
 
 import enum
 import io
-from typing import Any
+from typing import Any, Mapping
 
 import attrs
 import cbor2
 
 from . import commands as c
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Bump when an encoded command could be read differently; decoders refuse others."""
 
-_CLASSES: dict[str, type] = {cls.__name__: cls for cls in c.COMMAND_TYPES + c.RESULT_TYPES}
-_ENUMS: dict[str, type[enum.Enum]] = {
-    cls.__name__: cls for cls in (c.WorkerState, c.ErrorCode)
+_READABLE_FORMATS = (1, FORMAT_VERSION)
+
+WIRE_TAGS: Mapping[int, type] = {
+    # Commands: 1..99.
+    1: c.RegisterWorker,
+    2: c.DeregisterWorker,
+    3: c.ExpireWorker,
+    4: c.DrainWorker,
+    5: c.UndrainWorker,
+    6: c.CreatePartitionGroup,
+    7: c.DeletePartitionGroup,
+    8: c.Assign,
+    9: c.Revoke,
+    10: c.Released,
+    11: c.ForceRevoke,
+    12: c.ReleaseQuarantine,
+    13: c.KvPut,
+    14: c.KvCas,
+    15: c.KvDelete,
+    16: c.KvGet,
+    17: c.KvList,
+    18: c.FencedPut,
+    19: c.Batch,
+    20: c.ClientRequest,
+    # Results: 100..199.
+    100: c.SlotRef,
+    101: c.Error,
+    102: c.WorkerRegistered,
+    103: c.WorkerRemoved,
+    104: c.WorkerStateChanged,
+    105: c.GroupChanged,
+    106: c.Assigned,
+    107: c.RevokeStarted,
+    108: c.SlotReleased,
+    109: c.QuarantineReleased,
+    110: c.KvValue,
+    111: c.KvEntries,
+    112: c.BatchResult,
+    # Enums: 200..299.
+    200: c.WorkerState,
+    201: c.ErrorCode,
 }
+"""Wire tag → command, result or enum class. Never change or reuse a tag."""
+
+_TAG_OF: dict[type, int] = {cls: tag for tag, cls in WIRE_TAGS.items()}
+
+_FORMAT1_NAMES: Mapping[str, int] = {
+    "RegisterWorker": 1, "DeregisterWorker": 2, "ExpireWorker": 3, "DrainWorker": 4,
+    "UndrainWorker": 5, "CreatePartitionGroup": 6, "DeletePartitionGroup": 7,
+    "Assign": 8, "Revoke": 9, "Released": 10, "ForceRevoke": 11,
+    "ReleaseQuarantine": 12, "KvPut": 13, "KvCas": 14, "KvDelete": 15, "KvGet": 16,
+    "KvList": 17, "FencedPut": 18, "Batch": 19, "ClientRequest": 20,
+    "SlotRef": 100, "Error": 101, "WorkerRegistered": 102, "WorkerRemoved": 103,
+    "WorkerStateChanged": 104, "GroupChanged": 105, "Assigned": 106,
+    "RevokeStarted": 107, "SlotReleased": 108, "QuarantineReleased": 109,
+    "KvValue": 110, "KvEntries": 111, "BatchResult": 112,
+    "WorkerState": 200, "ErrorCode": 201,
+}
+"""The class names format 1 wrote, frozen: renaming a class must not change them."""
+
 _MAX_DEPTH = 8
+
+
+def tag_of(cls: type) -> int:
+    """The wire tag of a command, result or enum class.
+
+    Raises:
+        KeyError: the class has no wire tag.
+    """
+    return _TAG_OF[cls]
 
 
 class CommandDecodeError(ValueError):
@@ -91,16 +174,17 @@ def _decode(data: bytes, key: str) -> Any:
         raise CommandDecodeError("trailing bytes after the encoded value")
     if not isinstance(envelope, dict) or set(envelope) != {"v", key}:
         raise CommandDecodeError("malformed envelope")
-    if envelope["v"] != FORMAT_VERSION:
-        raise CommandDecodeError(f"unsupported format version {envelope['v']!r}")
-    return _from_wire(envelope[key], 0)
+    version = envelope["v"]
+    if isinstance(version, bool) or version not in _READABLE_FORMATS:
+        raise CommandDecodeError(f"unsupported format version {version!r}")
+    return _from_wire(envelope[key], 0, version)
 
 
 def _to_wire(value: Any) -> Any:
     if isinstance(value, enum.Enum):
-        return {"_e": type(value).__name__, "v": value.value}
+        return {"_e": _TAG_OF[type(value)], "v": value.value}
     if attrs.has(type(value)):
-        out = {"_t": type(value).__name__}
+        out: dict[str, Any] = {"_t": _TAG_OF[type(value)]}
         for field in attrs.fields(type(value)):
             out[field.name] = _to_wire(getattr(value, field.name))
         return out
@@ -109,33 +193,45 @@ def _to_wire(value: Any) -> Any:
     return value
 
 
-def _from_wire(value: Any, depth: int) -> Any:
+def _lookup(tag: Any, version: int, kind: str) -> Any:
+    """The class a ``_t``/``_e`` tag names in the given format (None if none)."""
+    if version == 1:
+        tag = _FORMAT1_NAMES.get(tag) if isinstance(tag, str) else None
+    elif isinstance(tag, bool) or not isinstance(tag, int):
+        return None
+    cls = WIRE_TAGS.get(tag)
+    is_enum = isinstance(cls, type) and issubclass(cls, enum.Enum)
+    return cls if cls is not None and is_enum == (kind == "_e") else None
+
+
+def _from_wire(value: Any, depth: int, version: int) -> Any:
     if depth > _MAX_DEPTH:
         raise CommandDecodeError("value nested too deeply")
     if isinstance(value, list):
-        return tuple(_from_wire(item, depth + 1) for item in value)
+        return tuple(_from_wire(item, depth + 1, version) for item in value)
     if not isinstance(value, dict):
         if isinstance(value, (str, bytes, int, float, bool)) or value is None:
             return value
         raise CommandDecodeError(f"unexpected CBOR value of type {type(value).__name__}")
     if "_e" in value:
-        enum_cls = _ENUMS.get(value.get("_e")) if isinstance(value.get("_e"), str) else None
+        enum_cls = _lookup(value.get("_e"), version, "_e")
         if enum_cls is None or set(value) != {"_e", "v"}:
             raise CommandDecodeError(f"unknown enum {value.get('_e')!r}")
         try:
             return enum_cls(value["v"])
         except ValueError as exc:
             raise CommandDecodeError(str(exc)) from exc
-    name = value.get("_t")
-    cls = _CLASSES.get(name) if isinstance(name, str) else None
+    tag = value.get("_t")
+    cls = _lookup(tag, version, "_t")
     if cls is None:
-        raise CommandDecodeError(f"unknown type {name!r}")
+        raise CommandDecodeError(f"unknown type {tag!r}")
+    name = cls.__name__
     names = {field.name for field in attrs.fields(cls)}
     fields = {k: v for k, v in value.items() if k != "_t"}
     if not set(fields) <= names:
         raise CommandDecodeError(f"{name}: unknown fields {sorted(map(repr, set(fields) - names))}")
     try:
-        kwargs = {k: _from_wire(v, depth + 1) for k, v in fields.items()}
+        kwargs = {k: _from_wire(v, depth + 1, version) for k, v in fields.items()}
         return cls(**kwargs)
     except CommandDecodeError:
         raise

@@ -117,6 +117,12 @@ class LeaseTiming:
         return self.lease_duration * (1 + self.max_drift)
 
 
+DEFAULT_TIMING = LeaseTiming(lease_duration=3.0, max_drift=0.05, safety_margin=0.3)
+"""The lease timing of a server with default settings (`ServerConfig`, ``raftcoord
+serve``) and of a worker that connects to one (`coordinator.agent.Worker`): the one
+place these defaults are written, as leader and workers must agree on them."""
+
+
 @attrs.frozen(kw_only=True)
 class HeartbeatAck:
     """The leader's answer to a heartbeat.

@@ -57,6 +57,9 @@ replica slots should change owner, and returns `Move`s; the leader turns them in
    create is usually avoided for free; otherwise a swap costs two handoffs. Repairs
    obey the caps of rule 6 and only ever raise the sum of distinct zones, so repeated
    plans reach a fixed point; a clash-free layout gets no repair moves at all. A
+   repair may give a clash tried earlier in the pass the swap partner it lacked, so
+   clashes left standing are tried again until a sweep repairs nothing: the plan
+   after a converged one is empty. A
    clash stays when no swap partner exists (e.g. unequal zone sizes make spread and
    balance incompatible: balance wins).
 6. **Throttling.** Graceful handoffs in flight (pending in the state plus those

@@ -83,7 +83,7 @@ from . import views
 from .api import ErrorKind
 from .config import CoordinatorConfig
 from .http_status import HttpStatusServer
-from .lease import LeaseTiming
+from .lease import DEFAULT_TIMING, LeaseTiming
 from .limits import RETRY_AFTER_BUSY, RETRY_AFTER_CONNECTIONS, TokenBucket, overloaded
 from .logs import request_context
 from .metrics import NodeMetrics
@@ -176,9 +176,9 @@ class ServerConfig:
     send_timeout: float = 10.0
     max_frame_bytes: int = 2 * 1024 * 1024
     snapshot_every: int = 20_000
-    lease_duration: float = 3.0
-    max_drift: float = 0.05
-    safety_margin: float = 0.3
+    lease_duration: float = DEFAULT_TIMING.lease_duration
+    max_drift: float = DEFAULT_TIMING.max_drift
+    safety_margin: float = DEFAULT_TIMING.safety_margin
     driver_tick: float = 0.1
     cluster: str = "raftcoord"
     seed: Optional[int] = None

@@ -58,6 +58,7 @@ import attrs
 import cbor2
 
 from . import commands as c
+from ._rows import Rows
 from .codec import decode_result, encode_result
 from .commands import ErrorCode, WorkerState
 from .config import CoordinatorConfig
@@ -79,6 +80,16 @@ SNAPSHOT_FORMAT = 3
 """Version 2 added ``log_time``, version 3 the client sessions; older snapshots are
 still read (see `restore`)."""
 _READABLE_FORMATS = (1, 2, SNAPSHOT_FORMAT)
+
+# Snapshot rows: each record's fields in declaration order (see `coordinator._rows`).
+_CONFIG_ROWS = Rows(CoordinatorConfig)
+_WORKER_ROWS = Rows(WorkerRecord, last="expired_at")
+_GROUP_ROWS = Rows(GroupRecord)
+_PARTITION_ROWS = Rows(PartitionRecord, last="not_before")
+_PENDING_ROWS = Rows(PendingMove)
+_HOLD_ROWS = Rows(Hold)
+_KV_ROWS = Rows(KvRecord)
+_COUNTER_ROWS = Rows(Counters)
 
 MAX_CLIENT_SESSIONS = 4096
 """Clients whose recent write results are kept; the least recently active is
@@ -734,39 +745,23 @@ class CoordinatorState:
     # ---------------------------------------------------------- snapshot / restore
 
     def _to_wire(self) -> dict[str, Any]:
-        config = self._config
         return {
             "format": SNAPSHOT_FORMAT,
-            "config": [config.revoke_timeout, config.restart_delay,
-                       config.quarantine_threshold, config.quarantine_window],
-            "workers": [
-                [w.worker_id, w.address, w.zone, w.capacity, [list(p) for p in w.labels],
-                 w.state.value, w.registered_at, w.expired_at]
-                for w in sorted(self._workers.values(), key=lambda w: w.worker_id)
-            ],
-            "groups": [
-                [g.name, g.count, g.weight, g.replication_factor, g.created_at,
-                 g.first_ordinal]
-                for g in sorted(self._groups.values(), key=lambda g: g.name)
-            ],
-            "partitions": [
-                [p.partition_id, p.group, p.index, p.weight, p.replication_factor, p.epoch,
-                 list(p.owners), list(p.assigned_at), p.quarantined, list(p.deaths),
-                 p.not_before]
-                for p in sorted(self._partitions.values(), key=lambda p: p.sort_key)
-            ],
-            "pending": [
-                [m.partition_id, m.slot, m.source, m.target, m.epoch, m.phase.value,
-                 m.deadline]
-                for _, m in sorted(self._pending.items())
-            ],
-            "holds": [[k[0], k[1], h.worker_id, h.until] for k, h in sorted(self._holds.items())],
+            "config": _CONFIG_ROWS.encode(self._config),
+            "workers": [_WORKER_ROWS.encode(w)
+                        for w in sorted(self._workers.values(), key=lambda w: w.worker_id)],
+            "groups": [_GROUP_ROWS.encode(g)
+                       for g in sorted(self._groups.values(), key=lambda g: g.name)],
+            "partitions": [_PARTITION_ROWS.encode(p)
+                           for p in sorted(self._partitions.values(), key=lambda p: p.sort_key)],
+            "pending": [_PENDING_ROWS.encode(m) for _, m in sorted(self._pending.items())],
+            "holds": [[*k, *_HOLD_ROWS.encode(h)] for k, h in sorted(self._holds.items())],
             "retired": [[name, floor, at] for name, (floor, at) in sorted(self._retired.items())],
-            "kv": [[k, self._kv[k].value, self._kv[k].version] for k in self._kv_keys],
+            "kv": [[k, *_KV_ROWS.encode(self._kv[k])] for k in self._kv_keys],
             "kv_revision": self._kv_revision,
             "next_ordinal": self._next_ordinal,
             "log_time": self._log_time,
-            "counters": list(self._counters.as_tuple()),
+            "counters": _COUNTER_ROWS.encode(self._counters),
             "sessions": [
                 [client_id, session.floor, session.last_active,
                  [[seq, encode_result(result)] for seq, result in sorted(session.results.items())]]
@@ -804,59 +799,44 @@ class CoordinatorState:
 
     @classmethod
     def _from_wire(cls, wire: dict[str, Any]) -> "CoordinatorState":
-        revoke_timeout, restart_delay, threshold, window = wire["config"]
-        state = cls(CoordinatorConfig(revoke_timeout=revoke_timeout,
-                                      restart_delay=restart_delay,
-                                      quarantine_threshold=threshold,
-                                      quarantine_window=window))
-        for wid, address, zone, capacity, labels, st, registered_at, expired_at in wire["workers"]:
-            state._workers[wid] = WorkerRecord(
-                worker_id=wid, address=address, zone=zone, capacity=capacity,
-                labels=tuple((k, v) for k, v in labels), state=WorkerState(st),
-                registered_at=registered_at, expired_at=expired_at,
-            )
-        for name, count, weight, rf, created_at, first_ordinal in wire["groups"]:
-            state._groups[name] = GroupRecord(name=name, count=count, weight=weight,
-                                              replication_factor=rf, created_at=created_at,
-                                              first_ordinal=first_ordinal)
-        for (pid, group, index, weight, rf, epoch, owners, assigned_at, quarantined, deaths,
-             not_before) in wire["partitions"]:
-            record = PartitionRecord(
-                partition_id=pid, group=group, index=index, weight=weight,
-                replication_factor=rf, epoch=epoch, owners=list(owners),
-                assigned_at=list(assigned_at), quarantined=quarantined,
-                deaths=list(deaths), not_before=not_before,
-                ordinal=state._groups[group].first_ordinal + index,
-            )
+        state = cls(_CONFIG_ROWS.decode(wire["config"]))
+        for row in wire["workers"]:
+            worker = _WORKER_ROWS.decode(row)
+            state._workers[worker.worker_id] = worker
+        for row in wire["groups"]:
+            group = _GROUP_ROWS.decode(row)
+            state._groups[group.name] = group
+        for row in wire["partitions"]:
+            record = _PARTITION_ROWS.decode(row)
+            record.ordinal = state._groups[record.group].first_ordinal + record.index
+            pid, weight = record.partition_id, record.weight
             state._partitions[pid] = record
-            if quarantined:
+            if record.quarantined:
                 state._quarantined.add(pid)
             state._weights[weight] = state._weights.get(weight, 0) + 1
-            for slot, owner in enumerate(owners):
+            for slot, owner in enumerate(record.owners):
                 if owner is None:
                     state._free.add((pid, slot))
                 else:
                     worker = state._workers[owner]
                     worker.owned.add((pid, slot))
                     worker.load += weight
-            if rf > 1:
+            if record.replication_factor > 1:
                 state._check_zone_spread(record)
-        for pid, slot, source, target, epoch, phase, deadline in wire["pending"]:
-            state._pending[(pid, slot)] = PendingMove(
-                partition_id=pid, slot=slot, source=source, target=target, epoch=epoch,
-                phase=MovePhase(phase), deadline=deadline,
-            )
-        for pid, slot, wid, until in wire["holds"]:
-            state._holds[(pid, slot)] = Hold(worker_id=wid, until=until)
-            state._workers[wid].held.add((pid, slot))
+        for row in wire["pending"]:
+            move = _PENDING_ROWS.decode(row)
+            state._pending[(move.partition_id, move.slot)] = move
+        for pid, slot, *row in wire["holds"]:
+            hold = state._holds[(pid, slot)] = _HOLD_ROWS.decode(row)
+            state._workers[hold.worker_id].held.add((pid, slot))
         for name, floor, at in wire["retired"]:
             state._retired[name] = (floor, at)
-        for key, value, version in wire["kv"]:
-            state._kv[key] = KvRecord(value=value, version=version)
+        for key, *row in wire["kv"]:
+            state._kv[key] = _KV_ROWS.decode(row)
         state._kv_keys = sorted(state._kv)
         state._kv_revision = wire["kv_revision"]
         state._next_ordinal = wire["next_ordinal"]
-        state._counters = Counters(*wire["counters"])
+        state._counters = _COUNTER_ROWS.decode(wire["counters"])
         if wire["format"] >= 2:
             state._log_time = wire["log_time"]
         else:

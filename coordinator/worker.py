@@ -250,7 +250,10 @@ class WorkerSession:
         self.lease.release(slot.partition_id, slot.epoch)
         self._let_go.add((slot.partition_id, slot.epoch))
         told = self._told.pop(slot.partition_id, None)
-        if told is not None and told.epoch == slot.epoch:
+        if told is not None:
+            # The lease ends for every epoch of the partition (`WorkerLease.release`),
+            # also for one the application holds that the latest view, answered by
+            # a stale leader, lists with another epoch: tell it which one ended.
             self._events.append(PartitionReleased(slot.partition_id, told.slot, told.epoch))
 
     def next_partition(self, now: float) -> Optional[tuple[str, int, int]]:

@@ -72,7 +72,7 @@ from .coord_checkers import (
 from .coord_workers import SimWorker
 from .coord_timeline import CoordTimeline
 from .faults import PARTITION_KINDS, Fault
-from .history import OpKind, Operation, Outcome
+from .history import OpKind, Outcome
 from .world import REPLY, UNDO, SimConfig, SimNode, World
 
 # Event kinds of this world (the base world uses 0..9).

@@ -17,6 +17,7 @@ from coordinator.codec import (
     decode_result,
     encode_command,
     encode_result,
+    tag_of,
 )
 from coordinator.state import CoordinatorState
 
@@ -86,11 +87,21 @@ def test_structured_results_round_trip():
         assert decode_result(encode_result(result)) == result
 
 
-def envelope(command_map, version=FORMAT_VERSION):
+def envelope(command_map, version=1):
+    """A command envelope; format 1 (class names) unless told, as the cases below
+    are written with names and format 1 entries must be filtered as strictly."""
     return cbor2.dumps({"v": version, "c": command_map})
 
 
 GOOD = {"_t": "KvPut", "key": "k", "value": b"v"}
+GOOD_TAGGED = {"_t": tag_of(c.KvPut), "key": "k", "value": b"v"}
+
+
+def test_both_formats_decode():
+    assert decode_command(envelope(GOOD)) == c.KvPut(key="k", value=b"v")
+    assert decode_command(envelope(GOOD_TAGGED, FORMAT_VERSION)) == c.KvPut(key="k", value=b"v")
+    assert cbor2.loads(encode_command(c.KvPut(key="k", value=b"v"))) == {
+        "v": FORMAT_VERSION, "c": GOOD_TAGGED}
 
 
 @pytest.mark.parametrize("data", [
@@ -101,6 +112,20 @@ GOOD = {"_t": "KvPut", "key": "k", "value": b"v"}
     cbor2.dumps({"v": FORMAT_VERSION}),
     cbor2.dumps({"v": FORMAT_VERSION, "c": GOOD, "x": 1}),
     envelope(GOOD, version=FORMAT_VERSION + 1),
+    envelope(GOOD, version=0),
+    envelope(GOOD, version=True),
+    envelope(GOOD, version=FORMAT_VERSION),  # a class name in a tagged format
+    envelope(GOOD_TAGGED),  # a tag in the format of names
+    envelope({**GOOD_TAGGED, "_t": 99}, FORMAT_VERSION),  # no such tag
+    envelope({**GOOD_TAGGED, "_t": True}, FORMAT_VERSION),
+    envelope({**GOOD_TAGGED, "_t": tag_of(c.WorkerState)}, FORMAT_VERSION),  # an enum's
+    envelope({"_t": tag_of(c.Error), "code": {"_e": tag_of(c.KvPut), "v": "fenced"}},
+             FORMAT_VERSION),
+    envelope({"_t": tag_of(c.Error), "code": {"_e": tag_of(c.ErrorCode), "v": "nope"}},
+             FORMAT_VERSION),
+    envelope({**GOOD_TAGGED, "extra": 1}, FORMAT_VERSION),
+    envelope({"_t": tag_of(c.Batch), "commands": [{"_t": tag_of(c.Batch), "commands": []}]},
+             FORMAT_VERSION),
     envelope(GOOD) + b"\x00",  # trailing bytes
     envelope({**GOOD, "_t": "Nope"}),
     envelope({**GOOD, "_t": 7}),

@@ -713,6 +713,23 @@ def test_a_repair_sees_handoffs_planned_by_earlier_repairs_as_swap_partners():
     assert zones_of(state, "g2/24") == ["z0", "z1", "z2"]
 
 
+def test_a_clash_left_standing_is_retried_after_a_later_repair_brings_it_a_partner():
+    # Found by Hypothesis (test_death_moves_only_the_dead_workers_slots): after w00
+    # dies, g0/2's free slot goes to w04 (z1) next to w01 (z1), as w03, alone in z0,
+    # is at its ceiling. Its repair finds no swap partner on w03 (each of w03's
+    # replicas would lose its zone), so it stands; then g1/4's repair swaps a
+    # replica onto w03 that g0/2 could trade with. The repair pass used to try each
+    # clash once, so that swap came one plan later: the planner was not idle after
+    # converging.
+    state = build(6, 3, [(3, 3), (5, 2)])
+    converge(state)
+    apply_ok(state, c.ExpireWorker(worker_id="w00", now=2.0))
+    commit(state, plan(state, UNLIMITED, 2.0), 2.0)
+    check_layout(state)
+    assert plan(state, UNLIMITED, 3.0) == []
+    assert zones_of(state, "g0/2") == ["z0", "z1", "z2"]
+
+
 def build_unequal_zones(sizes, partitions, rf=3):
     """Workers dealt to zones z0, z1, ... of the given sizes, by largest remainder."""
     state = CoordinatorState()

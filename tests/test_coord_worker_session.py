@@ -185,6 +185,23 @@ def test_a_renewal_seen_after_the_lease_ran_out_is_a_loss_then_a_new_lease():
                                    PartitionAcquired("g/0", 0, 1, 2 * LEASE + 1.0)]
 
 
+def test_releasing_a_partition_the_view_lists_with_another_epoch_tells_the_application():
+    # Found by Hypothesis: the application holds g/2 at epoch 2 when a later
+    # acknowledgement (from a stale leader) lists it at epoch 1. Releasing it ends
+    # the lease of every epoch, but the session dropped what it had told the
+    # application without a word, so the application went on acting for epoch 2.
+    s = session(auto_release=False)
+    _, first = s.heartbeat(0.0)
+    _, second = s.heartbeat(0.0)
+    s.on_ack(ack(first.seq, slot("g/2", 2)))
+    assert s.poll(0.0) == [PartitionAcquired("g/2", 0, 2, LEASE)]
+    s.on_ack(ack(second.seq, slot("g/2", 1)))
+    assert s.poll(0.0) == []
+    assert s.release("g/2", 0.0) is None
+    assert s.poll(0.0) == [PartitionReleased("g/2", 0, 2)]
+    assert s.acting(0.0) == []
+
+
 PIDS = ("g/0", "g/1", "g/2")
 STEPS = st.lists(st.one_of(
     st.tuples(st.just("wait"), st.floats(0.0, 4.0)),
