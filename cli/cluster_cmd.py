@@ -7,6 +7,10 @@ partition group, prints the endpoints and shows a live status table until Ctrl-C
 (or SIGTERM, or ``--duration``). Then it stops the workers and the nodes with
 SIGTERM (each node hands leadership over before it exits) and waits for them.
 
+Each node serves ``/metrics``, ``/healthz``, ``/readyz`` and ``/status`` over HTTP
+(``--http-listen HOST[:PORT]``: node N gets PORT+N-1, or free ports without a port;
+``--no-http`` turns it off); the URLs are printed with the endpoints.
+
 Ports are chosen free at the first start and kept in ``cluster.json`` in the data
 directory, so `cluster up --data-dir DIR` again resumes the same cluster.
 
@@ -31,6 +35,8 @@ from typing import Any, Optional
 import click
 import trio
 
+from coordinator import logs
+from coordinator.api import parse_address
 from coordinator.client import Client, ClientError, RefusedError
 from coordinator.security import client_context
 
@@ -51,7 +57,10 @@ fsync = true
 lease = {lease}
 tick = 0.1
 log_level = "info"
+log_format = "{log_format}"
 {security}"""
+
+HTTP_CONFIG = 'http_listen = "{http}"\n'
 
 
 def _free_port() -> int:
@@ -76,6 +85,22 @@ def _layout(data_dir: str, nodes: int) -> dict[str, Any]:
     with open(path, "w") as handle:
         json.dump(layout, handle, indent=2)
     return layout
+
+
+def _http_addresses(layout: dict[str, Any], http_listen: Optional[str]) -> dict[int, str]:
+    """Node id → HTTP address: ``HOST:PORT`` gives PORT, PORT+1, ...; ``HOST`` alone
+    (or port 0) free ports."""
+    if not http_listen:
+        return {}
+    text = http_listen.strip()
+    has_port = "]:" in text if text.startswith("[") else ":" in text  # IPv6 in brackets
+    try:
+        host, port = parse_address(text if has_port else f"{text}:0", listen=True)
+    except ValueError as exc:
+        raise click.UsageError(f"--http-listen: {exc}") from None
+    shown = f"[{host}]" if ":" in host else host
+    return {m["id"]: f"{shown}:{port + index if port else _free_port()}"
+            for index, m in enumerate(layout["nodes"])}
 
 
 class _Child:
@@ -154,11 +179,18 @@ def cluster() -> None:
 @click.option("--tls", is_flag=True,
               help="Secure the cluster: TLS on every port and tokens for clients, from a "
                    "development CA created in DATA_DIR/certs.")
+@click.option("--http-listen", metavar="HOST[:PORT]", default="127.0.0.1", show_default=True,
+              help="Where nodes serve /metrics, /healthz, /readyz, /status: node N on "
+                   "PORT+N-1, or on free ports when no port is given.")
+@click.option("--no-http", is_flag=True, help="No HTTP port on the nodes.")
+@click.option("--log-format", type=click.Choice(logs.FORMATS), default="text",
+              show_default=True, help="Format of the nodes' log files.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the endpoints and child processes as one JSON object, then "
                    "no live table.")
 def up(nodes: int, workers: int, partitions: int, data_dir: Optional[str], lease: float,
-       duration: Optional[float], tls: bool, as_json: bool) -> None:
+       duration: Optional[float], tls: bool, http_listen: str, no_http: bool,
+       log_format: str, as_json: bool) -> None:
     """Start NODES coordinator nodes and WORKERS demo workers on this machine, show a
     live status table, and stop everything cleanly at Ctrl-C."""
     if data_dir is None:
@@ -167,7 +199,11 @@ def up(nodes: int, workers: int, partitions: int, data_dir: Optional[str], lease
     os.makedirs(data_dir, exist_ok=True)
     layout = _layout(data_dir, nodes)
     layout["security"] = _dev_security(data_dir) if tls else None
-    failure = trio.run(_up, data_dir, layout, workers, partitions, lease, duration, as_json)
+    http = {} if no_http else _http_addresses(layout, http_listen)
+    for member in layout["nodes"]:
+        member["http"] = http.get(member["id"], "")
+    failure = trio.run(_up, data_dir, layout, workers, partitions, lease, duration, as_json,
+                       log_format)
     if failure:
         raise click.ClickException(f"the cluster did not come up: {failure}; the node logs "
                                    f"are in {data_dir} (node-N.log)")
@@ -193,7 +229,8 @@ def _dev_security(data_dir: str) -> dict[str, str]:
 
 
 async def _up(data_dir: str, layout: dict[str, Any], workers: int, partitions: int,
-              lease: float, duration: Optional[float], as_json: bool) -> str:
+              lease: float, duration: Optional[float], as_json: bool,
+              log_format: str = "text") -> str:
     """Run the cluster until a signal or ``duration``; stop every child.
 
     Returns:
@@ -213,7 +250,7 @@ async def _up(data_dir: str, layout: dict[str, Any], workers: int, partitions: i
                 with trio.move_on_after(duration if duration is not None else math.inf):
                     try:
                         await _run_cluster(data_dir, layout, workers, partitions, lease,
-                                           as_json, nodes, agents)
+                                           as_json, nodes, agents, log_format)
                     except* (_StartFailed, ClientError, OSError) as group:
                         failure = _reason(group)
                 nursery.cancel_scope.cancel()
@@ -239,7 +276,7 @@ def _reason(group: BaseExceptionGroup) -> str:
 
 async def _run_cluster(data_dir: str, layout: dict[str, Any], workers: int, partitions: int,
                        lease: float, as_json: bool, nodes: list[_Child],
-                       agents: list[_Child]) -> None:
+                       agents: list[_Child], log_format: str = "text") -> None:
     """Start the children (appended to ``nodes`` and ``agents`` for the caller to
     stop), then show the live table until cancelled."""
     members = layout["nodes"]
@@ -254,7 +291,9 @@ async def _run_cluster(data_dir: str, layout: dict[str, Any], workers: int, part
             handle.write(NODE_CONFIG.format(
                 node_id=member["id"], client=member["client"], peer=member["peer"],
                 data_dir=os.path.join(data_dir, f"node-{member['id']}"), peers=peers,
-                lease=lease, security=node_security))
+                lease=lease, log_format=log_format, security=node_security))
+            if member.get("http"):
+                handle.write(HTTP_CONFIG.format(http=member["http"]))
         nodes.append(_Child(f"node-{member['id']}",
                             _self_command() + ["serve", "--config", config_path],
                             os.path.join(data_dir, f"node-{member['id']}.log")))
@@ -313,7 +352,8 @@ def _print_endpoints(data_dir: str, members: list, nodes: list[_Child], agents: 
         click.echo(json.dumps({
             "data_dir": data_dir,
             "addresses": ",".join(m["client"] for m in members),
-            "nodes": [{"id": m["id"], "client": m["client"], "peer": m["peer"], "pid": n.pid,
+            "nodes": [{"id": m["id"], "client": m["client"], "peer": m["peer"],
+                       "http": f"http://{m['http']}" if m.get("http") else "", "pid": n.pid,
                        "command": n.command, "log": n.log_path}
                       for m, n in zip(members, nodes)],
             "workers": [{"id": a.name, "pid": a.pid, "command": a.command, "log": a.log_path,
@@ -327,8 +367,9 @@ def _print_endpoints(data_dir: str, members: list, nodes: list[_Child], agents: 
     click.echo(f"raftcoord cluster up: {len(nodes)} nodes, {len(agents)} workers; "
                f"data and logs in {data_dir}")
     for member, node in zip(members, nodes):
+        http = f"  http://{member['http']}/metrics" if member.get("http") else ""
         click.echo(f"  node {member['id']}: client {member['client']}  peer {member['peer']}  "
-                   f"pid {node.pid}")
+                   f"pid {node.pid}{http}")
     for agent in agents:
         click.echo(f"  {agent.name}: pid {agent.pid}")
     click.echo("  kill -9 a pid to watch the cluster fail over")

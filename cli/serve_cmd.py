@@ -3,8 +3,9 @@
 Settings come from, in order of precedence: command-line options, ``RAFTCOORD_*``
 environment variables, a TOML file given with ``--config`` (keys named like the
 options with underscores: ``id``, ``data_dir``, ``listen``, ``peer_listen``, ``peers``,
-``join``, ``advertise_client``, ``advertise_peer``, ``fsync``, ``lease``, ``tick``,
-``log_level``, ``cert``, ``key``, ``ca``, ``tokens``, ``token``), then the defaults.
+``join``, ``advertise_client``, ``advertise_peer``, ``http_listen``, ``fsync``, ``lease``,
+``tick``, ``log_level``, ``log_format``, ``cert``, ``key``, ``ca``, ``tokens``, ``token``),
+then the defaults.
 
 With ``--cert``, ``--key`` and ``--ca`` both ports speak TLS (mutual TLS between
 peers); with ``--tokens`` clients need a credential (`coordinator.security`). SIGHUP
@@ -23,6 +24,7 @@ import click
 import trio
 
 from coordinator.api import parse_address
+from coordinator import logs
 from coordinator.client import Client, ClientError
 from coordinator.lease import DEFAULT_TIMING
 from coordinator.members import Member
@@ -35,7 +37,8 @@ log = logging.getLogger("raftcoord.serve")
 _DEFAULTS: dict[str, Any] = {
     "listen": "127.0.0.1:7001", "peer_listen": "127.0.0.1:7101", "peers": "", "join": "",
     "fsync": True, "lease": DEFAULT_TIMING.lease_duration, "tick": 0.1, "log_level": "info",
-    "advertise_client": None, "advertise_peer": None,
+    "advertise_client": None, "advertise_peer": None, "http_listen": None,
+    "log_format": "text",
     "cert": None, "key": None, "ca": None, "tokens": None, "token": None,
 }
 
@@ -78,12 +81,12 @@ def parse_members(text: str) -> tuple[Member, ...]:
 
 
 def resolve_settings(config_file: Optional[str],
-                     options: dict[str, Any]) -> tuple[ServerConfig, list[str], str]:
+                     options: dict[str, Any]) -> tuple[ServerConfig, list[str], str, str]:
     """The node's configuration from the options (command line or environment: click
     resolved those), then the TOML file, then the defaults.
 
     Returns:
-        (server configuration, addresses to join through, log level).
+        (server configuration, addresses to join through, log level, log format).
 
     Raises:
         click.UsageError: a missing or invalid setting.
@@ -115,15 +118,21 @@ def resolve_settings(config_file: Optional[str],
             advertise_client=settings["advertise_client"] or None,
             advertise_peer=settings["advertise_peer"] or None,
             tls=TlsFiles(*map(str, tls_files)) if all(tls_files) else None,
-            tokens_file=settings["tokens"] or None)
+            tokens_file=settings["tokens"] or None,
+            http_listen=settings["http_listen"] or None)
         parse_address(config.listen, listen=True)
         parse_address(config.peer_listen, listen=True)
+        if config.http_listen:
+            parse_address(config.http_listen, listen=True)
         for advertised in (config.advertise_client, config.advertise_peer):
             if advertised is not None:
                 parse_address(advertised)
     except (TypeError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
-    return config, join, str(settings["log_level"])
+    log_format = str(settings["log_format"])
+    if log_format not in logs.FORMATS:
+        raise click.UsageError(f"log_format must be one of {', '.join(logs.FORMATS)}")
+    return config, join, str(settings["log_level"]), log_format
 
 
 @click.command("serve")
@@ -148,6 +157,9 @@ def resolve_settings(config_file: Optional[str],
                    "set it when listening on 0.0.0.0).")
 @click.option("--advertise-peer", envvar="RAFTCOORD_ADVERTISE_PEER", metavar="HOST:PORT",
               help="The peer address others use to reach this node (default: --peer-listen).")
+@click.option("--http-listen", envvar="RAFTCOORD_HTTP_LISTEN", metavar="HOST:PORT",
+              help="Serve /metrics, /healthz, /readyz and /status over HTTP here "
+                   "[off].")
 @click.option("--fsync/--no-fsync", default=None, envvar="RAFTCOORD_FSYNC",
               help="fsync the log before acknowledging [on].")
 @click.option("--lease", type=click.FloatRange(min=0.5), envvar="RAFTCOORD_LEASE",
@@ -168,14 +180,15 @@ def resolve_settings(config_file: Optional[str],
               help="Token file (ROLE NAME TOKEN lines): clients then need a credential.")
 @click.option("--token", envvar="RAFTCOORD_TOKEN",
               help="Admin token this node presents when it --joins a secured cluster.")
+@click.option("--log-format", envvar="RAFTCOORD_LOG_FORMAT", type=click.Choice(logs.FORMATS),
+              help="One event per line: human-readable text or JSON objects [text].")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the bound addresses as one JSON line once serving.")
 def serve(config_file: Optional[str], as_json: bool, **options: Any) -> None:
     """Run one coordinator node until SIGTERM or Ctrl-C (then hand leadership over,
     flush and exit 0)."""
-    config, join, log_level = resolve_settings(config_file, options)
-    logging.basicConfig(level=log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config, join, log_level, log_format = resolve_settings(config_file, options)
+    logs.configure(log_level, log_format)
     token = options.get("token")
     try:
         server = CoordinatorServer(config)
@@ -209,7 +222,8 @@ async def _serve(server: CoordinatorServer, join: list[str], as_json: bool,
             await nursery.start(server.run)
             if as_json:
                 print(json.dumps({"node": config.node_id, "client": server.client_address,
-                                  "peer": server.peer_address}), flush=True)
+                                  "peer": server.peer_address,
+                                  "http": server.http_address}), flush=True)
             if join:
                 nursery.start_soon(_join, server, join, token)
             async for signum in signals:

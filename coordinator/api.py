@@ -88,6 +88,13 @@ def _count(minimum: int, maximum: int = 2**63 - 1):
     return check
 
 
+def _retry_after(instance: object, attribute: attrs.Attribute, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not 0.0 <= value <= 3600.0:
+        raise ValueError(f"{attribute.name} must be a number of seconds in [0, 3600], "
+                         f"got {value!r}")
+
+
 def _optional_count(instance: object, attribute: attrs.Attribute, value: object) -> None:
     if value is not None:
         _count(0)(instance, attribute, value)
@@ -330,6 +337,8 @@ class ErrorReply:
         message: a human-readable explanation.
         leader_id: for ``not_leader``, the leader this node knows of (0: none).
         leader_address: for ``not_leader``, the leader's client address ("" if unknown).
+        retry_after: for ``overloaded``, seconds the client should wait before it
+            retries (0: no hint).
     """
 
     kind: str = attrs.field(validator=attrs.validators.in_([k.value for k in ErrorKind]))
@@ -337,6 +346,7 @@ class ErrorReply:
     message: str = attrs.field(default="", validator=_text(4096, empty=True))
     leader_id: int = attrs.field(default=0, validator=_count(0))
     leader_address: str = attrs.field(default="", validator=_text(300, empty=True))
+    retry_after: float = attrs.field(default=0.0, validator=_retry_after)
 
 
 WRITE_REQUESTS = (KvPutRequest, KvCasRequest, KvDeleteRequest, CreateGroupRequest,

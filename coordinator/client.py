@@ -18,7 +18,8 @@ Rules:
    retried with exponential backoff (``backoff_initial`` doubling up to
    ``backoff_max``, each delay drawn uniformly from [delay/2, delay]: full jitter
    would let a burst of clients retry in lockstep less often, but never wait
-   nothing). When the deadline passes, `RequestTimeout` is raised.
+   nothing; an ``overloaded`` answer's ``retry_after`` hint is the least wait). When
+   the deadline passes, `RequestTimeout` is raised.
 3. **Idempotent writes.** Every write gets a sequence number from this client
    (``client_id`` is random per `Client`) that stays the same across its retries;
    the state machine applies it once (`coordinator.commands.ClientRequest`), so a
@@ -111,6 +112,8 @@ class _Connection:
         self._waiters: dict[int, list] = {}
         self._ids = itertools.count(1)
         self._send_lock = trio.Lock()
+        self.refusal: Any = None
+        """An error the node sent for the whole connection (request id 0)."""
 
     async def read_replies(self) -> None:
         decoder = FrameDecoder()
@@ -120,6 +123,9 @@ class _Connection:
                 if not data:
                     break
                 for frame in decoder.feed(data):
+                    if frame.request_id == 0 and isinstance(frame.message, api.ErrorReply):
+                        self.refusal = frame.message  # e.g. too many connections
+                        continue
                     slot = self._waiters.pop(frame.request_id, None)
                     if slot is not None:
                         slot[1] = frame.message
@@ -138,6 +144,8 @@ class _Connection:
 
     async def request(self, message: Any) -> Any:
         if self.closed:
+            if self.refusal is not None:
+                return self.refusal
             raise _ConnectionLost(self.address)
         request_id = next(self._ids)
         slot: list = [trio.Event(), None]
@@ -152,6 +160,8 @@ class _Connection:
         finally:
             self._waiters.pop(request_id, None)
         if slot[1] is None:
+            if self.refusal is not None:
+                return self.refusal
             raise _ConnectionLost(self.address)
         return slot[1]
 
@@ -306,7 +316,9 @@ class Client:
                             self.addresses.append(hint)
                         target = hint
                         continue  # at once: the hint names the leader
-            await trio.sleep(min(self._rng.uniform(delay / 2, delay),
+            # An overloaded node says how long to wait; never retry sooner.
+            hint = getattr(reply, "retry_after", 0.0) if not isinstance(reply, str) else 0.0
+            await trio.sleep(min(max(self._rng.uniform(delay / 2, delay), hint),
                                  max(0.0, deadline - trio.current_time())))
             delay = min(delay * 2, self.backoff_max)
             # A busy or slow node is asked again; an unreachable or silent one, a

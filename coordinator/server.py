@@ -47,7 +47,10 @@ Rules:
    a credential, and every request passes `_authorize` against the role table.
    `reload_security()` (SIGHUP) rereads both; new connections use the new files.
 
-`ServerStats` holds the counters a metrics endpoint would export.
+Observability (`coordinator.observe`, `coordinator.metrics`): with ``http_listen``
+the node serves ``/metrics``, ``/healthz``, ``/readyz`` and ``/status`` over HTTP;
+every log line of a client request carries its request id (`coordinator.logs`).
+Overload limits (`coordinator.limits`) answer ``overloaded`` with a retry hint.
 """
 
 from __future__ import annotations
@@ -77,10 +80,15 @@ from raft.types import NONE, ConfChange, ConfChangeType, Entry, Role
 
 from . import api
 from . import commands as c
+from . import observe
 from . import views
 from .api import ErrorKind
 from .config import CoordinatorConfig
+from .http_status import HttpStatusServer
 from .lease import DEFAULT_TIMING, LeaseTiming
+from .limits import RETRY_AFTER_BUSY, RETRY_AFTER_CONNECTIONS, TokenBucket, overloaded
+from .logs import request_context
+from .metrics import NodeMetrics
 from .members import MEMBERS_PREFIX, Member, member_key, members_of
 from .node import NodeDriver, Propose, Send, StartRead, apply_entry
 from .security import NodeTls, Role as AccessRole, TlsFiles, TokenTable, allows, \
@@ -104,6 +112,10 @@ _RECENT_MOVES = 32
 class ServerConfig:
     """Settings of one coordinator node.
 
+    The limits (``max_*``, ``request_burst``, ``send_timeout``) and their defaults are
+    listed here only; past one a client gets ``overloaded`` with a ``retry_after``
+    hint (`coordinator.limits`), so memory stays bounded under any load.
+
     Attributes:
         node_id: raft id of this node (>= 1).
         data_dir: where the raft log and snapshots live (a restart resumes from it).
@@ -117,16 +129,27 @@ class ServerConfig:
         tick_interval: seconds per raft tick.
         election_ticks / heartbeat_ticks: raft timers in ticks.
         fsync: fsync the log before acknowledging (turn off only for throwaway data).
+        http_listen: HTTP address ``host:port`` of ``/metrics``, ``/healthz``,
+            ``/readyz`` and ``/status`` (None: no HTTP port).
         request_timeout: a request not answered within it gets ``timeout``.
         max_in_flight: requests being served at once on this node; more get
             ``overloaded``.
-        max_connections: open client connections; more are closed at accept.
+        max_pending_proposals: proposals of this node waiting for raft to commit
+            them; a write or admin request beyond it gets ``overloaded`` (raft's
+            ``max_uncommitted_bytes``, 64 MiB, bounds the uncommitted log too).
+        max_connections: open client connections; more get one ``overloaded`` frame
+            (request id 0) and are closed at accept.
+        max_requests_per_second / request_burst: the request rate of one client
+            connection (token bucket; 0 = unlimited); faster requests get
+            ``overloaded`` with the time until the next is allowed. Worker session
+            messages are not counted (their rate is set by the lease).
         max_requests_per_connection: requests of one connection being served at
             once; beyond it the node stops reading that connection until one is
             answered (backpressure on that client only).
         send_timeout: a connection whose reader does not take a reply within it is
             closed (a client that never reads cannot pin the node's memory).
-        max_frame_bytes: the largest client frame accepted.
+        max_frame_bytes: the largest client frame accepted (a larger one closes the
+            connection as bad input).
         snapshot_every: compact the log after this many applied entries.
         lease_duration / max_drift / safety_margin: worker lease timing
             (`coordinator.lease.LeaseTiming`); workers must use the same values.
@@ -151,8 +174,12 @@ class ServerConfig:
     election_ticks: int = 10
     heartbeat_ticks: int = 1
     fsync: bool = True
+    http_listen: Optional[str] = None
     request_timeout: float = 5.0
     max_in_flight: int = 4096
+    max_pending_proposals: int = 1024
+    max_requests_per_second: float = 2000.0
+    request_burst: int = 500
     max_connections: int = 1024
     max_requests_per_connection: int = 256
     send_timeout: float = 10.0
@@ -171,7 +198,7 @@ class ServerConfig:
 
 @attrs.define
 class ServerStats:
-    """Counters of the client port (a metrics endpoint would export these)."""
+    """Counters of the client port (exported by `coordinator.metrics`)."""
 
     connections: int = 0
     requests: int = 0
@@ -217,6 +244,10 @@ class Replica:
                 command.key.startswith(MEMBERS_PREFIX) and not isinstance(result, c.Error):
             self.on_members(members_of(self.state))
 
+    def apply_conf_change(self, entry: Entry, change: ConfChange, conf: Any) -> None:
+        """Called by the runtime for every applied membership change."""
+        observe.conf_changed(entry, change, conf)
+
     def snapshot(self) -> bytes:
         return self.state.snapshot()
 
@@ -246,6 +277,8 @@ class _Connection:
     stream: trio.abc.Stream
     remote: str
     slots: trio.Semaphore
+    rate: TokenBucket
+    number: int = 0
     role: Optional[AccessRole] = None
     """What this connection may ask (`coordinator.security`); None: nothing yet."""
     who: str = "anonymous"
@@ -262,6 +295,10 @@ class CoordinatorServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.stats = ServerStats()
+        self.metrics = NodeMetrics(self)
+        self.http_address = ""
+        self._pending_proposals = 0
+        self._connection_numbers = itertools.count(1)
         self.timing = LeaseTiming(lease_duration=config.lease_duration,
                                   max_drift=config.max_drift,
                                   safety_margin=config.safety_margin)
@@ -342,13 +379,21 @@ class CoordinatorServer:
                     trio.serve_tcp, self._serve_client, port, host=host))
                 self.client_address = config.advertise_client or \
                     _format(listeners[0].socket.getsockname()[:2])
+                self.runtime.on_save = self.metrics.storage_write
                 await nursery.start(self.runtime.run)
+                if config.http_listen:
+                    host, port = api.parse_address(config.http_listen, listen=True)
+                    listeners = await nursery.start(functools.partial(
+                        HttpStatusServer(observe.routes(self)).serve, host, port))
+                    self.http_address = _format(listeners[0].socket.getsockname()[:2])
+                nursery.start_soon(observe.watch_loop_lag, self.metrics)
                 nursery.start_soon(self._watch_role)
                 nursery.start_soon(self._watch_applied)
                 nursery.start_soon(self._ticker)
                 nursery.start_soon(self._leader_duties)
-                log.info("node %d serving clients on %s, peers on %s", config.node_id,
-                         self.client_address, self.peer_address)
+                log.info("node %d serving clients on %s, peers on %s%s", config.node_id,
+                         self.client_address, self.peer_address,
+                         f", http on {self.http_address}" if self.http_address else "")
                 task_status.started()
         finally:
             if self.storage is not None:
@@ -390,6 +435,7 @@ class CoordinatorServer:
         return trio.current_time()
 
     def _applied(self, index: int, request_id: int, command: c.Command, result: Any) -> None:
+        observe.applied(command, result)
         self._run(self.driver.on_applied(index, request_id, command, result))
 
     async def _watch_applied(self) -> None:
@@ -412,7 +458,10 @@ class CoordinatorServer:
     async def _watch_role(self) -> None:
         """Tell the driver about every role or leader change."""
         runtime = self.runtime
+        before = None
         async for leadership in runtime.leadership_changes():
+            observe.role_changed(self, before, leadership)
+            before = leadership
             if leadership.role is not Role.LEADER:
                 for scope in self._leading_requests:
                     scope.cancel()
@@ -437,15 +486,21 @@ class CoordinatorServer:
                 self._deliver_send(output)
 
     async def _propose_for_driver(self, proposal: Propose) -> None:
+        self._pending_proposals += 1
         try:
             result = await self.runtime.propose(proposal.data)
         except ProposalDropped as exc:
+            self.metrics.proposal(f"dropped_{exc.reason.name.lower()}")
             self._run(self.driver.on_dropped(proposal, exc.leader_hint))
             return
         except (ProposalLost, ProposalOutcomeUnknown, RuntimeStopped) as exc:
+            self.metrics.proposal(type(exc).__name__)
             if isinstance(proposal.reply_to, _Pending):
                 proposal.reply_to.finish(error=exc)
             return
+        finally:
+            self._pending_proposals -= 1
+        self.metrics.proposal("committed")
         self._run(self.driver.on_proposal_result(proposal, result))
 
     async def _read_for_driver(self, token: bytes) -> None:
@@ -511,6 +566,14 @@ class CoordinatorServer:
             transport.set_peer(node_id, None)
         self._recorded_peers = set(members) - {self.config.node_id}
 
+    @property
+    def open_connections(self) -> int:
+        return self._connections
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
     def leader_address(self) -> tuple[int, str]:
         """The leader this node knows of and its client address ("" if unknown)."""
         runtime = self.runtime
@@ -553,15 +616,16 @@ class CoordinatorServer:
     async def _serve_client(self, stream: trio.abc.Stream) -> None:
         remote = _remote(stream)
         if self._connections >= self.config.max_connections:
-            log.warning("refusing client connection from %s: %d connections open",
-                        remote, self._connections)
-            await trio.aclose_forcefully(stream)
+            await self._refuse_connection(stream, remote)
             return
         self._connections += 1
         self.stats.connections += 1
         decoder = FrameDecoder(self.config.max_frame_bytes)
         connection = _Connection(stream, remote,
-                                 trio.Semaphore(self.config.max_requests_per_connection))
+                                 trio.Semaphore(self.config.max_requests_per_connection),
+                                 TokenBucket(self.config.max_requests_per_second,
+                                             self.config.request_burst, self._now()),
+                                 next(self._connection_numbers))
         try:
             if self.tls is not None:
                 secured = await self._tls_handshake(stream, remote)
@@ -619,6 +683,24 @@ class CoordinatorServer:
         await trio.aclose_forcefully(stream)
         return None
 
+    async def _refuse_connection(self, stream: trio.abc.Stream, remote: str) -> None:
+        """Past ``max_connections``: one ``overloaded`` frame (request id 0), close
+        (only close under TLS: the refusal is cheaper than a handshake)."""
+        self.metrics.refused("connections")
+        log.warning("refusing client connection from %s: %d connections open",
+                    remote, self._connections)
+        if self.tls is not None:  # a plaintext frame would be garbage to a TLS client
+            await trio.aclose_forcefully(stream)
+            return
+        reply = overloaded(f"{self._connections} connections open",
+                           RETRY_AFTER_CONNECTIONS)
+        with trio.move_on_after(1):
+            try:
+                await stream.send_all(encode_frame(0, reply))
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                pass
+        await trio.aclose_forcefully(stream)
+
     def _dispatch(self, nursery: trio.Nursery, connection: _Connection, request_id: int,
                   message: Any) -> None:
         if isinstance(message, api.AuthenticateRequest):
@@ -635,24 +717,51 @@ class CoordinatorServer:
         if isinstance(message, WORKER_MESSAGES):
             # Worker sessions: the driver answers (through `Send`) when it can.
             self.stats.requests += 1
-            self._run(self.driver.on_worker_message(self._now(), message, connection,
-                                                    request_id, peer=connection.remote))
+            with request_context(f"{connection.number}.{request_id}"):
+                self._run(self.driver.on_worker_message(self._now(), message, connection,
+                                                        request_id, peer=connection.remote))
             return
         self.stats.requests += 1
-        if self._in_flight >= self.config.max_in_flight:
+        refusal = self._limit(connection, message)
+        if refusal is not None:
             self.stats.overloaded += 1
-            reply: Any = _error(ErrorKind.OVERLOADED, f"{self._in_flight} requests in flight")
-            nursery.start_soon(self._reply, connection, request_id, reply)
+            self.metrics.request(message, refusal)
+            nursery.start_soon(self._reply, connection, request_id, refusal)
             return
         self._in_flight += 1
         nursery.start_soon(self._answer, connection, request_id, message)
 
+    def _limit(self, connection: _Connection, message: Any) -> Optional[api.ErrorReply]:
+        """The ``overloaded`` reply when a limit refuses `message` (None: serve it)."""
+        config = self.config
+        wait = connection.rate.take(self._now())
+        if wait > 0:
+            self.metrics.refused("connection_rate")
+            return overloaded(f"more than {config.max_requests_per_second:g} requests/s "
+                              "on this connection", wait)
+        if self._in_flight >= config.max_in_flight:
+            self.metrics.refused("in_flight")
+            return overloaded(f"{self._in_flight} requests in flight", RETRY_AFTER_BUSY)
+        if isinstance(message, api.WRITE_REQUESTS + api.ADMIN_REQUESTS) and \
+                self._pending_proposals >= config.max_pending_proposals:
+            self.metrics.refused("pending_proposals")
+            return overloaded(f"{self._pending_proposals} proposals pending",
+                              RETRY_AFTER_BUSY)
+        return None
+
     async def _answer(self, connection: _Connection, request_id: int, message: Any) -> None:
-        try:
-            reply = await self._handle(message)
-        finally:
-            self._in_flight -= 1
-        await self._reply(connection, request_id, reply)
+        with request_context(f"{connection.number}.{request_id}"):
+            log.debug("%s from %s", type(message).__name__, connection.remote)
+            try:
+                reply = await self._handle(message)
+            finally:
+                self._in_flight -= 1
+            self.metrics.request(message, reply)
+            if isinstance(reply, api.ErrorReply):
+                log.debug("answered %s: %s", reply.kind, reply.message)
+            else:
+                log.debug("answered ok")
+            await self._reply(connection, request_id, reply)
 
     async def _reply(self, connection: _Connection, request_id: int, reply: Any) -> None:
         try:
@@ -756,8 +865,9 @@ class CoordinatorServer:
         if reason in (DropReason.NOT_LEADER, DropReason.NO_LEADER):
             return self._not_leader(request)
         if reason is DropReason.TOO_MUCH_UNCOMMITTED:
-            kind = ErrorKind.OVERLOADED
-        elif reason in (DropReason.INVALID_CHANGE, DropReason.INVALID_TARGET):
+            self.metrics.refused("uncommitted_log")
+            return overloaded(str(exc), RETRY_AFTER_BUSY)
+        if reason in (DropReason.INVALID_CHANGE, DropReason.INVALID_TARGET):
             kind = ErrorKind.BAD_REQUEST
         else:
             kind = ErrorKind.UNAVAILABLE
@@ -898,7 +1008,8 @@ class CoordinatorServer:
                 "voters": sorted(status.conf_state.voters),
                 "learners": sorted(status.conf_state.learners),
                 "runtime": attrs.asdict(runtime.stats),
-                "server": attrs.asdict(self.stats)}
+                "server": attrs.asdict(self.stats),
+                "ready": observe.readiness(self)[0]}
         return views.status_view(self.replica.state, raft, self.replica.recent_moves)
 
 

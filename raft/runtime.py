@@ -229,6 +229,9 @@ class RaftRuntime:
         self.io_in_thread = io_in_thread
         self.replicate_while_writing = replicate_while_writing
         self._send = send
+        # Observability hook: called with (seconds, fsynced) after every storage
+        # write; it must not block or raise.
+        self.on_save: Optional[Callable[[float, bool], None]] = None
         snapshot = storage.snapshot()
         state_machine.restore(snapshot.data)
         self._applied = snapshot.index
@@ -434,13 +437,14 @@ class RaftRuntime:
             for message in rd.messages:
                 self._send(message)
         if rd.entries or rd.hard_state is not None:
+            started = time.perf_counter()  # measured only, never decides anything
+            await self._io(self.storage.save, rd.hard_state, rd.entries, rd.must_sync)
+            elapsed = time.perf_counter() - started
             if rd.must_sync:
-                started = time.perf_counter()  # measured only, never decides anything
-                await self._io(self.storage.save, rd.hard_state, rd.entries, True)
                 self._stats.synced_writes += 1
-                self._stats.sync_seconds += time.perf_counter() - started
-            else:
-                await self._io(self.storage.save, rd.hard_state, rd.entries, False)
+                self._stats.sync_seconds += elapsed
+            if self.on_save is not None:
+                self.on_save(elapsed, rd.must_sync)
         if not send_first:
             for message in rd.messages:  # only now: what they acknowledge is durable
                 self._send(message)

@@ -67,7 +67,7 @@ import trio
 
 from .codec import decode_message, encode_message
 from .errors import CodecError
-from .types import Message, NodeId
+from .types import InstallSnapshot, Message, NodeId
 
 __all__ = ["HANDSHAKE_MAGIC", "HANDSHAKE_VERSION", "TcpTransport", "TransportStats"]
 
@@ -115,6 +115,23 @@ class TransportStats:
     rejected: int = 0
     connects: int = 0
     disconnects: int = 0
+
+
+@attrs.define
+class PeerStats:
+    """Counters of the traffic with one peer (`TcpTransport.peer_stats`).
+
+    Attributes:
+        sent: messages written to its connection.
+        received: valid messages it sent us.
+        dropped: messages for it dropped (queue full, too large, unreachable).
+        snapshots_sent: `InstallSnapshot` chunks queued for it.
+    """
+
+    sent: int = 0
+    received: int = 0
+    dropped: int = 0
+    snapshots_sent: int = 0
 
 
 class _Rejected(Exception):
@@ -272,6 +289,7 @@ class TcpTransport:
             raise ValueError("cluster name too long")
         self._handshake_frame = _HEADER.pack(len(handshake)) + handshake
         self._stats = TransportStats()
+        self._peer_stats: dict[NodeId, PeerStats] = {}
         self._peers: dict[NodeId, _Peer] = {}
         for peer_id, address in peers.items():
             self._peers[_check_node_id(peer_id)] = _Peer(peer_id, _check_address(address))
@@ -298,6 +316,16 @@ class TcpTransport:
         """A snapshot of the counters."""
         return attrs.evolve(self._stats)
 
+    def peer_stats(self) -> dict[NodeId, PeerStats]:
+        """A snapshot of the per-peer counters (peers ever sent to or heard from)."""
+        return {peer: attrs.evolve(stats) for peer, stats in self._peer_stats.items()}
+
+    def _peer(self, node_id: NodeId) -> PeerStats:
+        stats = self._peer_stats.get(node_id)
+        if stats is None:
+            stats = self._peer_stats[node_id] = PeerStats()
+        return stats
+
     def attach(self, deliver: Callable[[Message], None]) -> None:
         """Hand every valid inbound message to `deliver` (e.g. `RaftRuntime.deliver`).
 
@@ -321,11 +349,15 @@ class TcpTransport:
             self._stats.dropped_unknown_peer += 1
         elif len(payload) > self.max_frame_bytes:
             self._stats.dropped_too_large += 1
+            self._peer(message.to).dropped += 1
             log.warning("node %d: dropped a %d-byte %s to %d: above max_frame_bytes",
                         self.node_id, len(payload), type(message).__name__, message.to)
         elif len(peer.queue) >= self.queue_limit:
             self._stats.dropped_queue_full += 1
+            self._peer(message.to).dropped += 1
         else:
+            if isinstance(message, InstallSnapshot):
+                self._peer(message.to).snapshots_sent += 1
             peer.queue.append(payload)
             peer.ready.set()
 
@@ -411,6 +443,7 @@ class TcpTransport:
                 if stream is None:
                     # Stale by the time we can reconnect; Raft resends what matters.
                     self._stats.dropped_unreachable += len(peer.queue)
+                    self._peer(peer.node_id).dropped += len(peer.queue)
                     peer.queue.clear()
                 else:
                     self._stats.connects += 1
@@ -483,8 +516,10 @@ class TcpTransport:
                     finally:
                         if written:
                             self._stats.sent += count
+                            self._peer(peer.node_id).sent += count
                         else:  # failed, timed out, or cancelled by the watcher
                             self._stats.dropped_unreachable += count
+                            self._peer(peer.node_id).dropped += count
                     if not written:
                         return
             finally:
@@ -531,6 +566,8 @@ class TcpTransport:
                         type(message).__name__, remote, sender, message.sender, message.to)
             return
         self._stats.received += 1
+        if sender in self._peers:  # unknown senders must not grow the table
+            self._peer(sender).received += 1
         self._deliver(message)
 
     async def _serve_connection(self, stream: trio.abc.Stream) -> None:

@@ -19,7 +19,7 @@ lease = 5.0
 def test_the_config_file_fills_what_options_leave_unset(tmp_path):
     path = tmp_path / "node.toml"
     path.write_text(TOML)
-    config, join, level = resolve_settings(str(path), {"listen": "127.0.0.1:9002",
+    config, join, level, _ = resolve_settings(str(path), {"listen": "127.0.0.1:9002",
                                                        "node_id": None})
     assert config.node_id == 2 and config.data_dir == "/data/n2"
     assert config.listen == "127.0.0.1:9002"  # the option wins over the file
@@ -60,7 +60,7 @@ def test_an_unknown_setting_in_the_file_is_named(tmp_path):
 
 
 def test_advertised_addresses_are_what_other_members_are_told(tmp_path):
-    config, _, _ = resolve_settings(None, {
+    config, _, _, _ = resolve_settings(None, {
         "node_id": 1, "data_dir": "d", "peers": "1=10.0.0.1:7101/10.0.0.1:7001",
         "listen": "0.0.0.0:7001", "advertise_client": "10.0.0.1:7001"})
     assert config.listen == "0.0.0.0:7001" and config.advertise_client == "10.0.0.1:7001"
