@@ -73,7 +73,7 @@ def test_tls_needs_all_three_files_and_they_reach_the_node(tmp_path):
     base = {"node_id": 1, "data_dir": str(tmp_path), "peers": "1=127.0.0.1:7101/127.0.0.1:7001"}
     with pytest.raises(click.UsageError, match="--cert, --key and --ca"):
         resolve_settings(None, {**base, "cert": "node.pem"})
-    config, _, _ = resolve_settings(None, {**base, "cert": "n.pem", "key": "k.pem",
+    config, _, _, _ = resolve_settings(None, {**base, "cert": "n.pem", "key": "k.pem",
                                            "ca": "ca.pem", "tokens": "tokens"})
     assert (config.tls.cert, config.tls.key, config.tls.ca) == ("n.pem", "k.pem", "ca.pem")
     assert config.tokens_file == "tokens"
