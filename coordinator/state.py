@@ -38,6 +38,46 @@ order, on every replica. Rules of operation:
    timestamps for liveness (hold windows, quarantine windows, the earliest time a
    revoke may be forced); lease *safety* never rests on them: it compares
    intervals on one leader's local clock (see `coordinator.lease`).
+6. **Quarantine isolates partitions that crash the workers that take them**, not
+   partitions that shared a worker with bad luck. A lease can run out because the
+   process crashed, or because it was paused, cut off from the coordinator, or on
+   the wrong side of a partition of the coordinator nodes; and one death hits every
+   partition of the worker. Charging every death to every partition the worker took
+   recently quarantined most partitions after one network blip (they then stay
+   unowned until an operator acts). So a death is evidence against a partition only
+   when all of these hold:
+
+   a. *It was a crash.* The worker comes back as a new process: its
+      `RegisterWorker` carries a ``process`` id other than the one it registered
+      with. The same process coming back lost its lease to a pause or the network
+      and charges nothing; a worker that never comes back (a machine lost), or an
+      agent that sends no process id, charges nothing either: a false quarantine
+      leaves a partition without owner, while a missed one only lets a crash loop
+      go on. A new process seen while the old one's lease still ran (a restart
+      within the lease) is a crash too, dated when it registers.
+   b. *The partition is a suspect.* At the death (`ExpireWorker`), the suspects are
+      the slots the worker took last (the latest ``assigned_at`` among its slots,
+      several if given at one instant), if that was at most
+      ``quarantine_suspect_window`` before. Slots it had run longer, in the same
+      process, did not kill it; a death shared by all of a worker's partitions is
+      charged to none of the older ones.
+   c. *It follows the partition across distinct workers*: a partition is
+      quarantined when ``quarantine_threshold`` crashes of distinct workers, with
+      distinct timestamps, all within ``quarantine_window`` of each other, were
+      charged to it. A worker that crash-loops on its own charges its partitions
+      once; a whole zone expiring at one timestamp is one incident.
+
+   False positives: an innocent partition is quarantined only if, ``threshold``
+   times in a row within the window, the worker that took it last crashed soon
+   after taking it and came back as a new process, each time a different worker.
+   Independent crashes rarely line up like that; pauses, cut-offs and coordinator
+   partitions never count. The cost of the rule: a partition that crashes workers
+   only after running for longer than the suspect window, or while other
+   partitions are given to the same worker after it, is quarantined later (or
+   never), and crashes are charged only once the worker is back. The charge of a
+   crash is decided when the worker registers again, from replicated facts only
+   (rule 1): the suspects recorded at its expiry, its ``expired_at``, the process
+   ids.
 
 The state is a plain object: the planner and the leader helper read it through the
 read-only mappings below; only `apply` and `restore` change it.
@@ -69,9 +109,11 @@ from .records import (
     partition_id,
 )
 
-SNAPSHOT_FORMAT = 2
-"""Version 2 added ``log_time``; version 1 snapshots are still read (see `restore`)."""
-_READABLE_FORMATS = (1, SNAPSHOT_FORMAT)
+SNAPSHOT_FORMAT = 3
+"""Version 2 added ``log_time``; version 3 the quarantine evidence of rule 6 (worker
+process ids and suspects, crash charges with their worker, the suspect window).
+Versions 1 and 2 are still read (see `restore`)."""
+_READABLE_FORMATS = (1, 2, SNAPSHOT_FORMAT)
 
 
 class SnapshotError(ValueError):
@@ -300,7 +342,7 @@ class CoordinatorState:
             self._workers[cmd.worker_id] = WorkerRecord(
                 worker_id=cmd.worker_id, address=cmd.address, zone=cmd.zone,
                 capacity=cmd.capacity, labels=cmd.labels, state=WorkerState.ACTIVE,
-                registered_at=cmd.now,
+                registered_at=cmd.now, process=cmd.process,
             )
             return c.WorkerRegistered(worker_id=cmd.worker_id, created=True)
         moved_zone = worker.zone != cmd.zone
@@ -309,8 +351,21 @@ class CoordinatorState:
         if moved_zone:
             for pid in sorted({key[0] for key in worker.owned}):
                 self._check_zone_spread(self._partitions[pid])
+        # Rule 6a: a new process id means the previous process crashed.
+        crashed = bool(cmd.process and worker.process and cmd.process != worker.process)
+        if cmd.process:
+            worker.process = cmd.process
         if worker.state is not WorkerState.DEAD:
-            return c.WorkerRegistered(worker_id=cmd.worker_id, created=False)
+            quarantined = []
+            if crashed:  # restarted within its lease: the crash is dated now
+                quarantined = self._charge_crash(worker, self._suspects(worker, cmd.now),
+                                                 cmd.now, cmd.now)
+            return c.WorkerRegistered(worker_id=cmd.worker_id, created=False,
+                                      quarantined=quarantined)
+        suspects, worker.suspects = worker.suspects, ()
+        quarantined = []
+        if crashed and worker.expired_at is not None:
+            quarantined = self._charge_crash(worker, suspects, worker.expired_at, cmd.now)
         worker.state = WorkerState.ACTIVE
         worker.expired_at = None
         worker.registered_at = cmd.now
@@ -324,7 +379,8 @@ class CoordinatorState:
                 self._set_owner(record, slot, worker, cmd.now)
                 restored.append(c.SlotRef(partition_id=key[0], slot=slot, epoch=record.epoch))
         worker.held.clear()
-        return c.WorkerRegistered(worker_id=cmd.worker_id, created=False, restored=restored)
+        return c.WorkerRegistered(worker_id=cmd.worker_id, created=False, restored=restored,
+                                  quarantined=quarantined)
 
     def _deregister(self, cmd: c.DeregisterWorker) -> c.Result:
         worker = self._workers.get(cmd.worker_id)
@@ -347,19 +403,12 @@ class CoordinatorState:
         worker.state = WorkerState.DEAD
         worker.expired_at = cmd.now
         self._counters.expirations += 1
-        freed, held, quarantined = [], [], []
+        # Rule 6b: charged only if it comes back as a new process (`_register`).
+        worker.suspects = tuple(self._suspects(worker, cmd.now))
+        freed, held = [], []
         for key in sorted(worker.owned):
             record = self._partitions[key[0]]
-            took = record.assigned_at[key[1]]
             ref = self._free_slot(key, worker)
-            horizon = cmd.now - config.quarantine_window
-            # Deaths at one timestamp (e.g. a zone failing) are one incident.
-            if took is not None and took >= horizon and cmd.now not in record.deaths:
-                record.deaths.append(cmd.now)
-            record.deaths = [t for t in record.deaths if t >= horizon]
-            if not record.quarantined and len(record.deaths) >= config.quarantine_threshold:
-                self._quarantine(record)
-                quarantined.append(record.partition_id)
             if may_hold and not record.quarantined and key not in self._pending:
                 self._holds[key] = Hold(worker_id=worker.worker_id,
                                         until=cmd.now + config.restart_delay)
@@ -367,8 +416,38 @@ class CoordinatorState:
                 held.append(ref)
             else:
                 freed.append(ref)
-        return c.WorkerRemoved(worker_id=cmd.worker_id, freed=freed, held=held,
-                               quarantined=quarantined)
+        return c.WorkerRemoved(worker_id=cmd.worker_id, freed=freed, held=held)
+
+    def _suspects(self, worker: WorkerRecord, died_at: float) -> list[str]:
+        """The partitions a worker dying at ``died_at`` may have been killed by
+        (rule 6b): those it took last, if that was within the suspect window."""
+        partitions = self._partitions
+        taken = [(partitions[pid].assigned_at[slot], pid) for pid, slot in worker.owned]
+        latest = max((t for t, _ in taken if t is not None), default=None)
+        if latest is None or latest < died_at - self._config.quarantine_suspect_window:
+            return []
+        return sorted({pid for t, pid in taken if t == latest})
+
+    def _charge_crash(self, worker: WorkerRecord, suspects: Any, died_at: float,
+                      now: float) -> list[str]:
+        """Charge a crash of ``worker`` at ``died_at`` to its suspects (rule 6c);
+        returns the partitions it quarantined."""
+        window = self._config.quarantine_window
+        if died_at < now - window:
+            return []
+        quarantined = []
+        for pid in suspects:
+            record = self._partitions.get(pid)
+            if record is None or record.quarantined:
+                continue
+            deaths = [d for d in record.deaths if d[0] >= now - window]
+            bisect.insort(deaths, (died_at, worker.worker_id))
+            record.deaths = deaths
+            incidents = min(len({t for t, _ in deaths}), len({w for _, w in deaths}))
+            if incidents >= self._config.quarantine_threshold:
+                self._quarantine(record)
+                quarantined.append(pid)
+        return quarantined
 
     def _drain(self, cmd: c.DrainWorker) -> c.Result:
         return self._set_worker_state(cmd.worker_id, WorkerState.DRAINING)
@@ -436,6 +515,10 @@ class CoordinatorState:
             del self._weights[group.weight]
         del self._groups[cmd.name]
         self._retired[cmd.name] = (floor, cmd.now)
+        gone = set(group.partition_ids())
+        for worker in self._workers.values():
+            if worker.suspects and gone.intersection(worker.suspects):
+                worker.suspects = tuple(p for p in worker.suspects if p not in gone)
         return c.GroupChanged(name=cmd.name, count=group.count, created=False)
 
     # -- assignments
@@ -678,10 +761,11 @@ class CoordinatorState:
         return {
             "format": SNAPSHOT_FORMAT,
             "config": [config.revoke_timeout, config.restart_delay,
-                       config.quarantine_threshold, config.quarantine_window],
+                       config.quarantine_threshold, config.quarantine_window,
+                       config.quarantine_suspect_window],
             "workers": [
                 [w.worker_id, w.address, w.zone, w.capacity, [list(p) for p in w.labels],
-                 w.state.value, w.registered_at, w.expired_at]
+                 w.state.value, w.registered_at, w.expired_at, w.process, list(w.suspects)]
                 for w in sorted(self._workers.values(), key=lambda w: w.worker_id)
             ],
             "groups": [
@@ -691,7 +775,8 @@ class CoordinatorState:
             ],
             "partitions": [
                 [p.partition_id, p.group, p.index, p.weight, p.replication_factor, p.epoch,
-                 list(p.owners), list(p.assigned_at), p.quarantined, list(p.deaths),
+                 list(p.owners), list(p.assigned_at), p.quarantined,
+                 [list(d) for d in p.deaths],
                  p.not_before]
                 for p in sorted(self._partitions.values(), key=lambda p: p.sort_key)
             ],
@@ -720,6 +805,10 @@ class CoordinatorState:
         A version 1 snapshot has no ``log_time``; it is taken as the latest timestamp
         the snapshot stores (a lower bound of the true one: cluster time then
         continues from there, which only makes windows in flight a little longer).
+        Version 1 and 2 snapshots charged every death, whatever its cause, to every
+        partition taken recently: those charges are dropped, and their workers have
+        no process id or suspects yet (rule 6 then charges nothing until they
+        register again).
 
         Raises:
             SnapshotError: the bytes are not a snapshot of a supported format.
@@ -738,16 +827,22 @@ class CoordinatorState:
 
     @classmethod
     def _from_wire(cls, wire: dict[str, Any]) -> "CoordinatorState":
-        revoke_timeout, restart_delay, threshold, window = wire["config"]
+        current = wire["format"] >= 3
+        revoke_timeout, restart_delay, threshold, window, *suspect_window = wire["config"]
         state = cls(CoordinatorConfig(revoke_timeout=revoke_timeout,
                                       restart_delay=restart_delay,
                                       quarantine_threshold=threshold,
-                                      quarantine_window=window))
-        for wid, address, zone, capacity, labels, st, registered_at, expired_at in wire["workers"]:
+                                      quarantine_window=window,
+                                      **({"quarantine_suspect_window": suspect_window[0]}
+                                         if current else {})))
+        for row in wire["workers"]:
+            wid, address, zone, capacity, labels, st, registered_at, expired_at = row[:8]
+            process, suspects = (row[8], tuple(row[9])) if current else ("", ())
             state._workers[wid] = WorkerRecord(
                 worker_id=wid, address=address, zone=zone, capacity=capacity,
                 labels=tuple((k, v) for k, v in labels), state=WorkerState(st),
-                registered_at=registered_at, expired_at=expired_at,
+                registered_at=registered_at, expired_at=expired_at, process=process,
+                suspects=suspects,
             )
         for name, count, weight, rf, created_at, first_ordinal in wire["groups"]:
             state._groups[name] = GroupRecord(name=name, count=count, weight=weight,
@@ -759,7 +854,8 @@ class CoordinatorState:
                 partition_id=pid, group=group, index=index, weight=weight,
                 replication_factor=rf, epoch=epoch, owners=list(owners),
                 assigned_at=list(assigned_at), quarantined=quarantined,
-                deaths=list(deaths), not_before=not_before,
+                deaths=[(t, w) for t, w in deaths] if current else [],
+                not_before=not_before,
                 ordinal=state._groups[group].first_ordinal + index,
             )
             state._partitions[pid] = record
@@ -808,7 +904,7 @@ class CoordinatorState:
         times.extend(group.created_at for group in self._groups.values())
         for record in self._partitions.values():
             times.extend(t for t in record.assigned_at if t is not None)
-            times.extend(record.deaths)
+            times.extend(t for t, _ in record.deaths)
         times.extend(move.deadline - config.revoke_timeout for move in self._pending.values())
         times.extend(hold.until - config.restart_delay for hold in self._holds.values())
         times.extend(at for _, at in self._retired.values())
