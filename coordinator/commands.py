@@ -154,6 +154,10 @@ def _to_labels(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _optional_seconds(value: Any) -> Optional[float]:
+    return None if value is None else _to_seconds(value)
+
+
 def _now() -> Any:
     return attrs.field(converter=_to_seconds)
 
@@ -206,12 +210,20 @@ class ExpireWorker:
     """The leader decided the worker's lease expired (see `coordinator.lease`).
 
     The worker becomes DEAD; its slots are freed, or held for it during the restart
-    delay window if it was ACTIVE. The partitions it took last, soon before, become
-    suspects: charged towards quarantine if it comes back as a new process.
+    delay window if it was ACTIVE. The partitions it took last before it was last
+    heard from, if soon before, become suspects: charged towards quarantine if it
+    comes back as a new process (rule 6 of `coordinator.state`).
+
+    Attributes:
+        last_heard: cluster time at which the deciding leader last received a
+            heartbeat from the worker; None if it never did (it became leader
+            after the worker went silent). A partition given to the worker after
+            that was never seen by it, so cannot have crashed it.
     """
 
     worker_id: str = attrs.field(validator=_identifier)
     now: float = _now()
+    last_heard: Optional[float] = attrs.field(default=None, converter=_optional_seconds)
 
 
 @attrs.frozen(kw_only=True)

@@ -54,30 +54,44 @@ order, on every replica. Rules of operation:
       agent that sends no process id, charges nothing either: a false quarantine
       leaves a partition without owner, while a missed one only lets a crash loop
       go on. A new process seen while the old one's lease still ran (a restart
-      within the lease) is a crash too, dated when it registers.
+      within the lease) only updates the id: nobody knows when the old process
+      was last heard from, so what it took last may never have reached it.
    b. *The partition is a suspect.* At the death (`ExpireWorker`), the suspects are
-      the slots the worker took last (the latest ``assigned_at`` among its slots,
-      several if given at one instant), if that was at most
-      ``quarantine_suspect_window`` before. Slots it had run longer, in the same
-      process, did not kill it; a death shared by all of a worker's partitions is
-      charged to none of the older ones.
-   c. *It follows the partition across distinct workers*: a partition is
-      quarantined when ``quarantine_threshold`` crashes of distinct workers, with
-      distinct timestamps, all within ``quarantine_window`` of each other, were
-      charged to it. A worker that crash-loops on its own charges its partitions
-      once; a whole zone expiring at one timestamp is one incident.
+      the slots the worker took last (the latest ``assigned_at``, several if given
+      at one instant) *before the leader last heard from it* (``last_heard``), if
+      that was at most ``quarantine_suspect_window`` before. A slot given after
+      the worker went silent never reached it (its view comes with heartbeat
+      acknowledgements); slots it had run longer, in the same process, did not
+      kill it. So a death shared by all of a worker's partitions is charged to
+      none but the newest, and an expiry decided by a leader that never heard
+      from the worker charges nothing.
+   c. *It follows the partition across workers*: a partition is quarantined when
+      ``quarantine_threshold`` crashes with distinct timestamps, of at least two
+      distinct workers, all within ``quarantine_window`` of each other, were
+      charged to it. A worker that crash-loops on its own (getting its held
+      slots back each time) quarantines nothing; a whole zone expiring at one
+      timestamp is one incident. Two workers suffice: a crashed worker comes
+      back empty, so the planner often hands the partition straight back to it.
+
+   d. *A known killer explains its crashes.* When a partition is quarantined, the
+      crashes charged to it are taken off the partitions that were suspects
+      beside it (the planner often moves a dead worker's partitions together, so
+      an innocent one may travel with a bad one for a while), and a crash whose
+      suspects include a quarantined partition charges nobody else. Suspects
+      that cross the threshold at the same crash cannot be told apart and are
+      quarantined together.
 
    False positives: an innocent partition is quarantined only if, ``threshold``
-   times in a row within the window, the worker that took it last crashed soon
-   after taking it and came back as a new process, each time a different worker.
+   times within the window, the worker that took it last crashed soon after
+   taking it and came back as a new process, and not always the same worker.
    Independent crashes rarely line up like that; pauses, cut-offs and coordinator
    partitions never count. The cost of the rule: a partition that crashes workers
    only after running for longer than the suspect window, or while other
    partitions are given to the same worker after it, is quarantined later (or
    never), and crashes are charged only once the worker is back. The charge of a
    crash is decided when the worker registers again, from replicated facts only
-   (rule 1): the suspects recorded at its expiry, its ``expired_at``, the process
-   ids.
+   (rule 1): the suspects recorded at its expiry (from the ``last_heard`` the
+   expiry carries), its ``expired_at`` (the crash's date), the process ids.
 
 The state is a plain object: the planner and the leader helper read it through the
 read-only mappings below; only `apply` and `restore` change it.
@@ -356,12 +370,10 @@ class CoordinatorState:
         if cmd.process:
             worker.process = cmd.process
         if worker.state is not WorkerState.DEAD:
-            quarantined = []
-            if crashed:  # restarted within its lease: the crash is dated now
-                quarantined = self._charge_crash(worker, self._suspects(worker, cmd.now),
-                                                 cmd.now, cmd.now)
-            return c.WorkerRegistered(worker_id=cmd.worker_id, created=False,
-                                      quarantined=quarantined)
+            # A restart within the lease charges nothing: nobody knows when the
+            # old process was last heard from, so what it took may never have
+            # reached it.
+            return c.WorkerRegistered(worker_id=cmd.worker_id, created=False)
         suspects, worker.suspects = worker.suspects, ()
         quarantined = []
         if crashed and worker.expired_at is not None:
@@ -404,7 +416,7 @@ class CoordinatorState:
         worker.expired_at = cmd.now
         self._counters.expirations += 1
         # Rule 6b: charged only if it comes back as a new process (`_register`).
-        worker.suspects = tuple(self._suspects(worker, cmd.now))
+        worker.suspects = tuple(self._suspects(worker, cmd.last_heard))
         freed, held = [], []
         for key in sorted(worker.owned):
             record = self._partitions[key[0]]
@@ -418,36 +430,47 @@ class CoordinatorState:
                 freed.append(ref)
         return c.WorkerRemoved(worker_id=cmd.worker_id, freed=freed, held=held)
 
-    def _suspects(self, worker: WorkerRecord, died_at: float) -> list[str]:
-        """The partitions a worker dying at ``died_at`` may have been killed by
-        (rule 6b): those it took last, if that was within the suspect window."""
+    def _suspects(self, worker: WorkerRecord, last_heard: Optional[float]) -> list[str]:
+        """The partitions a worker last heard from at ``last_heard`` may have been
+        killed by (rule 6b): those it took last before then, if within the suspect
+        window."""
+        if last_heard is None:
+            return []
         partitions = self._partitions
         taken = [(partitions[pid].assigned_at[slot], pid) for pid, slot in worker.owned]
-        latest = max((t for t, _ in taken if t is not None), default=None)
-        if latest is None or latest < died_at - self._config.quarantine_suspect_window:
+        taken = [(t, pid) for t, pid in taken if t is not None and t < last_heard]
+        latest = max((t for t, _ in taken), default=None)
+        if latest is None or latest < last_heard - self._config.quarantine_suspect_window:
             return []
         return sorted({pid for t, pid in taken if t == latest})
 
     def _charge_crash(self, worker: WorkerRecord, suspects: Any, died_at: float,
                       now: float) -> list[str]:
-        """Charge a crash of ``worker`` at ``died_at`` to its suspects (rule 6c);
-        returns the partitions it quarantined."""
+        """Charge a crash of ``worker`` at ``died_at`` to its suspects (rules 6c and
+        6d); returns the partitions it quarantined."""
         window = self._config.quarantine_window
-        if died_at < now - window:
-            return []
+        threshold = self._config.quarantine_threshold
+        records = [self._partitions[pid] for pid in suspects if pid in self._partitions]
+        if died_at < now - window or any(record.quarantined for record in records):
+            return []  # too old to count, or explained by a quarantined suspect
+        incident = (died_at, worker.worker_id)
         quarantined = []
-        for pid in suspects:
-            record = self._partitions.get(pid)
-            if record is None or record.quarantined:
-                continue
+        for record in records:
             deaths = [d for d in record.deaths if d[0] >= now - window]
-            bisect.insort(deaths, (died_at, worker.worker_id))
+            bisect.insort(deaths, incident)
             record.deaths = deaths
-            incidents = min(len({t for t, _ in deaths}), len({w for _, w in deaths}))
-            if incidents >= self._config.quarantine_threshold:
-                self._quarantine(record)
-                quarantined.append(pid)
-        return quarantined
+            if len({t for t, _ in deaths}) >= threshold \
+                    and len({w for _, w in deaths}) >= min(2, threshold):
+                quarantined.append(record)
+        for record in quarantined:
+            self._quarantine(record)
+        for record in quarantined:
+            # Its crashes are explained: its fellow suspects are cleared of them.
+            explained = set(record.deaths)
+            for other in self._partitions.values():
+                if other.deaths and not other.quarantined:
+                    other.deaths = [d for d in other.deaths if d not in explained]
+        return [record.partition_id for record in quarantined]
 
     def _drain(self, cmd: c.DrainWorker) -> c.Result:
         return self._set_worker_state(cmd.worker_id, WorkerState.DRAINING)

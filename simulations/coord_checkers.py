@@ -11,8 +11,10 @@ Each checker returns a violation message (or None); the world turns it into a
 * `CommandChecker` — sees every committed command once, in log order, with its
   result, and keeps its own model of epochs and owners (it does not trust the state
   machine): **epochs only grow** (every assignment carries a larger epoch than any
-  before it for that partition) and **fencing** (an accepted `FencedPut` carries the
-  partition's current epoch and, with one replica, comes from its current owner).
+  before it for that partition), **fencing** (an accepted `FencedPut` carries the
+  partition's current epoch and, with one replica, comes from its current owner) and
+  **no false quarantine** (no partition is quarantined but the one the scenario
+  poisoned: a quarantined partition stays unowned until an operator acts).
 * `layout_problems` — **balance and zone spread** after quiescence: max − min slots
   per ACTIVE worker ≤ 1 (equal weights and capacities) except for workers stuck above
   their share on quarantined slots (see `balance_problem`), replicas in distinct zones
@@ -87,10 +89,17 @@ class OwnershipChecker:
 
 
 class CommandChecker:
-    """Epochs only grow; accepted fenced writes are current. Fed each committed
-    command once (the first replica to apply a log index)."""
+    """Epochs only grow; accepted fenced writes are current; only the poisoned
+    partition is quarantined. Fed each committed command once (the first replica to
+    apply a log index).
 
-    def __init__(self) -> None:
+    Args:
+        poison: the partition the scenario poisoned (it crashes every owner), if any.
+    """
+
+    def __init__(self, poison: Optional[str] = None) -> None:
+        self.poison = poison
+        self.quarantined: list[str] = []  # every quarantine, in log order
         self.checked_index = 0
         self.epoch: dict[str, int] = {}
         self.owners: dict[str, dict[int, str]] = {}
@@ -98,11 +107,19 @@ class CommandChecker:
         self.fenced_accepted = 0
         self.fenced_refused = 0
 
-    def on_apply(self, index: int, command: Any, result: Any) -> Optional[str]:
+    def on_apply(self, index: int, command: Any, result: Any) -> Optional[tuple[str, str]]:
+        """Check one committed command; returns (invariant, message) on a violation."""
         if index <= self.checked_index:
             return None
         self.checked_index = index
-        return self._check(command, result)
+        problem = self._check(command, result)
+        if problem is None:
+            return None
+        if problem.startswith("quarantined"):
+            return "false quarantine", problem
+        if "fenced" in problem:
+            return "fenced writes", problem
+        return "epochs only grow", problem
 
     def _assigned(self, pid: str, slot: int, worker: str, epoch: int, what: str) -> Optional[str]:
         before = self.epoch.get(pid, -1)
@@ -130,6 +147,13 @@ class CommandChecker:
         if isinstance(command, c.Assign):
             return self._assigned(result.partition_id, result.slot, result.worker_id,
                                   result.epoch, f"Assign to {result.worker_id}")
+        if isinstance(result, (c.WorkerRegistered, c.WorkerRemoved)):
+            for pid in result.quarantined:
+                self.quarantined.append(pid)
+                if pid != self.poison:
+                    return (f"quarantined {pid}, which the scenario did not poison, on "
+                            f"{type(command).__name__} of {command.worker_id}: it stays "
+                            "unowned until an operator releases it")
         if isinstance(command, c.RegisterWorker):
             for ref in result.restored:
                 problem = self._assigned(ref.partition_id, ref.slot, command.worker_id,
@@ -327,6 +351,24 @@ def failover_bound(timing, restart_delay: float, heartbeat_interval: float) -> t
     slow = 1 - timing.max_drift
     bound = timing.leader_lease / slow + restart_delay + 2 * heartbeat_interval / slow + slack
     return bound, slack
+
+
+def poison_quarantine_bound(failover: float, threshold: int, timing,
+                            heartbeat_interval: float, crash_after: float = 0.5,
+                            restart_after: float = 3.0) -> float:
+    """Seconds from the poison partition's first assignment to its quarantine.
+
+    Each owner crashes ``crash_after`` seconds after taking it and the next owner
+    has it within the failover bound of the crash. A crash is charged when its
+    worker registers again (``restart_after`` + a heartbeat + a commit). One
+    round in addition to ``threshold`` is allowed: a crash charges nothing when
+    the leader that expires the worker never heard from it after the assignment
+    (rule 6b of `coordinator.state`), or when the partition goes back to a worker
+    already charged (two distinct workers are needed, not more).
+    """
+    slow = 1 - timing.max_drift
+    return ((threshold + 1) * (crash_after + failover) + restart_after
+            + 2 * heartbeat_interval / slow + 1.0)
 
 
 __all__ = ["OwnershipChecker", "CommandChecker", "MovesTracker", "layout", "layout_problems",

@@ -38,11 +38,13 @@ from coordinator.records import OwnedSlot
 
 @attrs.frozen
 class Heartbeat:
-    """Renew my lease (and register me if you do not know me)."""
+    """Renew my lease (and register me if you do not know me). ``process`` is the id
+    of this worker process (a new one after every restart)."""
 
     worker_id: str
     seq: int
     zone: str
+    process: str = ""
 
 
 @attrs.frozen
@@ -130,6 +132,11 @@ class SimWorker:
         self.next_write = 0
         self.held: list = []  # messages that arrived or writes prepared while paused
 
+    @property
+    def process(self) -> str:
+        """The id of the current process (`start` draws a new one)."""
+        return f"{self.id}.{self.incarnation}"
+
     def clock(self, now: float) -> float:
         """The worker's local clock at true time ``now``."""
         return self.offset + self.rate * now
@@ -199,7 +206,7 @@ class SimWorker:
             self.unanswered = 0
         self.unanswered += 1
         seq = self.lease.heartbeat_sent(self.clock(now))
-        return self.target, Heartbeat(self.id, seq, self.zone)
+        return self.target, Heartbeat(self.id, seq, self.zone, self.process)
 
     def releases(self, now: float) -> list[Release]:
         """Give up revoked slots locally, then tell the leader (rule 4)."""

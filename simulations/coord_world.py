@@ -72,6 +72,7 @@ from .coord_checkers import (
     OwnershipChecker,
     failover_bound,
     layout,
+    poison_quarantine_bound,
     layout_problems,
     zone_spread_problem,
 )
@@ -88,6 +89,8 @@ _NAMES = {W_TIMER: "worker timer", TO_NODE: "worker->node", TO_WORKER: "node->wo
 _REQUEST_ID = struct.Struct("<q")
 LEADER_PROPOSAL, WORKER_REQUEST = -1, -2
 WORKER_BASE = 1000  # worker network addresses start here (node ids are small)
+POISON_CRASH_AFTER = 0.5  # an owner of the poison partition crashes this long after taking it
+POISON_RESTART_AFTER = 3.0  # ... and restarts this long after crashing
 
 
 def envelope(request_id: int, command: c.Command) -> bytes:
@@ -159,7 +162,9 @@ class CoordSpec:
         groups: partition groups created at the start: (name, count, replication).
         lease / safety_margin / heartbeat_interval: lease timing (drift bound is the
             run's `SimConfig.drift`).
-        restart_delay / quarantine_threshold: replicated coordinator settings.
+        restart_delay / quarantine_threshold / quarantine_suspect_window: replicated
+            coordinator settings; the suspect window is twice the lease, the ratio
+            of the production defaults (10 s lease, 20 s window).
         node_faults: keep the run's generated coordinator fault plan (else none).
         script: builds the scenario's actions for a world.
         worker_class / state_class: tests plant broken variants here.
@@ -176,6 +181,7 @@ class CoordSpec:
     heartbeat_interval: float = 0.4
     restart_delay: float = 0.0
     quarantine_threshold: int = 3
+    quarantine_suspect_window: float = 4.0
     node_faults: bool = False
     script: Callable[["CoordWorld"], list] = attrs.field(default=lambda world: [], eq=False)
     worker_class: type = attrs.field(default=SimWorker, eq=False)
@@ -218,7 +224,8 @@ class CoordWorld(World):
                                   safety_margin=spec.safety_margin)
         self.coord_config = CoordinatorConfig(
             revoke_timeout=self.timing.leader_lease + 0.1, restart_delay=spec.restart_delay,
-            quarantine_threshold=spec.quarantine_threshold)
+            quarantine_threshold=spec.quarantine_threshold,
+            quarantine_suspect_window=spec.quarantine_suspect_window)
         self.policy = PlacementPolicy()
         self.state_machine = _StateMachineFactory(spec.state_class, self.coord_config)
         rng = self.rngs.stream("coord-clocks")
@@ -236,9 +243,12 @@ class CoordWorld(World):
         self._by_number: dict[int, SimWorker] = {}
         self.drivers: dict[int, _LeaderDriver] = {}
         self.ownership = OwnershipChecker()
-        self.commands = CommandChecker()
+        self.commands = CommandChecker(spec.poison)
         self.moves = MovesTracker()
         self.bound, _ = failover_bound(self.timing, spec.restart_delay, spec.heartbeat_interval)
+        self.poison_bound = poison_quarantine_bound(
+            self.bound, spec.quarantine_threshold, self.timing, spec.heartbeat_interval,
+            POISON_CRASH_AFTER, POISON_RESTART_AFTER)
         # request id -> (command not yet applied, when last proposed)
         self._operator: dict[int, tuple[c.Command, float]] = {}
         self._next_operator_id = -1000
@@ -248,6 +258,10 @@ class CoordWorld(World):
         self._last_disturbance = -math.inf  # coordinator-side faults and leader changes
         self._final_checked = False
         self.zone_spread_clash: Optional[str] = None
+        # The poison partition: when it was first given out and when quarantined.
+        self._poison_first: Optional[float] = None
+        self.poison_quarantined_at: Optional[float] = None
+        self.poison_owners = 0
         for index in range(spec.workers):
             self.add_worker(f"w{index}", f"z{index % spec.zones}")
         self.actions = sorted(spec.script(self), key=lambda a: a.time)
@@ -334,9 +348,9 @@ class CoordWorld(World):
             first = index > self.commands.checked_index
             problem = self.commands.on_apply(index, command, result)
             if problem:
-                invariant = "epochs only grow" if "epoch" in problem and "fenced" not in problem \
-                    else "fenced writes"
-                self._fail(invariant, problem, self.now)
+                self._fail(*problem, self.now)
+            if self.poison_quarantined_at is None and self.spec.poison in self.commands.quarantined:
+                self.poison_quarantined_at = self.now
             if driver is not None:
                 driver.leader.on_applied(command, result)
             if request_id <= -1000:
@@ -522,12 +536,17 @@ class CoordWorld(World):
         state = node.kv.state
         if isinstance(message, Heartbeat):
             record = state.workers.get(message.worker_id)
-            if record is None or record.state is WorkerState.DEAD:
+            dead = record is None or record.state is WorkerState.DEAD
+            # A live worker heartbeating from a new process restarted within its
+            # lease: registering the new process records the crash (quarantine).
+            if dead or (message.process and message.process != record.process):
                 if now >= driver.registering.get(message.worker_id, -math.inf) + 1.0:
                     driver.registering[message.worker_id] = now
                     self._propose(node, c.RegisterWorker(
                         worker_id=message.worker_id, address=f"sim:{number}",
-                        zone=message.zone, now=cluster), WORKER_REQUEST, None)
+                        zone=message.zone, process=message.process, now=cluster),
+                        WORKER_REQUEST, None)
+            if dead:
                 self._send_to_worker(node_id, number, Nack(message.seq))
                 return
             self._read_counter += 1
@@ -678,9 +697,13 @@ class CoordWorld(World):
 
     def _poisoned(self, worker_id: str) -> None:
         """The poison partition was just given to ``worker_id``: it dies soon."""
+        if self._poison_first is None:
+            self._poison_first = self.now
+        self.poison_owners += 1
         worker = self.workers.get(worker_id)
         if worker is not None and self.heal_time is None:
-            self._push_action(Action(self.now + 0.5, "crash_worker", (worker_id, 3.0)))
+            self._push_action(Action(self.now + POISON_CRASH_AFTER, "crash_worker",
+                                     (worker_id, POISON_RESTART_AFTER)))
 
     # == scenario actions =============================================================
 
@@ -826,6 +849,13 @@ class CoordWorld(World):
 
     def _on_coord_check(self) -> None:
         self.push(0.25, COORD_CHECK)
+        first = self._poison_first
+        if first is not None and self.poison_quarantined_at is None and self.heal_time is None \
+                and self.now > first + self.poison_bound:
+            self._fail("quarantine bound", f"{self.spec.poison}, first given out at t={first:.3f}, "
+                       f"crashed {self.poison_owners} owners and is not quarantined by "
+                       f"t={first + self.poison_bound:.3f}", self.now)
+            return
         problem = self.ownership.overdue(self.now, self._failover_exempt)
         if problem:
             self._fail("failover bound", problem + f" (bound {self.bound:.2f}s)", self.now)
@@ -939,7 +969,17 @@ class CoordWorld(World):
                               "refused": self.commands.fenced_refused},
             "zone_spread_clash": self.zone_spread_clash,
             "quarantined": list(state.status().quarantined) if state is not None else [],
+            **self._poison_summary(),
         }
+
+    def _poison_summary(self) -> dict[str, Any]:
+        if not self.spec.poison:
+            return {}
+        first, at = self._poison_first, self.poison_quarantined_at
+        return {"poison_owners": self.poison_owners,
+                "poison_quarantine_bound_seconds": round(self.poison_bound, 4),
+                "poison_quarantined_after_seconds":
+                    None if first is None or at is None else round(at - first, 4)}
 
     def describe_recent(self, count: int = 25) -> list[str]:
         saved = self.recent

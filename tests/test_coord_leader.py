@@ -191,7 +191,7 @@ def test_handoff_cut_short_by_quarantine_does_not_block_later_moves():
     def crash(now):
         """The owner of r/0 slot 1 crashes, comes back as a new process and leaves."""
         owner = state.owner("r/0", 1)
-        state.apply(c.ExpireWorker(worker_id=owner, now=now))
+        state.apply(c.ExpireWorker(worker_id=owner, now=now, last_heard=now))
         result = state.apply(c.RegisterWorker(worker_id=owner, address="", zone="z",
                                               process="2", now=now))
         state.apply(c.DeregisterWorker(worker_id=owner, now=now))

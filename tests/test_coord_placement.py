@@ -153,7 +153,7 @@ def with_quarantined_slots(worker, zone, count):
     apply_ok(state, c.CreatePartitionGroup(name="q", count=count, replication_factor=2,
                                            now=0.0))
     converge(state)
-    apply_ok(state, c.ExpireWorker(worker_id="wd", now=2.0))
+    apply_ok(state, c.ExpireWorker(worker_id="wd", now=2.0, last_heard=2.0))
     apply_ok(state, c.RegisterWorker(worker_id="wd", address="", zone="zd", process="2",
                                      now=2.0))
     apply_ok(state, c.DeregisterWorker(worker_id="wd", now=2.0))

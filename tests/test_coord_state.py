@@ -231,11 +231,18 @@ def test_owner_death_during_handoff_keeps_target(state):
     assert state.pending_moves[("t/0", 0)].phase is MovePhase.RELEASED
 
 
+def expire(state, worker, now, heard=None):
+    """The leader expires ``worker`` at ``now``, having last heard from it at
+    ``heard`` (default: ``now``, after whatever it took)."""
+    return state.apply(c.ExpireWorker(worker_id=worker, now=now,
+                                      last_heard=now if heard is None else heard))
+
+
 def crash(state, worker, died, back=None, zone="z1", process=None):
     """``worker``'s lease is expired at ``died``; it registers again at ``back``
     (default: at once) as a new process (``process``), or, with ``process`` equal to
     its current one, as the same process (its lease was lost, not its process)."""
-    state.apply(c.ExpireWorker(worker_id=worker, now=died))
+    expire(state, worker, died)
     if process is None:
         process = state.workers[worker].process + "+"
     return register(state, worker, zone, now=died if back is None else back, process=process)
@@ -288,6 +295,43 @@ def test_crash_looping_partition_is_quarantined_across_distinct_workers():
     assert all(not state.partitions[f"g/{i}"].deaths for i in range(8))
 
 
+def test_partition_bouncing_between_two_crashing_workers_is_quarantined():
+    # A crashed worker comes back empty, so the planner may hand the partition
+    # straight back to it: two distinct workers are enough.
+    state = CoordinatorState()
+    for worker in ("a", "b"):
+        register(state, worker, now=0.0, process="1")
+    state.apply(c.CreatePartitionGroup(name="p", count=1, now=0.0))
+    results = []
+    for i, worker in enumerate(["a", "b", "a"]):
+        t = 10.0 + 5.0 * i
+        assign(state, "p/0", worker, now=t)
+        results.append(crash(state, worker, t + 2.5, back=t + 4.0).quarantined)
+    assert results == [(), (), ("p/0",)]
+
+
+def test_a_quarantined_partition_explains_the_crashes_it_shared():
+    # g/0 travelled with the bad p/0 for two crashes; once p/0 is quarantined those
+    # crashes are taken off g/0.
+    state = CoordinatorState()
+    for worker in ("a", "b", "c", "d"):
+        register(state, worker, now=0.0, process="1")
+    state.apply(c.CreatePartitionGroup(name="p", count=1, now=0.0))
+    state.apply(c.CreatePartitionGroup(name="g", count=1, now=0.0))
+    for i, worker in enumerate(["a", "b"]):
+        t = 10.0 + 5.0 * i
+        assign(state, "p/0", worker, now=t)
+        assign(state, "g/0", worker, now=t)
+        crash(state, worker, t + 2.5, back=t + 4.0)
+    assert len(state.partitions["g/0"].deaths) == 2
+    assign(state, "p/0", "c", now=20.0)
+    assign(state, "g/0", "d", now=20.0)
+    assert crash(state, "c", 22.5, back=24.0).quarantined == ("p/0",)
+    assert state.partitions["g/0"].deaths == []
+    assert crash(state, "d", 22.5, back=24.0).quarantined == ()  # g/0 alone on d
+    assert state.partitions["g/0"].deaths == [(22.5, "d")]
+
+
 def test_one_worker_crashing_with_many_partitions_quarantines_none_of_the_older():
     # Threshold 1: any charge quarantines. The worker took g/0..g/3 at 0 and g/4 at
     # 5, then crashed: only g/4, the one it took last, is a suspect.
@@ -329,7 +373,7 @@ def test_leases_lost_while_the_process_lived_quarantine_nothing(fault):
         t = 2.0 + 10.0 * round_
         victims = workers[:2] if fault == "node partition" else [workers[round_]]
         for worker in victims:
-            state.apply(c.ExpireWorker(worker_id=worker, now=t))
+            expire(state, worker, t)
         back = t + (1.0 if fault == "pause" else 6.0)
         for worker in victims:
             result = register(state, worker, now=back, process=f"{worker}-1")
@@ -349,7 +393,7 @@ def test_a_worker_that_never_comes_back_or_sends_no_process_id_charges_nothing()
     state.apply(c.CreatePartitionGroup(name="g", count=2, now=0.0))
     assign(state, "g/0", "gone", now=1.0)
     assign(state, "g/1", "old", now=1.0)
-    state.apply(c.ExpireWorker(worker_id="gone", now=3.0))
+    expire(state, "gone", 3.0)
     assert state.workers["gone"].suspects == ("g/0",)
     assert crash(state, "old", 3.0, process="").quarantined == ()
     assert not state.status().quarantined
@@ -379,19 +423,34 @@ def test_one_worker_crash_looping_alone_counts_once():
     assert not state.status().quarantined
 
 
-def test_a_restart_within_the_lease_is_a_crash(state):
-    # The new process registers while the worker is still live: the crash is dated
-    # at its registration, charged to what it took last.
-    for worker in ("w1", "w2"):
-        register(state, worker, now=0.0, process="1")
+def test_a_restart_within_the_lease_only_updates_the_process_id(state):
+    # The new process registers while the worker is still live: when the old one
+    # was last heard from is unknown, so nothing is charged; a later lease lost by
+    # the new process is no crash.
+    register(state, "w1", now=0.0, process="1")
     assign(state, "t/0", "w1", now=1.0)
-    assert register(state, "w1", now=2.0, process="2").quarantined == ()
-    assert state.workers["w1"].state is WorkerState.ACTIVE
-    assert state.partitions["t/0"].deaths == [(2.0, "w1")]
-    assign(state, "t/0", "w2", slot=1, now=3.0)
-    assert register(state, "w2", now=4.0, process="2").quarantined == ("t/0",)
-    # The same process registering again is no crash.
-    assert register(state, "w2", now=5.0, process="2").quarantined == ()
+    assert register(state, "w1", now=2.0, process="2") == \
+        c.WorkerRegistered(worker_id="w1", created=False)
+    assert state.workers["w1"].process == "2" and not state.partitions["t/0"].deaths
+    assert crash(state, "w1", 5.0, back=6.0, process="2").quarantined == ()
+    assert not state.partitions["t/0"].deaths
+
+
+def test_a_partition_given_after_the_worker_went_silent_is_no_suspect():
+    # w crashed at 4 (last heard at 4); the leader gave it g/1 at 5, before its
+    # lease ran out. g/1 never reached it; g/0, which it ran, is the suspect.
+    state = CoordinatorState(CoordinatorConfig(quarantine_threshold=1))
+    register(state, "w", now=0.0, process="1")
+    state.apply(c.CreatePartitionGroup(name="g", count=2, now=0.0))
+    assign(state, "g/0", "w", now=1.0)
+    assign(state, "g/1", "w", now=5.0)
+    expire(state, "w", 6.0, heard=4.0)
+    assert state.workers["w"].suspects == ("g/0",)
+    # An expiry by a leader that never heard from the worker names no suspect.
+    register(state, "w", now=7.0, process="1")
+    assign(state, "g/0", "w", now=7.0)
+    state.apply(c.ExpireWorker(worker_id="w", now=9.0))
+    assert state.workers["w"].suspects == ()
 
 
 def _revoke_then_quarantine(state):
@@ -402,7 +461,7 @@ def _revoke_then_quarantine(state):
         register(state, worker, zone, process="1")
     assign(state, "t/0", "w1", slot=0, now=0.0)
     assign(state, "t/0", "w2", slot=1, now=0.0)
-    state.apply(c.ExpireWorker(worker_id="w2", now=10.0))  # first crash; slot 1 held
+    expire(state, "w2", 10.0)  # first crash; slot 1 held
     assign(state, "t/0", "w3", slot=1, now=16.0)  # after the hold ran out
     register(state, "w2", "z2", now=16.0, process="2")  # back as a new process
     state.apply(c.Revoke(partition_id="t/0", slot=0, worker_id="w1",
@@ -426,7 +485,7 @@ def test_handoff_finishing_during_quarantine_ends_its_move(state, finish):
         result = state.apply(c.ForceRevoke(**base, now=27.0))
         assert isinstance(result, c.SlotReleased) and result.forced, result
     else:
-        result = state.apply(c.ExpireWorker(worker_id="w1", now=19.0))
+        result = expire(state, "w1", 19.0)
         assert result.freed == (c.SlotRef(partition_id="t/0", slot=0, epoch=epoch),)
     assert state.owner("t/0", 0) is None and state.partitions["t/0"].quarantined
     assert not state.pending_moves and state.status().pending_moves == 0
@@ -444,7 +503,7 @@ def test_quarantine_drops_released_handoffs(state):
                            epoch=state.partitions["t/0"].epoch, now=20.0))
     assert state.pending_moves[("t/0", 0)].phase is MovePhase.RELEASED
     assign(state, "t/0", "w3", slot=1, now=21.0)
-    state.apply(c.ExpireWorker(worker_id="w3", now=22.0))
+    expire(state, "w3", 22.0)
     assign(state, "t/0", "w4", slot=1, now=27.5)  # after w3's hold ran out
     register(state, "w3", "z3", now=27.5, process="3")  # w3 had crashed
     crash(state, "w4", 28.0, zone="z4")  # quarantined again: w3, w4 within the window
@@ -456,7 +515,7 @@ def test_deaths_long_after_taking_a_partition_do_not_quarantine(state):
     for i, worker in enumerate(["w1", "w2", "w1", "w2"]):
         register(state, worker, now=i * 100.0, process=str(i))
         assign(state, "t/0", worker, now=i * 100.0)
-        state.apply(c.ExpireWorker(worker_id=worker, now=i * 100.0 + 50.0))
+        expire(state, worker, i * 100.0 + 50.0)
         assert state.workers[worker].suspects == ()
     assert not state.partitions["t/0"].quarantined
 
@@ -466,7 +525,7 @@ def test_quarantine_evidence_survives_snapshot_and_restore(state):
     assign(state, "t/0", "w1", now=1.0)
     crash(state, "w1", 3.0, back=4.0)
     assign(state, "t/1", "w2", now=5.0)
-    state.apply(c.ExpireWorker(worker_id="w2", now=6.0))
+    expire(state, "w2", 6.0)
     restored = CoordinatorState.restore(state.snapshot())
     assert restored == state
     assert restored.partitions["t/0"].deaths == [(3.0, "w1")]
@@ -476,7 +535,7 @@ def test_quarantine_evidence_survives_snapshot_and_restore(state):
 
 def test_deleting_a_group_forgets_its_suspects(state):
     assign(state, "t/0", "w1", now=1.0)
-    state.apply(c.ExpireWorker(worker_id="w1", now=2.0))
+    expire(state, "w1", 2.0)
     assert state.workers["w1"].suspects == ("t/0",)
     state.apply(c.DeletePartitionGroup(name="t", now=3.0))
     assert state.workers["w1"].suspects == ()
