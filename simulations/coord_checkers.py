@@ -7,7 +7,11 @@ Each checker returns a violation message (or None); the world turns it into a
   processes believe they may act for the same replica slot (slot 0 is the primary).
   Beliefs are what the workers themselves act on (`SimWorker.acting`, i.e.
   `WorkerLease.active_partitions` on each worker's own drifting clock), evaluated at
-  the true simulated time after every event. It also times failovers.
+  the true simulated time after every event. It also times **failovers**: from the
+  moment an owner stops serving a slot (it crashes, pauses or is cut off from the
+  coordinator) until a serving worker (up, not paused, not cut off) acts for it,
+  against the bound of `failover_bound`, moved by what the coordinator went
+  through meanwhile (see `CoordWorld.failover_deadline`).
 * `CommandChecker` — sees every committed command once, in log order, with its
   result, and keeps its own model of epochs and owners (it does not trust the state
   machine): **epochs only grow** (every assignment carries a larger epoch than any
@@ -28,10 +32,30 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+import attrs
+
 from coordinator import commands as c
 from coordinator.commands import WorkerState
 from coordinator.placement import moves_lower_bound
 from coordinator.state import CoordinatorState
+
+
+@attrs.define
+class Failover:
+    """A slot whose owner stopped serving it (crashed, paused, cut off), waiting
+    for a serving owner.
+
+    Attributes:
+        worker: the owner that stopped.
+        since: when it stopped (true time).
+        cause: "crash", "pause" or "cut-off".
+        unchecked: why the failover bound does not apply to it (None: checked).
+    """
+
+    worker: str
+    since: float
+    cause: str
+    unchecked: Optional[str] = None
 
 
 class OwnershipChecker:
@@ -39,13 +63,21 @@ class OwnershipChecker:
 
     def __init__(self) -> None:
         self.double_ownership = 0
-        # (partition, slot) -> (worker id, death time, deadline or None when unchecked)
-        self.waiting: dict[tuple[str, int], tuple[str, float, Optional[float]]] = {}
+        self.waiting: dict[tuple[str, int], Failover] = {}
         self.failovers: list[float] = []  # every completed failover, seconds
         self.checked_failovers: list[float] = []  # those the bound applied to
+        self.checked_by_cause: dict[str, int] = {}
+        self.unchecked: dict[str, int] = {}  # completed without the bound: reason -> count
+        self.margins: list[float] = []  # deadline - end of each checked failover
 
-    def check(self, now: float, workers) -> Optional[str]:
+    def check(self, now: float, workers, serving=None, deadline=None,
+              exempt=None) -> Optional[str]:
+        """At most one owner believes it may act for each slot. A failover in
+        ``waiting`` ends when a worker for which ``serving(worker)`` holds (default:
+        any) acts for the slot; a checked one that ends after ``deadline`` (see
+        `overdue`) is a violation too."""
         seen: dict[tuple[str, int], tuple[str, int]] = {}
+        waiting = self.waiting
         for worker in workers:
             if not worker.up:
                 continue
@@ -57,35 +89,77 @@ class OwnershipChecker:
                     return (f"workers {other[0]} (epoch {other[1]}) and {worker.id} (epoch {epoch}) "
                             f"both believe they may act for slot {slot} of {pid} at t={now:.4f}")
                 seen[key] = (worker.id, epoch)
-                if self.waiting and key in self.waiting:
-                    dead, since, deadline = self.waiting.pop(key)
-                    self.failovers.append(now - since)
-                    if deadline is not None:
-                        self.checked_failovers.append(now - since)
+                if waiting and key in waiting and (serving is None or serving(worker)):
+                    failover = waiting.pop(key)
+                    if failover.unchecked is None and deadline is not None:
+                        due = deadline(key, failover)
+                        if now > due:
+                            failover.unchecked = exempt(key, failover) if exempt else None
+                            if failover.unchecked is None:
+                                return self._late(key, failover, due)
+                        else:
+                            self.margins.append(due - now)
+                    self._complete(failover, now)
         return None
 
-    def worker_died(self, worker_id: str, slots: list[tuple[str, int]], now: float,
-                    deadline: Optional[float]) -> None:
-        """Start timing the failover of the dead worker's slots; ``deadline`` None
-        means the bound does not apply (coordinator faults around)."""
+    @staticmethod
+    def _late(key: tuple[str, int], failover: Failover, due: float) -> str:
+        return (f"slot {key[1]} of {key[0]} (owned by {failover.worker}, which stopped "
+                f"by {failover.cause} at t={failover.since:.3f}) had no serving owner "
+                f"by t={due:.3f}")
+
+    def _complete(self, failover: Failover, now: float) -> None:
+        elapsed = now - failover.since
+        self.failovers.append(elapsed)
+        if failover.unchecked is None:
+            self.checked_failovers.append(elapsed)
+            self.checked_by_cause[failover.cause] = self.checked_by_cause.get(failover.cause, 0) + 1
+        else:
+            self.unchecked[failover.unchecked] = self.unchecked.get(failover.unchecked, 0) + 1
+
+    def stopped(self, worker_id: str, slots, now: float, cause: str,
+                unchecked: Optional[str] = None) -> None:
+        """Start timing the failover of the slots ``worker_id`` served; ``unchecked``
+        says why the bound does not apply (None: it does)."""
         for key in slots:
-            self.waiting[key] = (worker_id, now, deadline)
+            old = self.waiting.get(key)
+            if old is not None:
+                self.unchecked["superseded by a later fault"] = \
+                    self.unchecked.get("superseded by a later fault", 0) + 1
+            self.waiting[key] = Failover(worker_id, now, cause, unchecked)
 
-    def overdue(self, now: float, exempt) -> Optional[str]:
-        """A slot whose failover deadline passed (``exempt(key)``: quarantined or
-        gone, or the bound's preconditions broke meanwhile)."""
-        for key, (dead, since, deadline) in sorted(self.waiting.items()):
-            if deadline is not None and now > deadline:
-                if exempt(key):
-                    self.waiting[key] = (dead, since, None)
+    def overdue(self, now: float, deadline, exempt) -> Optional[str]:
+        """A slot whose failover deadline (``deadline(key, failover)``) passed.
+        ``exempt(key, failover)`` names a reason the bound's preconditions broke
+        (the slot is then no longer checked), or None."""
+        for key, failover in sorted(self.waiting.items()):
+            if failover.unchecked is not None:
+                continue
+            due = deadline(key, failover)
+            if now > due:
+                reason = exempt(key, failover)
+                if reason is not None:
+                    failover.unchecked = reason
                     continue
-                return (f"slot {key[1]} of {key[0]} (owned by {dead}, which died at "
-                        f"t={since:.3f}) had no new owner by t={deadline:.3f}")
+                return self._late(key, failover, due)
         return None
 
-    def forget_unchecked(self) -> None:
-        for key, (dead, since, deadline) in list(self.waiting.items()):
-            self.waiting[key] = (dead, since, None)
+    def stop_checking(self, reason: str) -> None:
+        """No failover in flight is checked any more (e.g. the faults healed)."""
+        for failover in self.waiting.values():
+            if failover.unchecked is None:
+                failover.unchecked = reason
+
+    def report(self) -> dict[str, Any]:
+        """How many failovers were checked (per cause) and why the rest were not
+        (per reason; "not over at the end" counts those still waiting)."""
+        unchecked = dict(self.unchecked)
+        if self.waiting:
+            unchecked["not over at the end"] = len(self.waiting)
+        return {"checked": len(self.checked_failovers),
+                "checked_by_cause": dict(sorted(self.checked_by_cause.items())),
+                "margin_seconds_min": round(min(self.margins), 4) if self.margins else None,
+                "unchecked": dict(sorted(unchecked.items()))}
 
 
 class CommandChecker:
@@ -95,10 +169,12 @@ class CommandChecker:
 
     Args:
         poison: the partition the scenario poisoned (it crashes every owner), if any.
+        strict_quarantine: whether quarantining another partition is a violation.
     """
 
-    def __init__(self, poison: Optional[str] = None) -> None:
+    def __init__(self, poison: Optional[str] = None, strict_quarantine: bool = True) -> None:
         self.poison = poison
+        self.strict_quarantine = strict_quarantine
         self.quarantined: list[str] = []  # every quarantine, in log order
         self.checked_index = 0
         self.epoch: dict[str, int] = {}
@@ -150,7 +226,7 @@ class CommandChecker:
         if isinstance(result, (c.WorkerRegistered, c.WorkerRemoved)):
             for pid in result.quarantined:
                 self.quarantined.append(pid)
-                if pid != self.poison:
+                if pid != self.poison and self.strict_quarantine:
                     return (f"quarantined {pid}, which the scenario did not poison, on "
                             f"{type(command).__name__} of {command.worker_id}: it stays "
                             "unowned until an operator releases it")

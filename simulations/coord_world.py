@@ -71,7 +71,6 @@ from .coord_checkers import (
     MovesTracker,
     OwnershipChecker,
     failover_bound,
-    layout,
     poison_quarantine_bound,
     layout_problems,
     zone_spread_problem,
@@ -171,6 +170,9 @@ class CoordSpec:
         poison: a partition whose owner crashes shortly after taking it.
         strict_zone_spread: a replica zone clash at quiescence is a violation (else
             only counted in the summary: the planner lets balance win over spread).
+        strict_quarantine: quarantining a partition other than ``poison`` is a
+            violation ("false quarantine"); tests that force quarantines with a
+            threshold of 1 switch it off.
     """
 
     workers: int = 6
@@ -188,6 +190,7 @@ class CoordSpec:
     state_class: type = attrs.field(default=CoordinatorState, eq=False)
     poison: Optional[str] = None
     strict_zone_spread: bool = True
+    strict_quarantine: bool = True
 
 
 class _LeaderDriver:
@@ -243,7 +246,7 @@ class CoordWorld(World):
         self._by_number: dict[int, SimWorker] = {}
         self.drivers: dict[int, _LeaderDriver] = {}
         self.ownership = OwnershipChecker()
-        self.commands = CommandChecker(spec.poison)
+        self.commands = CommandChecker(spec.poison, spec.strict_quarantine)
         self.moves = MovesTracker()
         self.bound, _ = failover_bound(self.timing, spec.restart_delay, spec.heartbeat_interval)
         self.poison_bound = poison_quarantine_bound(
@@ -256,6 +259,14 @@ class CoordWorld(World):
         self._client_versions: dict[int, dict[str, int]] = {}
         self._op_versions: dict[int, int] = {}
         self._last_disturbance = -math.inf  # coordinator-side faults and leader changes
+        # Failover deadlines (`failover_deadline`): the ready leader last seen by the
+        # periodic check, since when the coordinator has been settled (a ready
+        # leader, no node partition), and each worker's heartbeat rounds that got
+        # no acknowledgement (lost messages, a leader it could not reach).
+        self._ready_driver: Optional[_LeaderDriver] = None
+        self._settled_since = 0.0
+        self._last_heartbeat_seq: dict[int, int] = {}
+        self._failed_rounds: dict[int, list[float]] = {}
         self._final_checked = False
         self.zone_spread_clash: Optional[str] = None
         # The poison partition: when it was first given out and when quarantined.
@@ -325,7 +336,8 @@ class CoordWorld(World):
                 self._on_worker_undo(a, b)
         else:
             super().step()
-        problem = self.ownership.check(self.now, self.workers.values())
+        problem = self.ownership.check(self.now, self.workers.values(), self._serving,
+                                       self._failover_due, self._failover_exempt)
         if problem:
             self._fail("at most one owner", problem, self.now)
 
@@ -509,6 +521,11 @@ class CoordWorld(World):
     # == worker <-> node ==============================================================
 
     def _send_to_node(self, worker: SimWorker, node_id: int, message: Any) -> None:
+        if isinstance(message, Heartbeat):
+            previous = self._last_heartbeat_seq.get(worker.number)
+            if previous is not None and worker.last_acked < previous:
+                self._failed_rounds.setdefault(worker.number, []).append(self.now)
+            self._last_heartbeat_seq[worker.number] = message.seq
         delays = self.network.delays(worker.number, node_id)
         if delays:
             self.push(delays[0], TO_NODE, node_id, (worker.number, message))
@@ -618,13 +635,20 @@ class CoordWorld(World):
         if not worker.up:
             return
         self._trace(W_TIMER, worker.number, 2, b"crash")
-        state = self.reference_state()
-        slots = [] if state is None else [k for k, o in layout(state).items() if o == worker.id]
+        self._stopped_serving(worker, "crash")
         worker.crash()
-        calm = self._last_disturbance < self.now - 2 * self.timing.leader_lease \
-            and self.heal_time is None and not self.network.faults.loss
-        self.ownership.worker_died(worker.id, slots, self.now,
-                                   self.now + self.bound if calm else None)
+
+    def _stopped_serving(self, worker: SimWorker, cause: str) -> None:
+        """``worker`` stops serving the slots it acts for now: time their failover."""
+        if not self._serving(worker):
+            return  # already stopped: the failover in flight goes on
+        slots = [(pid, slot) for pid, slot, _ in worker.acting(self.now)]
+        self.ownership.stopped(worker.id, slots, self.now, cause,
+                               None if self.heal_time is None else "healed")
+
+    def _serving(self, worker: SimWorker) -> bool:
+        """Up, running and not cut off from the coordinator by the scenario."""
+        return worker.up and not worker.paused and worker.number not in self._isolated
 
     def _on_worker_timer(self, number: int, incarnation: int) -> None:
         worker = self._by_number[number]
@@ -664,6 +688,7 @@ class CoordWorld(World):
         if not worker.up or worker.paused:
             return
         self._trace(W_TIMER, worker.number, 4, b"pause")
+        self._stopped_serving(worker, "pause")
         worker.paused = True
         self.push(duration, W_UNDO, "resume", (worker.number, worker.incarnation))
 
@@ -680,6 +705,7 @@ class CoordWorld(World):
                 self._send_to_node(worker, worker.target or self.voters[0], message)
 
     def isolate_worker(self, worker: SimWorker, duration: float) -> None:
+        self._stopped_serving(worker, "cut-off")
         self._isolated.add(worker.number)
         self._rewire_workers()
         self._trace(W_TIMER, worker.number, 6, b"isolate")
@@ -856,10 +882,12 @@ class CoordWorld(World):
                        f"crashed {self.poison_owners} owners and is not quarantined by "
                        f"t={first + self.poison_bound:.3f}", self.now)
             return
-        problem = self.ownership.overdue(self.now, self._failover_exempt)
-        if problem:
-            self._fail("failover bound", problem + f" (bound {self.bound:.2f}s)", self.now)
-            return
+        if self._coordinator_settled():
+            problem = self.ownership.overdue(self.now, self.failover_deadline,
+                                             self._failover_exempt)
+            if problem:
+                self._fail("failover bound", problem, self.now)
+                return
         if self.moves.open is not None and self.quiescent():
             state = self.reference_state()
             problem = self.moves.quiescent(state) or layout_problems(
@@ -867,22 +895,64 @@ class CoordWorld(World):
             if problem:
                 self._fail("minimal moves" if "moved" in problem else "balance", problem, self.now)
 
-    def _failover_exempt(self, key: tuple[str, int]) -> bool:
-        """The bound's preconditions: a stable leader, a live worker, no quarantine."""
-        if self._last_disturbance >= self.now - self.bound - 2 * self.timing.leader_lease:
-            return True
+    def _coordinator_settled(self) -> bool:
+        """Whether failovers can proceed now: a ready leader and no partition of the
+        nodes (which also cuts workers). Notes since when (`_settled_since`): a new
+        ready leader grants every worker a full lease from its start, and workers cut
+        by a node partition come back when it heals, so a failover's clock restarts
+        then (checked every 0.25 s, which the slack of the bound covers)."""
+        driver = None
+        for node_id, candidate in sorted(self.drivers.items()):
+            node = self.nodes[node_id]
+            if candidate.ready and node.up and not node.paused and node.role is Role.LEADER:
+                driver = candidate
+                break
+        settled = driver is not None and not self.network.sides
+        if driver is not self._ready_driver or not settled:
+            self._ready_driver = driver if settled else None
+            self._settled_since = self.now
+        return settled
+
+    def failover_deadline(self, key: tuple[str, int], failover: Any) -> float:
+        """When ``key`` must have a serving owner again: `failover_bound` counted from
+        the owner's stop, or from the moment the coordinator settled if later (a new
+        ready leader, the end of a node partition), plus one heartbeat interval (on a
+        slow clock) for every heartbeat round of the slot's owner since the stop that
+        got no acknowledgement (lost messages, a node that did not lead)."""
+        start = max(failover.since, self._settled_since)
+        owner = self.workers.get(self._owner_in_state(key) or "")
+        failed = 0
+        if owner is not None:
+            failed = sum(1 for t in self._failed_rounds.get(owner.number, ()) if t >= failover.since)
+        slow = 1 - self.timing.max_drift
+        return start + self.bound + failed * self.spec.heartbeat_interval / slow
+
+    def _failover_due(self, key: tuple[str, int], failover: Any) -> float:
+        """`failover_deadline` as of now (for a failover that just ended)."""
+        self._coordinator_settled()
+        return self.failover_deadline(key, failover)
+
+    def _owner_in_state(self, key: tuple[str, int]) -> Optional[str]:
+        state = self.reference_state()
+        record = None if state is None else state.partitions.get(key[0])
+        return None if record is None else record.owners[key[1]]
+
+    def _failover_exempt(self, key: tuple[str, int], failover: Any) -> Optional[str]:
+        """Why the bound no longer applies to an overdue failover, or None."""
         state = self.reference_state()
         if state is None:
-            return True
+            return "no ready leader"
         record = state.partitions.get(key[0])
-        if record is None or record.quarantined:
-            return True
+        if record is None:
+            return "partition deleted"
+        if record.quarantined:
+            return "quarantined"
         owner = self.workers.get(record.owners[key[1]] or "")
         if owner is not None:
             # Owned in the state: overdue unless the new owner itself was hit meanwhile.
-            return not self._reachable(owner)
+            return None if self._reachable(owner) else "new owner down or cut off"
         live = [w for w in self.workers.values() if self._reachable(w) and w.id not in record.owners]
-        return not live
+        return None if live else "no live worker to take it"
 
     def _reachable(self, worker: SimWorker) -> bool:
         return worker.up and not worker.paused and not worker.left and not any(
@@ -934,7 +1004,7 @@ class CoordWorld(World):
 
     def _heal(self) -> None:
         super()._heal()
-        self.ownership.forget_unchecked()
+        self.ownership.stop_checking("healed")
         self.moves.interrupt()
         self._disturbed()
         self._isolated.clear()
@@ -964,6 +1034,7 @@ class CoordWorld(World):
             "failover_seconds_max": round(max(failovers), 4) if failovers else None,
             "failover_bound_seconds": round(self.bound, 4),
             "failovers": len(self.ownership.failovers),
+            "failover_checks": self.ownership.report(),
             "double_ownership": self.ownership.double_ownership,
             "fenced_writes": {"accepted": self.commands.fenced_accepted,
                               "refused": self.commands.fenced_refused},
