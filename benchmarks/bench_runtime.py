@@ -58,20 +58,18 @@ async def measure(clients: int, seconds: float,
     latencies: list[float] = []
     try:
         async with trio.open_nursery() as nursery:
-            transports = {}
+            transports = {i: TcpTransport(i, ("127.0.0.1", 0), {}) for i in IDS}
             for i in IDS:
-                transports[i] = TcpTransport(i, ("127.0.0.1", 0), {},
-                                             lambda m, i=i: runtimes[i].deliver(m))
+                runtimes[i] = RaftRuntime.over(transports[i], Config(id=i, voters=IDS),
+                                               storages[i], Sink(), tick_interval=0.05,
+                                               snapshot_every=50_000,
+                                               io_in_thread=data_dir is not None)
                 await nursery.start(transports[i].serve)
             for i in IDS:
                 for j in IDS:
                     if j != i:
                         transports[i].set_peer(j, transports[j].address)
             for i in IDS:
-                runtimes[i] = RaftRuntime(Config(id=i, voters=IDS), storages[i], Sink(),
-                                          transports[i].send, tick_interval=0.05,
-                                          snapshot_every=50_000,
-                                          io_in_thread=data_dir is not None)
                 await nursery.start(runtimes[i].run)
             with trio.fail_after(10):
                 await runtimes[1].wait_until(lambda: runtimes[1].leader != 0)

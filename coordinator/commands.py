@@ -182,9 +182,9 @@ class RegisterWorker:
         process: an id the worker process draws when it starts (unique per
             process, e.g. a random UUID), sent with every heartbeat; "" when the
             agent does not send one. A new id after a death tells a crash from a
-            lease lost to a pause or the network (quarantine, rule 7 of
+            lease lost to a pause or the network (quarantine, rule 6 of
             `coordinator.state`).
-        now: leader timestamp.
+        now: cluster time of the proposing leader.
     """
 
     worker_id: str = attrs.field(validator=_identifier)
@@ -251,7 +251,7 @@ class CreatePartitionGroup:
         count: number of partitions.
         weight: load of each partition, in the units of worker capacity.
         replication_factor: owners per partition (slot 0 is the primary).
-        now: leader timestamp.
+        now: cluster time of the proposing leader.
     """
 
     name: str = attrs.field(validator=_group_name)
@@ -281,7 +281,7 @@ class Assign:
         worker_id: the new owner.
         epoch: the partition's new epoch; must be greater than its current epoch
             (the leader proposes current + 1).
-        now: leader timestamp.
+        now: cluster time of the proposing leader.
     """
 
     partition_id: str = attrs.field(validator=_identifier)
@@ -301,7 +301,7 @@ class Revoke:
         worker_id: its current owner.
         epoch: the partition's current epoch.
         target: where the planner wants the slot to go next (a hint; may be None).
-        now: leader timestamp; the revoke may be forced from ``now + revoke_timeout``.
+        now: cluster time of the proposing leader; the revoke may be forced from ``now + revoke_timeout``.
     """
 
     partition_id: str = attrs.field(validator=_identifier)

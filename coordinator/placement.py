@@ -78,9 +78,7 @@ replica slots should change owner, and returns `Move`s; the leader turns them in
 
 from __future__ import annotations
 
-import contextlib
-import gc
-from typing import Iterator, Mapping, Optional
+from typing import Mapping, Optional
 
 from ._planner import UNLIMITED, Move, PlacementPolicy, Planner, quotas
 from .commands import WorkerState
@@ -139,21 +137,5 @@ def plan(state: CoordinatorState, policy: PlacementPolicy, now: float) -> list[M
         handoffs. Applying them (and completing the handoffs) and planning again
         returns no moves unless something changed.
     """
-    with _cyclic_gc_paused():
-        return Planner(state, policy, now).run()
+    return Planner(state, policy, now).run()
 
-
-@contextlib.contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """A plan allocates up to one small tuple per free slot and creates no reference
-    cycles, but every 700 allocations the cyclic collector would walk the young
-    objects (and, as they survive, the state's millions of objects): pausing it
-    halves the time of a 300,000-slot plan. Reference counting still frees
-    everything; the previous setting is restored."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()

@@ -48,22 +48,21 @@ async def main(data_dir: Path) -> None:
     storages = {i: DiskStorage(str(data_dir / f"node-{i}")) for i in IDS}
     try:
         async with trio.open_nursery() as nursery:
-            # Listeners first (port 0: the system picks free ports), then tell every
-            # transport where its peers are.
-            transports = {}
+            # Each runtime sends through its transport, which delivers to it.
+            transports = {i: TcpTransport(i, ("127.0.0.1", 0), {}) for i in IDS}
             for i in IDS:
-                transport = TcpTransport(i, ("127.0.0.1", 0), {},
-                                         lambda message, i=i: runtimes[i].deliver(message))
-                await nursery.start(transport.serve)
-                transports[i] = transport
+                runtimes[i] = RaftRuntime.over(transports[i], Config(id=i, voters=IDS),
+                                               storages[i], machines[i], tick_interval=0.05,
+                                               snapshot_every=100)
+            # Listeners first (port 0: the system picks free ports), then tell every
+            # transport where its peers are, then start the nodes.
+            for i in IDS:
+                await nursery.start(transports[i].serve)
             for i in IDS:
                 for j in IDS:
                     if j != i:
                         transports[i].set_peer(j, transports[j].address)
             for i in IDS:
-                runtimes[i] = RaftRuntime(Config(id=i, voters=IDS), storages[i], machines[i],
-                                          transports[i].send, tick_interval=0.05,
-                                          snapshot_every=100)
                 await nursery.start(runtimes[i].run)
 
             with trio.fail_after(10):

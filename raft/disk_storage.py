@@ -5,6 +5,7 @@ Layout of a data directory::
     wal-0000000000000001.seg   log segments, CRC-framed records (see raft._wal)
     wal-0000000000000002.seg   ... the highest-numbered one is appended to
     snap-<index>-<term>.snap   the newest valid snapshot (older ones are removed)
+    LOCK                       flocked while a DiskStorage has the directory open
 
 Rules this module keeps:
 
@@ -41,6 +42,7 @@ from typing import Any, Sequence
 
 from . import _wal
 from .errors import (
+    DirectoryLockedError,
     CompactedError,
     CorruptionError,
     SnapshotOutOfDateError,
@@ -57,6 +59,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SEGMENT_BYTES = 64 << 20
 DEFAULT_CACHE_ENTRIES = 65536
+LOCK_FILE = "LOCK"
+"""The lock file in a data directory (its contents are unused; its flock counts)."""
 _RECORD_CACHE_SIZE = 64
 
 
@@ -257,7 +261,9 @@ class DiskStorage:
         storage.save(HardState(term=1, vote=1), [Entry(term=1, index=1)])
         storage.close()
 
-    Only one `DiskStorage` may use a directory at a time; nothing locks it.
+    Only one `DiskStorage` may use a directory at a time: opening takes an exclusive
+    lock on the file `LOCK` in it (`flock`, released by `close` or when the process
+    ends), and a second open is refused with `DirectoryLockedError`.
     """
 
     def __init__(
@@ -282,6 +288,8 @@ class DiskStorage:
             cache_entries: how many of the most recent entries to keep in memory.
 
         Raises:
+            DirectoryLockedError: another `DiskStorage`, in this process or another,
+                has the directory open.
             CorruptionError: the log is corrupt other than at its tail; no file was
                 modified.
         """
@@ -296,6 +304,18 @@ class DiskStorage:
         self._closed = False
 
         self._fs.makedirs(path)
+        try:
+            self._lock = self._fs.lock(posixpath.join(path, LOCK_FILE))
+        except BlockingIOError:
+            raise DirectoryLockedError(path) from None
+        try:
+            self._open(path)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _open(self, path: str) -> None:
+        """Recover from the directory and open the active segment (lock held)."""
         recovered = _recover(self._fs, path)
         self._repair(recovered)
 
@@ -724,7 +744,10 @@ class DiskStorage:
             if self._dirty and self._failed is None:
                 self._sync_active()
         finally:
-            self._active.close()
+            try:
+                self._active.close()
+            finally:
+                self._lock.release()
 
     def __enter__(self) -> DiskStorage:
         return self

@@ -4,6 +4,11 @@ Two families, kept apart on purpose (as h11 does):
 
 * *local* errors (`RaftError` subclasses such as `ProposalDropped`, `ConfigError`) are
   raised to the caller of an API it used wrongly or at the wrong moment;
+* *outcomes* of a request an embedder catches: `ProposalDropped` (refused, nothing
+  happened), `ProposalLost` (certainly never took effect), `ProposalOutcomeUnknown`
+  (may or may not have), `RuntimeStopped` (the runtime ended first). The last three
+  are raised by `raft.runtime.RaftRuntime`; they live here, with the first, so that
+  an embedder imports every outcome from one place (`raft`);
 * *remote* errors (`CodecError`) describe garbage that arrived from a peer or from
   disk. A driver catches them, drops the input, and keeps serving.
 """
@@ -71,6 +76,19 @@ class ProposalDropped(RaftError):
         super().__init__(text)
 
 
+class ProposalLost(RaftError):
+    """Another entry was committed at the proposal's index: it never took effect."""
+
+
+class ProposalOutcomeUnknown(RaftError):
+    """A snapshot covered the proposal's index before this node saw the entry there:
+    it may or may not have taken effect."""
+
+
+class RuntimeStopped(RaftError):
+    """The runtime stopped before the outcome was known."""
+
+
 class StorageError(RaftError):
     """Base class of storage failures."""
 
@@ -85,6 +103,21 @@ class UnavailableError(StorageError):
 
 class SnapshotOutOfDateError(StorageError):
     """A snapshot older than the current one was offered."""
+
+
+class DirectoryLockedError(StorageError):
+    """Another `DiskStorage` (in this or another process) holds the data directory.
+
+    Two nodes writing one log would corrupt it; the second one is refused at open.
+
+    Attributes:
+        path: the data directory.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"data directory {path!r} is in use by another process "
+                         "(or another DiskStorage in this one)")
 
 
 class CorruptionError(StorageError):

@@ -16,6 +16,10 @@ nothing more:
   *tear*: a file keeps its durable contents plus a random prefix of the bytes appended
   after them, which is what a real crash in the middle of a write can leave.
 
+Rule 4: `lock` takes an exclusive lock that lasts until it is released or the
+process ends (for `MemoryFileSystem`: until `crash()`); it is not a file a crash can
+lose, and taking it is not a mutating operation.
+
 Directories themselves (`makedirs`) are durable at once; the storage layer creates its
 directory once and the interesting failures are about files. The model is
 deterministic given the rng, and reads neither a clock nor the global `random`.
@@ -23,12 +27,14 @@ deterministic given the rng, and reads neither a clock nor the global `random`.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import posixpath
 import random
 from typing import Callable, Protocol, runtime_checkable
 
 __all__ = [
+    "FileLock",
     "FileSystem",
     "WritableFile",
     "OsFileSystem",
@@ -58,6 +64,14 @@ class WritableFile(Protocol):
         ...
 
     def close(self) -> None:
+        ...
+
+
+class FileLock(Protocol):
+    """An exclusive lock taken with `FileSystem.lock`."""
+
+    def release(self) -> None:
+        """Give the lock up (idempotent)."""
         ...
 
 
@@ -107,6 +121,15 @@ class FileSystem(Protocol):
         """Make creations, renames and removals inside directory `path` durable."""
         ...
 
+    def lock(self, path: str) -> FileLock:
+        """Take an exclusive lock on `path` (a lock file, created if missing) without
+        waiting. It is held until released or until the process ends.
+
+        Raises:
+            BlockingIOError: someone else holds it.
+        """
+        ...
+
 
 # ---------------------------------------------------------------------------------
 # The real thing.
@@ -146,8 +169,32 @@ class _OsFile:
             self._fd = -1
 
 
+class _OsLock:
+    """A `flock` on an open lock file: the kernel releases it when the process ends,
+    however it ends, so a crash never leaves a stale lock behind."""
+
+    __slots__ = ("_fd",)
+
+    def __init__(self, path: str) -> None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # closing the only descriptor drops the flock
+            self._fd = -1
+
+
 class OsFileSystem:
     """`FileSystem` on the real operating system, with real `os.fsync` calls."""
+
+    def lock(self, path: str) -> FileLock:
+        return _OsLock(path)
 
     def open_append(self, path: str) -> WritableFile:
         return _OsFile(path)
@@ -288,6 +335,20 @@ class _MemoryFile:
         self._closed = True
 
 
+class _MemoryLock:
+    """A lock of a `MemoryFileSystem`; a crash in between releases it already."""
+
+    def __init__(self, fs: MemoryFileSystem, path: str) -> None:
+        self._fs = fs
+        self._path = path
+        self._generation = fs._generation
+
+    def release(self) -> None:
+        if self._generation == self._fs._generation:
+            self._fs._locks.discard(self._path)
+        self._generation = -1
+
+
 class MemoryFileSystem:
     """An in-memory `FileSystem` with exact durability semantics (see module doc).
 
@@ -305,6 +366,7 @@ class MemoryFileSystem:
         self._generation = 0
         self._fail_after: int | None = None
         self._hook: Callable[[str], None] | None = None
+        self._locks: set[str] = set()
         self.ops = 0
 
     # -- fault injection -------------------------------------------------------------
@@ -334,6 +396,7 @@ class MemoryFileSystem:
         """
         self._generation += 1
         self._fail_after = None
+        self._locks.clear()  # every process died with the power
         survivors: dict[str, _Inode] = {}
         # One inode can sit under two durable names (a rename across directories
         # with only the target directory fsynced); tear it once, not twice.
@@ -370,6 +433,13 @@ class MemoryFileSystem:
             raise FileNotFoundError(f"no directory for {path}")
 
     # -- FileSystem ------------------------------------------------------------------
+
+    def lock(self, path: str) -> FileLock:
+        norm = self._norm(path)
+        if norm in self._locks:
+            raise BlockingIOError(f"{path} is locked")
+        self._locks.add(norm)
+        return _MemoryLock(self, norm)
 
     def open_append(self, path: str) -> WritableFile:
         norm = self._norm(path)

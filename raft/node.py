@@ -32,7 +32,8 @@ Rules
 7. Remote input is never trusted to be well formed: malformed or out-of-range
    messages are dropped (and counted), they never raise. So are messages no
    correct peer in the sender's place sends: a TimeoutNow not from our leader, a
-   snapshot without voters or beyond `Config.max_snapshot_bytes`.
+   snapshot without voters or beyond `Config.max_snapshot_bytes`, a read answer
+   that answers no request this node forwarded to its leader in this term.
 """
 
 from __future__ import annotations
@@ -80,6 +81,11 @@ from .types import (
 log = logging.getLogger(__name__)
 
 _LEADER_TRAFFIC = (AppendEntries, Heartbeat, InstallSnapshot)
+
+# Forwarded reads a follower remembers while it waits for the leader's answers. A
+# read whose answer was lost stays until the term ends or this many newer reads
+# push it out; asking again (as `RaftRuntime` does) registers it anew.
+_MAX_FORWARDED_READS = 4096
 
 
 def next_conf_state(conf: ConfState, change: ConfChange) -> ConfState:
@@ -200,6 +206,9 @@ class RawNode:
         self._uncommitted_bytes = 0
         self._uncommitted: list[tuple[int, int]] = []  # (index, size) of own proposals
         self._pending_reads: dict[bytes, _ReadRequest] = {}
+        # Contexts of the reads this node forwarded to its leader in this term (an
+        # ordered set): only an answer to one of them may become a ReadState.
+        self._forwarded_reads: dict[bytes, None] = {}
         self._reads_before_commit: list[tuple[NodeId, bytes]] = []
         # The snapshot being received: (term, metadata, bytes so far).
         self._incoming_snapshot: tuple[int, SnapshotMetadata, bytearray] | None = None
@@ -339,6 +348,11 @@ class RawNode:
         read may be served once the applied index reaches `index`. If leadership is
         lost meanwhile the request is forgotten; callers time out and retry.
 
+        `context` must be unique across restarts of this node too (mix in a nonce
+        drawn at start, as `RaftRuntime` does): a follower accepts only answers to
+        reads it forwarded in its current term, but an answer meant for an earlier
+        incarnation that reused the context would be indistinguishable.
+
         Raises:
             ProposalDropped: no leader is known to forward the request to.
         """
@@ -346,6 +360,10 @@ class RawNode:
         if self.role is Role.LEADER:
             self._leader_read(self.id, context)
         elif self.leader != NONE:
+            forwarded = self._forwarded_reads
+            forwarded[context] = None
+            if len(forwarded) > _MAX_FORWARDED_READS:
+                del forwarded[next(iter(forwarded))]
             self._send(ReadIndexRequest(term=self.term, sender=self.id, to=self.leader, context=context))
         else:
             raise ProposalDropped(DropReason.NO_LEADER, NONE)
@@ -546,6 +564,7 @@ class RawNode:
         self._votes = {}
         self._lead_transferee = NONE
         self._pending_reads = {}
+        self._forwarded_reads = {}
         self._reads_before_commit = []
         self._progress = {}
         self._uncommitted_bytes = 0
@@ -889,11 +908,17 @@ class RawNode:
         self._conf_history = [(meta.index, meta.conf_state)]
 
     def _on_read_index_response(self, m: ReadIndexResponse) -> None:
-        # Only the leader of this term answers reads; a read served at an index it
-        # did not confirm could be stale.
-        if self.role is Role.LEADER or (self.leader != NONE and m.sender != self.leader) or m.index < 0:
+        # Only our leader of this term answers reads, and only reads we forwarded
+        # to it in this term: a read served at an index it did not confirm for us
+        # could be stale. (An answer meant for an earlier incarnation of this node,
+        # still in flight, must not serve a new read that reuses its context.)
+        # Forwarded reads are forgotten at every term change, so an answer of
+        # another term, or with no leader known, finds none.
+        forwarded = self._forwarded_reads
+        if m.sender != self.leader or m.index < 0 or m.context not in forwarded:
             self.dropped_messages += 1
             return
+        del forwarded[m.context]
         self._read_states.append(ReadState(index=m.index, context=m.context))
 
     # ==================================================================================

@@ -17,17 +17,40 @@ coroutines that finish when the outcome is known:
   the call (ReadIndex): a read of the local state machine after it is
   linearizable. A request the core forgot because leadership changed, or that the
   network lost, is re-issued (after a leader change, and every election timeout).
+  It raises `ProposalDropped` (reason NO_LEADER) at once when no leader is known,
+  and when none has been for an election timeout while it waited. Each run draws a
+  random nonce for its read contexts, so an answer still in flight for a read of an
+  earlier run of this node can never serve a read of this one.
 * `change_membership(change)` proposes a one-server change and returns the
-  configuration in force once it is applied.
+  configuration in force once it is applied. The change's `context` bytes (e.g. the
+  new member's peer and client addresses) are stored in the log with it; a state
+  machine that defines `apply_conf_change(entry, change, conf_state)` is handed
+  every committed change, on every replica, in log order with `apply`.
+
+Every outcome an embedder catches (`ProposalDropped`, `ProposalLost`,
+`ProposalOutcomeUnknown`, `RuntimeStopped`) is defined in `raft.errors` and exported
+by `raft`; this module re-exports the last three.
+
+State: `leadership` (term, leader, role), `leader`, `role`, `commit_index` and
+`applied_index` are read-only properties; `leadership_changes()` is an async
+iterator that yields the leadership at once and then on every change (a slow
+consumer skips to the newest state, never misses it); `wait_until(predicate)`
+waits for anything else; `status()` and `stats` are snapshots.
+
+Wiring: `RaftRuntime.over(transport, config, storage, state_machine)` builds a
+runtime that sends through `transport` (a `raft.transport.TcpTransport`, or
+anything with `send` and `attach`) and attaches itself as the transport's receiver.
+The plain constructor takes a `send` callable, for embedders with their own network
+that then call `deliver` themselves.
 
 Concurrency: every node call happens under one lock, and the lock is held from
 `ready()` to `advance()`, so no caller can slip a call in between (the core's
 contract). Proposals wait in a queue and are appended together whenever the lock
 is free, so one fsync covers every proposal that arrived during the previous one
-(group commit); inbound messages are batched the same way. Disk writes run in a worker thread (`io_in_thread`) so that an fsync does
-not stall the event loop; the node stays locked meanwhile. Inbound messages go
-through a bounded inbox: when it is full they are dropped, as a lossy network would
-(Raft retransmits).
+(group commit); inbound messages are batched the same way. Disk writes run in a
+worker thread (`io_in_thread`) so that an fsync does not stall the event loop; the
+node stays locked meanwhile. Inbound messages go through a bounded inbox: when it
+is full they are dropped, as a lossy network would (Raft retransmits).
 
 Snapshots: every `snapshot_every` applied entries the runtime asks the state machine
 for a snapshot and compacts the log. At start the state machine is restored from the
@@ -38,21 +61,29 @@ from __future__ import annotations
 
 import itertools
 import logging
+import secrets
 import time
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, AsyncIterator, Callable, Optional, Protocol
 
 import attrs
 import trio
 
 from .config import Config
-from .errors import DropReason, ProposalDropped, RaftError
+from .errors import (
+    DropReason,
+    ProposalDropped,
+    ProposalLost,
+    ProposalOutcomeUnknown,
+    RuntimeStopped,
+)
+from . import codec
 from .node import RawNode
 from .ready import Ready, Status
 from .storage import WritableStorage
-from .types import ConfChange, ConfState, Entry, EntryType, Message, NodeId, Role
+from .types import NONE, ConfChange, ConfState, Entry, EntryType, Message, NodeId, Role
 
-__all__ = ["ProposalLost", "ProposalOutcomeUnknown", "RaftRuntime", "RuntimeStats",
-           "RuntimeStopped", "StateMachine"]
+__all__ = ["Leadership", "ProposalLost", "ProposalOutcomeUnknown", "RaftRuntime",
+           "RuntimeStats", "RuntimeStopped", "StateMachine", "Transport"]
 
 log = logging.getLogger(__name__)
 
@@ -71,18 +102,41 @@ class StateMachine(Protocol):
     def restore(self, data: bytes) -> None:
         """Replace the whole state with a snapshot's bytes (b"" = the empty state)."""
 
+    # Optional: a state machine that defines
+    #
+    #     def apply_conf_change(self, entry: Entry, change: ConfChange,
+    #                           conf_state: ConfState) -> None
+    #
+    # is told of every committed membership change, in log order with `apply`, with
+    # the change's `context` (e.g. the new member's addresses) and the
+    # configuration in force from it on. Keep what it needs in its snapshots:
+    # changes a snapshot covers are not replayed.
 
-class ProposalLost(RaftError):
-    """Another entry was committed at the proposal's index: it never took effect."""
+
+class Transport(Protocol):
+    """What `RaftRuntime.over` needs of a network (`raft.transport.TcpTransport`
+    is one)."""
+
+    def send(self, message: Message) -> None:
+        """Queue an outbound message; never blocks."""
+
+    def attach(self, deliver: Callable[[Message], None]) -> None:
+        """Hand every inbound message for this node to `deliver` from now on."""
 
 
-class ProposalOutcomeUnknown(RaftError):
-    """A snapshot covered the proposal's index before this node saw the entry there:
-    it may or may not have taken effect."""
+@attrs.frozen
+class Leadership:
+    """Who leads, as one node sees it (`RaftRuntime.leadership`).
 
+    Attributes:
+        term: the node's current term.
+        leader: the leader it knows of in that term (`raft.NONE` if none).
+        role: the node's own role (`Role.LEADER` when it is the leader).
+    """
 
-class RuntimeStopped(RaftError):
-    """The runtime stopped before the outcome was known."""
+    term: int
+    leader: NodeId
+    role: Role
 
 
 @attrs.define
@@ -167,7 +221,7 @@ class RaftRuntime:
         self._send = send
         snapshot = storage.snapshot()
         state_machine.restore(snapshot.data)
-        self.applied = snapshot.index
+        self._applied = snapshot.index
         self.node = RawNode(config, storage, applied=snapshot.index)
         self.id: NodeId = config.id
         self._lock = trio.Lock()
@@ -181,12 +235,46 @@ class RaftRuntime:
         self._work = trio.Event()
         self._reads: dict[bytes, _Read] = {}
         self._applied_waits: list[tuple[int, trio.Event]] = []
+        # Read contexts must differ from those of every earlier run of this node:
+        # an answer to a read of a previous incarnation, still in flight when it
+        # stopped, must not serve a read of this one. A random nonce per run does
+        # that (etcd mixes the member id with the start time the same way).
+        self._read_prefix = b"rt-%d-%s-" % (self.id, secrets.token_hex(8).encode())
         self._read_ids = itertools.count(1)
+        self._leaderless_ticks = 0
         self._changed = trio.Event()
+        # Published after each handled Ready, so a watcher never sees a term or
+        # role before it was persisted and announced.
+        self._leadership = Leadership(self.node.term, self.node.leader, self.node.role)
+        self._leadership_changed = trio.Event()
+        self._on_conf_change: Optional[Callable[[Entry, ConfChange, ConfState], Any]] = getattr(
+            state_machine, "apply_conf_change", None)
         self._running = False
         self._stopped = False
         self._fatal: Optional[BaseException] = None
         self._scope: Optional[trio.CancelScope] = None
+
+    @classmethod
+    def over(cls, transport: Transport, config: Config, storage: WritableStorage,
+             state_machine: StateMachine, **options: Any) -> RaftRuntime:
+        """A runtime whose messages travel over `transport`: it sends with
+        `transport.send`, and the transport delivers inbound messages to it.
+
+        Example::
+
+            transport = TcpTransport(1, ("127.0.0.1", 7001), peers)
+            runtime = RaftRuntime.over(transport, Config(id=1, voters=(1, 2, 3)),
+                                       DiskStorage("/var/lib/app/raft"), machine)
+            await nursery.start(transport.serve)
+            await nursery.start(runtime.run)
+
+        Args:
+            transport: the network (one runtime per transport).
+            config, storage, state_machine, options: as for the constructor.
+        """
+        runtime = cls(config, storage, state_machine, transport.send, **options)
+        transport.attach(runtime.deliver)
+        return runtime
 
     # -- running ---------------------------------------------------------------------
 
@@ -236,6 +324,12 @@ class RaftRuntime:
             ticks += 1
             async with self._lock:
                 self.node.tick()
+                if self.node.leader == NONE:
+                    self._leaderless_ticks += 1
+                    if self._leaderless_ticks >= retry_every and self._reads:
+                        self._fail_unanswered_reads()
+                else:
+                    self._leaderless_ticks = 0
                 if ticks % retry_every == 0 and self._reads:
                     # A forwarded ReadIndex request or its answer may have been
                     # lost on the way; asking again is harmless (the first
@@ -311,6 +405,11 @@ class RaftRuntime:
         if changed:
             self._changed.set()
             self._changed = trio.Event()
+            leadership = Leadership(node.term, node.leader, node.role)
+            if leadership != self._leadership:
+                self._leadership = leadership
+                self._leadership_changed.set()
+                self._leadership_changed = trio.Event()
 
     async def _handle(self, rd: Ready) -> None:
         if rd.snapshot is not None:
@@ -342,9 +441,12 @@ class RaftRuntime:
         result: Any = None
         if entry.type is EntryType.CONF_CHANGE:
             result = self.node.apply_conf_change(entry)
+            if self._on_conf_change is not None:
+                change, _ = codec.decode_conf_change_entry(entry.data)
+                self._on_conf_change(entry, change, result)
         elif entry.data:
             result = self.state_machine.apply(entry)
-        self.applied = entry.index
+        self._applied = entry.index
         waiter = self._waiters.pop(entry.index, None)
         if waiter is not None:
             if entry.term == waiter.term:
@@ -357,17 +459,17 @@ class RaftRuntime:
     def _skip_to(self, index: int) -> None:
         """A snapshot replaced the state up to `index`: proposals at or below it
         cannot be matched to an entry any more."""
-        self.applied = index
+        self._applied = index
         for at in [i for i in self._waiters if i <= index]:
             self._waiters.pop(at).finish(error=ProposalOutcomeUnknown(
                 f"a snapshot up to index {index} covered the proposal at index {at}"))
 
     async def _maybe_compact(self) -> None:
         every = self.snapshot_every
-        if not every or self.applied - self.storage.first_index() < every:
+        if not every or self._applied - self.storage.first_index() < every:
             return
         try:
-            snapshot = self.node.create_snapshot(self.applied, self.state_machine.snapshot())
+            snapshot = self.node.create_snapshot(self._applied, self.state_machine.snapshot())
         except ProposalDropped as exc:  # e.g. configuration unknown at that index
             log.debug("node %d skips compaction: %s", self.id, exc)
             return
@@ -389,11 +491,21 @@ class RaftRuntime:
                 except ProposalDropped:
                     pass  # no leader yet: tried again at the next change
 
+    def _fail_unanswered_reads(self) -> None:
+        """No leader for an election timeout: reads still waiting for one fail
+        (`ProposalDropped`, reason NO_LEADER) instead of waiting without bound."""
+        for read in self._reads.values():
+            if read.index < 0 and read.error is None:
+                read.error = ProposalDropped(
+                    DropReason.NO_LEADER, NONE,
+                    f"node {self.id} has known no leader for an election timeout")
+                read.answered.set()
+
     def _wake_applied(self) -> None:
         if self._applied_waits:
             still = []
             for index, event in self._applied_waits:
-                if self.applied >= index:
+                if self._applied >= index:
                     event.set()
                 else:
                     still.append((index, event))
@@ -412,6 +524,7 @@ class RaftRuntime:
         for _, event in self._applied_waits:
             event.set()
         self._changed.set()
+        self._leadership_changed.set()
 
     def _check_running(self) -> None:
         if self._stopped or not self._running:
@@ -446,37 +559,63 @@ class RaftRuntime:
 
     async def read_barrier(self) -> int:
         """Wait until a read of the local state is linearizable; return the index
-        this node has applied up to (at least the commit index at the call)."""
+        this node has applied up to (at least the commit index at the call).
+
+        Raises:
+            ProposalDropped: no leader is known (reason NO_LEADER, at once), or
+                none has been for an election timeout while the read waited.
+                Retry later, or on another node.
+            RuntimeStopped: the runtime stopped first.
+        """
         self._check_running()
-        context = b"rt-%d-%d" % (self.id, next(self._read_ids))
+        context = b"%s%d" % (self._read_prefix, next(self._read_ids))
         read = self._reads[context] = _Read()
         try:
             async with self._lock:
-                try:
-                    self.node.read_index(context)
-                except ProposalDropped as exc:
-                    if exc.reason is not DropReason.NO_LEADER:
-                        raise
-                    # No leader known yet: issued when one is (see _reissue_reads).
+                self.node.read_index(context)  # raises ProposalDropped if no leader
                 await self._drain()
             await read.answered.wait()
             if read.error is not None:
                 raise read.error
             await self.wait_applied(read.index)
-            return self.applied
+            return self._applied
         finally:
             self._reads.pop(context, None)
 
     async def wait_applied(self, index: int) -> None:
         """Wait until this node has applied `index`."""
-        if self.applied >= index:
+        if self._applied >= index:
             return
         self._check_running()
         event = trio.Event()
         self._applied_waits.append((index, event))
         await event.wait()
-        if self.applied < index:
-            raise RuntimeStopped(f"node {self.id} stopped at applied index {self.applied}")
+        if self._applied < index:
+            raise RuntimeStopped(f"node {self.id} stopped at applied index {self._applied}")
+
+    async def leadership_changes(self) -> AsyncIterator[Leadership]:
+        """Yield the current `leadership` at once, then again whenever it changes
+        (term, leader or role). A slow consumer skips intermediate states but
+        always gets the newest one; a state is never yielded twice in a row.
+
+        Example::
+
+            async for leadership in runtime.leadership_changes():
+                if leadership.role is Role.LEADER: ...
+
+        Raises:
+            RuntimeStopped: the runtime stopped (ends the iteration).
+        """
+        last: Optional[Leadership] = None
+        while True:
+            if self._stopped:
+                raise RuntimeStopped(f"node {self.id} stopped")
+            current = self._leadership
+            if current != last:
+                last = current
+                yield current
+            else:
+                await self._leadership_changed.wait()
 
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
         """Wait until `predicate()` holds; it is evaluated after every handled batch
@@ -504,6 +643,22 @@ class RaftRuntime:
     @property
     def role(self) -> Role:
         return self.node.role
+
+    @property
+    def leadership(self) -> Leadership:
+        """Term, leader and role as of the last handled batch of work (persisted
+        and announced); `leadership_changes` follows them."""
+        return self._leadership
+
+    @property
+    def commit_index(self) -> int:
+        """The highest log index this node knows to be committed."""
+        return self.node.log.committed
+
+    @property
+    def applied_index(self) -> int:
+        """The highest log index applied to the state machine on this node."""
+        return self._applied
 
     @property
     def leader(self) -> NodeId:

@@ -196,7 +196,8 @@ class TcpTransport:
             host "" binds every interface.
         peers: node id -> (host, port) to dial; change it later with `set_peer`.
         deliver: called synchronously, in the trio thread, with every valid inbound
-            message addressed to this node (e.g. `RaftRuntime.deliver`).
+            message addressed to this node. Leave it out and `attach` the receiver
+            later (`RaftRuntime.over(transport, ...)` does), before `serve`.
         cluster: cluster name; connections naming another cluster are rejected.
         queue_limit: outbound messages queued per peer; more are dropped.
         max_frame_bytes: largest frame sent or accepted.
@@ -212,7 +213,7 @@ class TcpTransport:
     """
 
     def __init__(self, node_id: NodeId, listen: Address, peers: Mapping[NodeId, Address],
-                 deliver: Callable[[Message], None], cluster: str = "raftcoord",
+                 deliver: Optional[Callable[[Message], None]] = None, cluster: str = "raftcoord",
                  queue_limit: int = 1024, max_frame_bytes: int = 64 * 2**20, *,
                  handshake_timeout: float = 5.0, connect_timeout: float = 5.0,
                  write_timeout: float = 30.0, backoff_initial: float = 0.05,
@@ -233,7 +234,7 @@ class TcpTransport:
         self.write_timeout = write_timeout
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
-        self._deliver = deliver
+        self._deliver: Optional[Callable[[Message], None]] = deliver
         self._rng = rng if rng is not None else random.Random()
         handshake = cbor2.dumps([HANDSHAKE_MAGIC, HANDSHAKE_VERSION, cluster, node_id])
         if len(handshake) > _HANDSHAKE_MAX_BYTES:
@@ -265,6 +266,16 @@ class TcpTransport:
     def stats(self) -> TransportStats:
         """A snapshot of the counters."""
         return attrs.evolve(self._stats)
+
+    def attach(self, deliver: Callable[[Message], None]) -> None:
+        """Hand every valid inbound message to `deliver` (e.g. `RaftRuntime.deliver`).
+
+        Raises:
+            RuntimeError: a receiver is already attached (one node per transport).
+        """
+        if self._deliver is not None:
+            raise RuntimeError(f"transport of node {self.node_id} already has a receiver")
+        self._deliver = deliver
 
     def send(self, message: Message) -> None:
         """Queue `message` for `message.to`; never blocks, never raises for network
@@ -323,6 +334,8 @@ class TcpTransport:
         """
         if self._started or self._closed:
             raise RuntimeError("a TcpTransport serves once")
+        if self._deliver is None:
+            raise RuntimeError("attach a receiver (or pass deliver) before serving")
         self._started = True
         try:
             with self._scope:

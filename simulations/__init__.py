@@ -15,7 +15,10 @@ One module per concern:
 * `history`, `linearizability`: the client history and its per-key checker;
 * `safety`: Raft's safety invariants, checked after every step;
 * `scenarios`: named ways to build a world (`--scenario`); `runner`: run + verdict +
-  reproducing command; `report`: the HTML timeline.
+  reproducing command; `report`: the HTML timeline;
+* `coord_world`, `coord_workers`, `coord_checkers`, `coord_scenarios`: the coordinator
+  in the same world — worker processes, its checkers (one owner at a time, fencing,
+  failover bound, balance and minimal moves) and its named scenarios.
 
 Entry point: `raftcoord simulate` (cli/simulate_cmd.py) or `runner.run_simulation`.
 """

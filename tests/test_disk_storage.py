@@ -524,3 +524,62 @@ def test_inspect_cli(tmp_path) -> None:
     assert "term=1 vote=1 commit=1" in result.output and "last_index=4" in result.output
     result = CliRunner().invoke(inspect_cmd, [path, "--json"])
     assert result.exit_code == 0 and '"last_index": 4' in result.output
+
+
+# -- one storage per directory -----------------------------------------------------------
+
+
+def test_a_second_open_of_a_directory_is_refused(tmp_path) -> None:
+    from raft import DirectoryLockedError
+
+    path = str(tmp_path / "node")
+    first = DiskStorage(path)
+    first.save(HardState(term=1, vote=1), ents(1, 3))
+    with pytest.raises(DirectoryLockedError) as caught:
+        DiskStorage(path)
+    assert caught.value.path == path and path in str(caught.value)
+    assert first.last_index() == 2  # the refused open touched nothing
+    first.close()
+    with DiskStorage(path) as again:  # closing released the directory
+        assert again.last_index() == 2
+
+
+def test_another_process_holding_the_directory_is_refused_until_it_dies(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from raft import DirectoryLockedError
+
+    path = str(tmp_path / "node")
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys; from raft import DiskStorage; s = DiskStorage(sys.argv[1]); "
+         "print('open', flush=True); sys.stdin.read()", path],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(DirectoryLockedError):
+            DiskStorage(path)
+        holder.kill()  # kill -9: the kernel drops its lock, no stale lock remains
+        holder.wait(timeout=10)
+        DiskStorage(path).close()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(timeout=10)
+
+
+def test_memory_file_system_locks_until_release_or_crash() -> None:
+    from raft import DirectoryLockedError
+
+    fs = MemoryFileSystem()
+    first = DiskStorage("/d", fs=fs)
+    with pytest.raises(DirectoryLockedError):
+        DiskStorage("/d", fs=fs)
+    fs.crash()  # the process died with the power: its lock went with it
+    second = DiskStorage("/d", fs=fs)
+    first.close()  # a late close of the dead incarnation releases nothing of the new one
+    with pytest.raises(DirectoryLockedError):
+        DiskStorage("/d", fs=fs)
+    second.close()
+    DiskStorage("/d", fs=fs).close()

@@ -14,6 +14,7 @@ import cbor2
 import pytest
 
 from raft import (
+    NONE,
     AppendEntries,
     AppendResponse,
     ConfChange,
@@ -264,6 +265,8 @@ def test_read_index_response_only_from_the_leader():
     peer.node.step(append(3, 2, []))  # learn leader 2
     peer.handle_ready()
     assert peer.node.leader == 2
+    peer.node.read_index(b"r")
+    peer.handle_ready()
     # From a node that is not the leader of this term, or with a negative index.
     assert_dropped_and_intact(peer, ReadIndexResponse(term=2, sender=3, to=1, index=3, context=b"r"))
     assert_dropped_and_intact(peer, ReadIndexResponse(term=2, sender=2, to=1, index=-1, context=b"r"))
@@ -271,6 +274,57 @@ def test_read_index_response_only_from_the_leader():
     peer.node.step(ReadIndexResponse(term=2, sender=2, to=1, index=3, context=b"r"))
     peer.handle_ready()
     assert peer.read_states == [ReadState(index=3, context=b"r")]
+
+
+def test_read_index_response_to_no_forwarded_read_is_dropped():
+    """An answer must answer a read this node forwarded in this term: one meant for
+    an earlier incarnation of the node (still in flight when it restarted), a
+    duplicate, or one from an earlier term never becomes a ReadState."""
+    peer = follower()
+    # No leader known yet (e.g. just restarted): nobody's answer is taken.
+    assert peer.node.leader == NONE
+    assert_dropped_and_intact(peer, ReadIndexResponse(term=2, sender=2, to=1, index=1, context=b"old"))
+    peer.node.step(append(3, 2, []))
+    peer.handle_ready()
+    # Never asked: e.g. the answer to a read of the node before it restarted.
+    assert_dropped_and_intact(peer, ReadIndexResponse(term=2, sender=2, to=1, index=1, context=b"old"))
+    peer.node.read_index(b"new")
+    peer.handle_ready()
+    assert_dropped_and_intact(peer, ReadIndexResponse(term=2, sender=2, to=1, index=1, context=b"old"))
+    peer.node.step(ReadIndexResponse(term=2, sender=2, to=1, index=3, context=b"new"))
+    peer.handle_ready()
+    assert peer.read_states == [ReadState(index=3, context=b"new")]
+    # Answered once: a second answer (to a request sent twice) is a duplicate.
+    assert_dropped_and_intact(peer, ReadIndexResponse(term=2, sender=2, to=1, index=3, context=b"new"))
+    # A new term forgets what was forwarded in the old one.
+    peer.node.read_index(b"before-election")
+    peer.handle_ready()
+    peer.node.step(append(3, 2, [], term=3))
+    peer.handle_ready()
+    assert peer.node.term == 3 and peer.node.leader == 2
+    assert_dropped_and_intact(peer, ReadIndexResponse(term=3, sender=2, to=1, index=3, context=b"before-election"))
+    assert peer.read_states == [ReadState(index=3, context=b"new")]
+
+
+def test_forwarded_reads_a_follower_remembers_are_bounded():
+    """A read whose answer was lost is remembered only until newer reads push it
+    out (memory stays bounded); asking again registers it anew."""
+    from raft.node import _MAX_FORWARDED_READS
+
+    peer = follower()
+    peer.node.step(append(3, 2, []))
+    peer.handle_ready()
+    for n in range(_MAX_FORWARDED_READS + 1):
+        peer.node.read_index(b"r%d" % n)
+    peer.handle_ready()
+    assert_dropped_and_intact(peer, ReadIndexResponse(term=2, sender=2, to=1, index=3, context=b"r0"))
+    peer.node.read_index(b"r0")  # the caller asks again
+    peer.handle_ready()
+    last = b"r%d" % _MAX_FORWARDED_READS
+    for context in (b"r0", last):
+        peer.node.step(ReadIndexResponse(term=2, sender=2, to=1, index=3, context=context))
+    peer.handle_ready()
+    assert peer.read_states == [ReadState(index=3, context=b"r0"), ReadState(index=3, context=last)]
 
 
 def test_leader_drops_read_index_responses():

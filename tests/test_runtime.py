@@ -61,11 +61,12 @@ class Network:
 
 class Cluster:
     def __init__(self, nursery: trio.Nursery, storages: dict[int, Any] | None = None,
-                 **options: Any) -> None:
+                 machine: type = Counter, **options: Any) -> None:
         self.nursery = nursery
         self.network = Network()
         self.storages = storages or {i: MemoryStorage() for i in IDS}
-        self.machines = {i: Counter() for i in IDS}
+        self.machine = machine
+        self.machines = {i: machine() for i in IDS}
         self.options = dict(io_in_thread=False, **options)
         self.scopes: dict[int, trio.CancelScope] = {}
 
@@ -112,7 +113,7 @@ async def test_elects_a_leader_and_replicates(autojump_clock, nursery):
     assert results == [1, 2, 3, 4, 5]  # the state machine's results reach the caller
     with trio.fail_after(5):
         for node_id in IDS:
-            await cluster.runtime(node_id).wait_applied(leader.applied)
+            await cluster.runtime(node_id).wait_applied(leader.applied_index)
     expected = [f"cmd{i}" for i in range(5)]
     assert all(cluster.machines[i].items == expected for i in IDS)
 
@@ -172,7 +173,7 @@ async def test_a_deposed_leaders_uncommitted_proposal_is_lost(autojump_clock, nu
             await trio.sleep(0.1)
     assert isinstance(outcome[0], ProposalLost)
     with trio.fail_after(5):
-        await old.wait_applied(new.applied)
+        await old.wait_applied(new.applied_index)
     assert cluster.machines[old.id].items == ["before", "after"]
 
 
@@ -189,7 +190,7 @@ async def test_lagging_node_catches_up_from_a_snapshot(autojump_clock, nursery):
     assert leader.storage.first_index() > 2  # the leader compacted its log
     cluster.network.cut.clear()
     with trio.fail_after(20):
-        await cluster.runtime(lagging).wait_applied(leader.applied)
+        await cluster.runtime(lagging).wait_applied(leader.applied_index)
     assert cluster.machines[lagging].items == [f"e{i}" for i in range(40)]
 
 
@@ -213,7 +214,7 @@ async def _restart_from_disk(nursery, tmp_path, **options):
             await leader.propose(f"d{i}".encode())
     victim = next(i for i in IDS if i != leader.id)
     with trio.fail_after(5):
-        await cluster.runtime(victim).wait_applied(leader.applied)
+        await cluster.runtime(victim).wait_applied(leader.applied_index)
     cluster.stop(victim)
     storages[victim].close()
     # A new process: storage reopened from the directory, an empty state machine.
@@ -224,7 +225,7 @@ async def _restart_from_disk(nursery, tmp_path, **options):
     assert cluster.machines[victim].items == expected[:len(cluster.machines[victim].items)]
     with trio.fail_after(10):
         await leader.propose(b"more")
-        await restarted.wait_applied(leader.applied)
+        await restarted.wait_applied(leader.applied_index)
     assert cluster.machines[victim].items == expected + ["more"]
     for storage in storages.values():
         storage.close()
@@ -376,18 +377,24 @@ async def test_concurrent_proposals_share_one_fsync(autojump_clock, nursery):
 CHAOS_SEEDS = int(os.environ.get("RAFTCOORD_CHAOS_SEEDS", "12"))
 
 class LossyNetwork(Network):
-    """Delivers after a random delay, loses some messages, honours a partition."""
+    """Delivers after a random delay, loses some messages, honours a partition.
+
+    A few messages are delayed for longer than a restart takes: they reach the
+    node's next incarnation, as a message queued in a peer's transport would.
+    """
 
     def __init__(self, rng, nursery: trio.Nursery) -> None:
         super().__init__()
         self.rng = rng
         self.nursery = nursery
         self.loss = 0.02
+        self.slow = 0.05
 
     def send(self, message: Message) -> None:
-        if message.sender in self.cut or message.to in self.cut or self.rng.random() < self.loss:
+        rng = self.rng
+        if message.sender in self.cut or message.to in self.cut or rng.random() < self.loss:
             return
-        delay = self.rng.uniform(0.001, 0.02)
+        delay = rng.uniform(0.2, 1.5) if rng.random() < self.slow else rng.uniform(0.001, 0.02)
 
         async def deliver_later() -> None:
             await trio.sleep(delay)
@@ -398,52 +405,110 @@ class LossyNetwork(Network):
         self.nursery.start_soon(deliver_later)
 
 
+class Store(Counter):
+    """A key-value register per key; `items` keeps every applied command in order.
+
+    A command is ``key=value``; values are unique, so a read names the write it saw.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: dict[str, str] = {}
+
+    def apply(self, entry: Entry) -> Any:
+        key, _, value = entry.data.decode().partition("=")
+        self.values[key] = value
+        return super().apply(entry)
+
+    def restore(self, data: bytes) -> None:
+        super().restore(data)
+        self.values = {}
+        for item in self.items:
+            key, _, value = item.partition("=")
+            self.values[key] = value
+
+
 def _crashing_disks() -> dict[int, tuple[MemoryFileSystem, str]]:
     return {i: (MemoryFileSystem(), f"/node{i}") for i in IDS}
 
 
 @pytest.mark.parametrize("disk", ["memory", "crashing"])
 @pytest.mark.parametrize("seed", range(CHAOS_SEEDS))
-async def test_acknowledged_proposals_survive_chaos(autojump_clock, seed, disk):
+async def test_reads_and_writes_stay_linearizable_under_chaos(autojump_clock, seed, disk):
+    # Clients put and read (read_barrier, then the local state) on every node while
+    # nodes are isolated, restarted and lose power, leadership moves, and the
+    # network loses and delays messages (some beyond a restart). The whole history
+    # must be linearizable, and every acknowledged write in the log where reported.
     # disk="crashing": DiskStorage on an in-memory file system whose crash loses
     # (or tears) whatever was not fsynced, as a power cut would; a restart reopens
     # the storage from what survived. An acknowledgement sent before its fsync
     # would show up here as an acknowledged proposal missing from the final log.
     import random
 
+    from simulations.history import History, OpKind, Outcome
+    from simulations.linearizability import check_history
+
     rng = random.Random(seed)
+    history = History()
     outcomes: dict[str, object] = {}  # command -> result, or the exception it raised
     disks = _crashing_disks() if disk == "crashing" else {}
     storages = {i: DiskStorage(path, fs=fs, segment_bytes=4096)
                 for i, (fs, path) in disks.items()} or None
+    keys = ("k0", "k1")
     with trio.fail_after(600):
         async with trio.open_nursery() as nursery:
-            cluster = Cluster(nursery, storages=storages, snapshot_every=15)
+            cluster = Cluster(nursery, storages=storages, machine=Store, snapshot_every=15)
             cluster.network = LossyNetwork(rng, nursery)
             await cluster.start_all()
             stop = trio.Event()
+
+            async def put(number: int, runtime: RaftRuntime, key: str, value: str) -> object:
+                op = history.invoke(number, OpKind.PUT, key, trio.current_time(), value)
+                result: object = None
+                outcome = Outcome.UNKNOWN
+                with trio.move_on_after(5.0):
+                    try:
+                        result = await runtime.propose(f"{key}={value}".encode())
+                        outcome = Outcome.OK
+                    except (ProposalDropped, ProposalLost) as exc:
+                        result, outcome = exc, Outcome.FAIL
+                    except (ProposalOutcomeUnknown, RuntimeStopped) as exc:
+                        result = exc
+                history.complete(op, outcome, trio.current_time())
+                outcomes[f"{key}={value}"] = result  # None: timed out, outcome unknown
+                return result
+
+            async def get(number: int, runtime: RaftRuntime, key: str) -> None:
+                op = history.invoke(number, OpKind.GET, key, trio.current_time())
+                with trio.move_on_after(5.0):
+                    try:
+                        await runtime.read_barrier()
+                    except (ProposalDropped, RuntimeStopped):
+                        history.complete(op, Outcome.FAIL, trio.current_time())
+                        return
+                    # Nothing awaited between the barrier and the read.
+                    value = runtime.state_machine.values.get(key)
+                    history.complete(op, Outcome.OK, trio.current_time(), value)
+                    return
+                history.complete(op, Outcome.UNKNOWN, trio.current_time())
 
             async def client(number: int) -> None:
                 target = rng.choice(IDS)
                 for seq in range(1000):
                     if stop.is_set():
                         return
-                    command = f"c{number}-{seq}"
                     runtime = cluster.network.runtimes.get(target)
                     if runtime is None:
                         target = rng.choice(IDS)
                         await trio.sleep(0.05)
                         continue
-                    result: object = None
-                    with trio.move_on_after(5.0):
-                        try:
-                            result = await runtime.propose(command.encode())
-                        except ProposalDropped as exc:
-                            result = exc
-                            target = exc.leader_hint or rng.choice(IDS)
-                        except (ProposalLost, ProposalOutcomeUnknown, RuntimeStopped) as exc:
-                            result = exc
-                    outcomes[command] = result  # None: timed out, outcome unknown
+                    key = rng.choice(keys)
+                    if rng.random() < 0.4:
+                        await get(number, runtime, key)
+                    else:
+                        result = await put(number, runtime, key, f"c{number}-{seq}")
+                        if isinstance(result, ProposalDropped):
+                            target = result.leader_hint or rng.choice(IDS)
                     await trio.sleep(rng.uniform(0, 0.05))
 
             async def chaos() -> None:
@@ -466,7 +531,7 @@ async def test_acknowledged_proposals_survive_chaos(autojump_clock, seed, disk):
                                                                         segment_bytes=4096)
                         await trio.sleep(rng.uniform(0, 0.5))
                         for node_id in victims:
-                            cluster.machines[node_id] = Counter()
+                            cluster.machines[node_id] = Store()
                             await cluster.start(node_id)
                     else:
                         leaders = [r for r in cluster.network.runtimes.values() if r.is_leader]
@@ -487,12 +552,12 @@ async def test_acknowledged_proposals_survive_chaos(autojump_clock, seed, disk):
             while True:
                 leader = await cluster.leader()
                 try:
-                    await leader.propose(b"final")
+                    await leader.propose(b"final=")
                     break
                 except ProposalDropped:  # e.g. a transfer the chaos started
                     await trio.sleep(0.1)
             for runtime in list(cluster.network.runtimes.values()):
-                await runtime.wait_applied(leader.applied)
+                await runtime.wait_applied(leader.applied_index)
             nursery.cancel_scope.cancel()
 
     logs = [cluster.machines[i].items for i in IDS]
@@ -506,6 +571,10 @@ async def test_acknowledged_proposals_survive_chaos(autojump_clock, seed, disk):
     for command, result in outcomes.items():
         if isinstance(result, (ProposalDropped, ProposalLost)):
             assert command not in final  # refused or lost means it never took effect
+    reads = [op for op in history if op.kind is OpKind.GET and op.outcome is Outcome.OK]
+    assert reads  # the run did read
+    verdict = check_history(history)
+    assert verdict.linearizable, verdict.explain()
 
 
 async def test_read_barrier_survives_a_lost_read_request(autojump_clock, nursery):
@@ -550,7 +619,7 @@ async def test_a_new_node_joins_as_learner_then_voter(autojump_clock, nursery):
     with trio.fail_after(20):
         conf = await leader.change_membership(ConfChange(ConfChangeType.ADD_LEARNER, 4))
         assert 4 in conf.learners
-        await newcomer.wait_applied(leader.applied)
+        await newcomer.wait_applied(leader.applied_index)
         while True:
             try:
                 conf = await leader.change_membership(ConfChange(ConfChangeType.ADD_VOTER, 4))
@@ -560,5 +629,234 @@ async def test_a_new_node_joins_as_learner_then_voter(autojump_clock, nursery):
                 await trio.sleep(0.1)
         assert conf.voters == frozenset({1, 2, 3, 4})
         await leader.propose(b"new")
-        await newcomer.wait_applied(leader.applied)
+        await newcomer.wait_applied(leader.applied_index)
     assert cluster.machines[4].items == [f"old{i}" for i in range(25)] + ["new"]
+
+
+# -- reads across restarts ------------------------------------------------------------
+
+
+async def test_a_read_answer_meant_for_a_previous_incarnation_is_not_served(autojump_clock, nursery):
+    """Issue 13 §1, replayed in one process: follower F forwards a read, the
+    leader's answer is delayed in the network, F is killed and restarted, a newer
+    value is acknowledged meanwhile, and the old answer reaches the new F just
+    after it asked for its own first read. Serving the new read at the old answer's
+    index would return the overwritten value after the overwrite was acknowledged."""
+    from raft import AppendEntries, InstallSnapshot, ReadIndexRequest, ReadIndexResponse
+
+    cluster = Cluster(nursery, snapshot_every=0)
+    network = cluster.network
+    delayed: list[Message] = []       # held back by the network, in order
+    held_appends: list[Message] = []  # keeps the new F behind until released
+    deliver = network.send
+    follower_id = 0
+    hold_answers = hold_appends = False
+
+    def send(message: Message) -> None:
+        if message.to == follower_id:
+            if hold_answers and isinstance(message, ReadIndexResponse):
+                delayed.append(message)
+                return
+            if hold_appends and isinstance(message, (AppendEntries, InstallSnapshot)):
+                held_appends.append(message)
+                return
+        if message.sender == follower_id and isinstance(message, ReadIndexRequest) and delayed:
+            # The old answer arrives right after the new F asked for its read.
+            for old in delayed:
+                deliver(old)
+            delayed.clear()
+        deliver(message)
+
+    network.send = send
+    await cluster.start_all()
+    with trio.fail_after(30):
+        leader = await cluster.leader()
+        await leader.propose(b"a=1")
+        follower_id = next(i for i in IDS if i != leader.id)
+        old = cluster.runtime(follower_id)
+        await old.wait_applied(leader.applied_index)
+
+        hold_answers = True
+        outcome: list[BaseException] = []
+
+        async def old_read() -> None:
+            try:
+                await old.read_barrier()
+            except RuntimeStopped as exc:
+                outcome.append(exc)
+
+        nursery.start_soon(old_read)
+        while not delayed:  # the leader answered the old F; the answer is in flight
+            await trio.sleep(0.01)
+        hold_answers = False
+        cluster.stop(follower_id)  # kill -9: its storage survives, its memory does not
+        await trio.sleep(0.1)
+        assert outcome and isinstance(outcome[0], RuntimeStopped)
+
+        assert await leader.propose(b"a=2") == 2  # acknowledged without F
+
+        hold_appends = True
+        cluster.machines[follower_id] = Counter()
+        new = await cluster.start(follower_id)
+        await new.wait_until(lambda: new.leader == leader.id)
+        assert cluster.machines[follower_id].items == ["a=1"]
+
+        async def release_appends() -> None:
+            nonlocal hold_appends
+            await trio.sleep(2.0)
+            hold_appends = False
+            for message in held_appends:
+                deliver(message)
+
+        nursery.start_soon(release_appends)
+        await new.read_barrier()
+        value = cluster.machines[follower_id].items[-1]
+    assert not delayed  # the old answer did reach the new F
+    assert value == "a=2"
+
+
+# -- the embedder's API ---------------------------------------------------------------
+
+
+async def test_leadership_changes_follow_elections_and_transfers(autojump_clock, nursery):
+    from raft.runtime import Leadership
+
+    cluster = Cluster(nursery)
+    await cluster.start_all()
+    watched = cluster.runtime(1)
+    seen: list[Leadership] = []
+    done = trio.Event()
+
+    async def watch() -> None:
+        try:
+            async for leadership in watched.leadership_changes():
+                seen.append(leadership)
+        except RuntimeStopped:
+            done.set()
+
+    nursery.start_soon(watch)
+    with trio.fail_after(10):
+        leader = await cluster.leader()
+        while not seen or seen[-1].leader != leader.id:
+            await trio.sleep(0.01)
+        first = seen[-1]
+        assert first.term == leader.leadership.term
+        assert (first.role is Role.LEADER) == (leader.id == 1)
+        target = next(i for i in IDS if i != leader.id)
+        await leader.transfer_leadership(target)
+        while seen[-1].leader != target:
+            await trio.sleep(0.01)
+    assert seen[-1].term > first.term
+    assert (seen[-1].role is Role.LEADER) == (target == 1)
+    assert seen[0].leader == NONE  # the state at subscription came first
+    assert all(a != b for a, b in zip(seen, seen[1:]))  # each one is a change
+    cluster.stop(1)
+    with trio.fail_after(5):
+        await done.wait()  # the iteration ends when the runtime stops
+
+
+async def test_a_slow_leadership_watcher_gets_the_newest_state(autojump_clock, nursery):
+    cluster = Cluster(nursery)
+    await cluster.start_all()
+    watched = cluster.runtime(1)
+    changes = watched.leadership_changes()
+    assert (await changes.__anext__()).leader == NONE
+    with trio.fail_after(10):
+        leader = await cluster.leader()
+        target = next(i for i in IDS if i != leader.id)
+        await watched.wait_until(lambda: watched.leader == leader.id)
+        await leader.transfer_leadership(target)  # two changes while nobody reads
+        await watched.wait_until(lambda: watched.leader == target)
+        newest = await changes.__anext__()
+    assert newest == watched.leadership and newest.leader == target
+    await changes.aclose()
+
+
+async def test_read_barrier_without_a_leader_fails_with_a_typed_error(autojump_clock, nursery):
+    cluster = Cluster(nursery)
+    lonely = await cluster.start(1)  # alone: it never learns of a leader
+    with pytest.raises(ProposalDropped) as caught:
+        await lonely.read_barrier()
+    assert caught.value.reason is DropReason.NO_LEADER and caught.value.leader_hint == NONE
+
+
+async def test_a_waiting_read_fails_once_the_leader_is_gone_for_an_election_timeout(
+        autojump_clock, nursery):
+    cluster = Cluster(nursery)
+    await cluster.start_all()
+    with trio.fail_after(10):
+        leader = await cluster.leader()
+        follower = next(cluster.runtime(i) for i in IDS if i != leader.id)
+        await follower.wait_until(lambda: follower.leader == leader.id)
+    cluster.network.cut.add(follower.id)  # its request and every answer are lost
+    started = trio.current_time()
+    with trio.fail_after(30):
+        with pytest.raises(ProposalDropped) as caught:
+            await follower.read_barrier()
+    assert caught.value.reason is DropReason.NO_LEADER
+    # It waited for the leader, gave it up, then an election timeout without one.
+    election = follower.node.config.election_ticks * follower.tick_interval
+    assert trio.current_time() - started >= 2 * election
+
+
+async def test_commit_and_applied_indexes(autojump_clock, nursery):
+    cluster = Cluster(nursery, snapshot_every=0)
+    await cluster.start_all()
+    with trio.fail_after(10):
+        leader = await cluster.leader()
+        follower = next(cluster.runtime(i) for i in IDS if i != leader.id)
+        cluster.network.cut.add(follower.id)
+        await leader.propose(b"x")
+    assert leader.commit_index == leader.applied_index == leader.status().commit
+    assert follower.applied_index < leader.applied_index
+    with pytest.raises(AttributeError):
+        leader.applied_index = 0  # read-only
+    cluster.network.cut.clear()
+    with trio.fail_after(10):
+        await follower.wait_applied(leader.applied_index)
+    assert follower.commit_index >= follower.applied_index == leader.applied_index
+
+
+class Members(Counter):
+    """A state machine that also records every member's address, as a server needs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.addresses: dict[int, bytes] = {}
+        self.changes: list[tuple[int, Any, int, bytes, frozenset]] = []
+
+    def apply_conf_change(self, entry: Entry, change: ConfChange, conf_state: Any) -> None:
+        self.changes.append((entry.index, change.type, change.node_id, change.context,
+                             conf_state.learners))
+        if change.type is ConfChangeType.REMOVE_NODE:
+            self.addresses.pop(change.node_id, None)
+        else:
+            self.addresses[change.node_id] = change.context
+
+
+async def test_membership_change_context_reaches_every_replica(autojump_clock, nursery, tmp_path):
+    storages = {i: DiskStorage(str(tmp_path / f"n{i}")) for i in IDS}
+    cluster = Cluster(nursery, storages=storages, machine=Members, snapshot_every=0)
+    await cluster.start_all()
+    context = b'{"peer": "10.0.0.4:7000", "client": "10.0.0.4:8000"}'
+    with trio.fail_after(10):
+        leader = await cluster.leader()
+        await leader.propose(b"x")
+        conf = await leader.change_membership(ConfChange(ConfChangeType.ADD_LEARNER, 4, context))
+        for i in IDS:
+            await cluster.runtime(i).wait_applied(leader.applied_index)
+    assert 4 in conf.learners
+    for i in IDS:
+        assert cluster.machines[i].addresses == {4: context}
+        assert cluster.machines[i].changes[-1][1:] == (ConfChangeType.ADD_LEARNER, 4, context,
+                                                       frozenset({4}))
+    # A restarted replica replays the change, context included, from its log.
+    victim = next(i for i in IDS if i != leader.id)
+    cluster.stop(victim)
+    storages[victim].close()
+    storages[victim] = DiskStorage(str(tmp_path / f"n{victim}"))
+    cluster.machines[victim] = Members()
+    await cluster.start(victim)
+    assert cluster.machines[victim].addresses == {4: context}
+    for storage in storages.values():
+        storage.close()

@@ -425,29 +425,43 @@ async def test_three_runtimes_replicate_over_tcp(nursery: trio.Nursery) -> None:
     from raft.runtime import RaftRuntime
 
     ids = (1, 2, 3)
-    runtimes: dict[int, RaftRuntime] = {}
-    transports = {}
+    machines = {i: Log() for i in ids}
+    transports = {i: TcpTransport(i, (HOST, 0), {}, backoff_initial=0.01, backoff_max=0.1,
+                                  rng=random.Random(i)) for i in ids}
+    # Each runtime sends through its transport, which delivers to it.
+    runtimes = {i: RaftRuntime.over(transports[i], Config(id=i, voters=ids), MemoryStorage(),
+                                    machines[i], tick_interval=0.01, io_in_thread=False)
+                for i in ids}
     for i in ids:
-        transports[i] = TcpTransport(i, (HOST, 0), {}, lambda m, i=i: runtimes[i].deliver(m),
-                                     backoff_initial=0.01, backoff_max=0.1, rng=random.Random(i))
         await nursery.start(transports[i].serve)
     for i in ids:
         for j in ids:
             if i != j:
                 transports[i].set_peer(j, transports[j].address)
-    machines = {i: Log() for i in ids}
     for i in ids:
-        runtimes[i] = RaftRuntime(Config(id=i, voters=ids), MemoryStorage(), machines[i],
-                                  transports[i].send, tick_interval=0.01, io_in_thread=False)
         await nursery.start(runtimes[i].run)
     with trio.fail_after(10):
         await runtimes[1].wait_until(lambda: runtimes[1].leader != 0)
         leader = runtimes[runtimes[1].leader]
         assert await leader.propose(b"over tcp") == 1
         follower = runtimes[next(i for i in ids if i != leader.id)]
+        await follower.wait_until(lambda: follower.leader == leader.id)
         await follower.read_barrier()
     assert machines[follower.id].items == [b"over tcp"]
     assert all(t.stats.rejected == 0 for t in transports.values())
+
+
+async def test_one_receiver_per_transport_attached_before_serving() -> None:
+    transport = TcpTransport(1, (HOST, 0), {})
+    with pytest.raises(RuntimeError, match="receiver"):
+        await transport.serve()  # inbound messages would have nowhere to go
+    delivered: list[Any] = []
+    transport = TcpTransport(1, (HOST, 0), {})
+    transport.attach(delivered.append)
+    with pytest.raises(RuntimeError, match="already has a receiver"):
+        transport.attach(print)
+    with pytest.raises(RuntimeError, match="already has a receiver"):
+        TcpTransport(2, (HOST, 0), {}, print).attach(print)
 
 
 async def test_close_before_serving_and_serving_twice(nursery: trio.Nursery) -> None:
