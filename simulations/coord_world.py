@@ -35,9 +35,11 @@ Raft driving of `World` it adds, per the driver rules of `coordinator.leader`:
    version identifies a value and the history is checked as a value register.
 5. **Operator actions** (create groups, drain) are proposed through whichever node
    leads and retried until applied.
-6. **Checks** (`coord_checkers`): ownership after *every* event, every committed
-   command once, failover deadlines and minimal moves on a periodic check, balance
-   and zone spread at convergence. Convergence additionally needs the coordinator to
+6. **Checks** (`coord_checkers`): ownership (and the end of failovers) after
+   *every* event; every committed command once (epochs, fencing, no false
+   quarantine); failover deadlines (`failover_deadline`), the poison partition's
+   quarantine bound and minimal moves on a periodic check; balance and zone spread
+   at convergence. Convergence additionally needs the coordinator to
    be quiescent: every live worker ACTIVE, every slot owned (or quarantined), nothing
    left to plan, and each worker believing exactly what the state says it owns.
 
