@@ -134,10 +134,17 @@ class PendingMove:
 
 @attrs.define(eq=False)
 class Hold:
-    """A free slot reserved for a dead worker until ``until``."""
+    """A free slot reserved for a dead worker until ``until``.
+
+    Attributes:
+        taken_at: when the worker had taken the slot; handed back, the slot keeps
+            it (a restart gives nothing new to suspect, rule 6 of
+            `coordinator.state`). None when unknown (older snapshots).
+    """
 
     worker_id: str
     until: float
+    taken_at: Optional[float] = None
 
 
 @attrs.define(eq=False)

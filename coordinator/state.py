@@ -59,7 +59,8 @@ order, on every replica. Rules of operation:
    b. *The partition is a suspect.* At the death (`ExpireWorker`), the suspects are
       the slots the worker took last (the latest ``assigned_at``, several if given
       at one instant) *before the leader last heard from it* (``last_heard``), if
-      that was at most ``quarantine_suspect_window`` before. A slot given after
+      that was at most ``quarantine_suspect_window`` before. Slots handed back
+      from a hold after a restart keep the time they were first taken. A slot given after
       the worker went silent never reached it (its view comes with heartbeat
       acknowledgements); slots it had run longer, in the same process, did not
       kill it. So a death shared by all of a worker's partitions is charged to
@@ -389,6 +390,8 @@ class CoordinatorState:
             if (hold.until > cmd.now and record.owners[slot] is None
                     and not record.quarantined and cmd.worker_id not in record.owners):
                 self._set_owner(record, slot, worker, cmd.now)
+                if hold.taken_at is not None:
+                    record.assigned_at[slot] = hold.taken_at  # not a new take (rule 6b)
                 restored.append(c.SlotRef(partition_id=key[0], slot=slot, epoch=record.epoch))
         worker.held.clear()
         return c.WorkerRegistered(worker_id=cmd.worker_id, created=False, restored=restored,
@@ -420,10 +423,12 @@ class CoordinatorState:
         freed, held = [], []
         for key in sorted(worker.owned):
             record = self._partitions[key[0]]
+            taken_at = record.assigned_at[key[1]]
             ref = self._free_slot(key, worker)
             if may_hold and not record.quarantined and key not in self._pending:
                 self._holds[key] = Hold(worker_id=worker.worker_id,
-                                        until=cmd.now + config.restart_delay)
+                                        until=cmd.now + config.restart_delay,
+                                        taken_at=taken_at)
                 worker.held.add(key)
                 held.append(ref)
             else:
@@ -808,7 +813,8 @@ class CoordinatorState:
                  m.deadline]
                 for _, m in sorted(self._pending.items())
             ],
-            "holds": [[k[0], k[1], h.worker_id, h.until] for k, h in sorted(self._holds.items())],
+            "holds": [[k[0], k[1], h.worker_id, h.until, h.taken_at]
+                      for k, h in sorted(self._holds.items())],
             "retired": [[name, floor, at] for name, (floor, at) in sorted(self._retired.items())],
             "kv": [[k, self._kv[k].value, self._kv[k].version] for k in self._kv_keys],
             "kv_revision": self._kv_revision,
@@ -899,8 +905,9 @@ class CoordinatorState:
                 partition_id=pid, slot=slot, source=source, target=target, epoch=epoch,
                 phase=MovePhase(phase), deadline=deadline,
             )
-        for pid, slot, wid, until in wire["holds"]:
-            state._holds[(pid, slot)] = Hold(worker_id=wid, until=until)
+        for pid, slot, wid, until, *taken_at in wire["holds"]:
+            state._holds[(pid, slot)] = Hold(worker_id=wid, until=until,
+                                             taken_at=taken_at[0] if taken_at else None)
             state._workers[wid].held.add((pid, slot))
         for name, floor, at in wire["retired"]:
             state._retired[name] = (floor, at)

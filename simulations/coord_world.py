@@ -269,6 +269,7 @@ class CoordWorld(World):
         self._settled_since = 0.0
         self._last_heartbeat_seq: dict[int, int] = {}
         self._failed_rounds: dict[int, list[float]] = {}
+        self._restarted: dict[tuple[str, int], float] = {}
         self._final_checked = False
         self.zone_spread_clash: Optional[str] = None
         # The poison partition: when it was first given out and when quarantined.
@@ -365,6 +366,8 @@ class CoordWorld(World):
                 self._fail(*problem, self.now)
             if self.poison_quarantined_at is None and self.spec.poison in self.commands.quarantined:
                 self.poison_quarantined_at = self.now
+            if first:
+                self._note_assignments(command, result)
             if driver is not None:
                 driver.leader.on_applied(command, result)
             if request_id <= -1000:
@@ -375,6 +378,23 @@ class CoordWorld(World):
                 for inner, outcome in pairs:
                     if isinstance(outcome, c.Assigned) and outcome.partition_id == self.spec.poison:
                         self._poisoned(outcome.worker_id)
+
+    def _note_assignments(self, command: c.Command, result: c.Result) -> None:
+        """Note slots given to a worker process that is not serving: the coordinator
+        cannot know yet, so their failover starts over (`failover_deadline`)."""
+        pairs = zip(command.commands, result.results) if isinstance(command, c.Batch) \
+            else ((command, result),)
+        for _, outcome in pairs:
+            if isinstance(outcome, c.Assigned):
+                refs = [(outcome.worker_id, (outcome.partition_id, outcome.slot))]
+            elif isinstance(outcome, c.WorkerRegistered):
+                refs = [(outcome.worker_id, (r.partition_id, r.slot)) for r in outcome.restored]
+            else:
+                continue
+            for worker_id, key in refs:
+                worker = self.workers.get(worker_id)
+                if worker is not None and not self._serving(worker):
+                    self._restarted[key] = self.now
 
     def _on_soft_state(self, node: SimNode, raw: Any, soft: Any) -> None:
         was = node.role
@@ -644,6 +664,13 @@ class CoordWorld(World):
         """``worker`` stops serving the slots it acts for now: time their failover."""
         if not self._serving(worker):
             return  # already stopped: the failover in flight goes on
+        state = self.reference_state()
+        if state is not None:
+            # Slots given to it that it did not serve yet: their failover starts over.
+            for key in self.ownership.waiting:
+                if state.partitions.get(key[0]) is not None \
+                        and state.partitions[key[0]].owners[key[1]] == worker.id:
+                    self._restarted[key] = self.now
         slots = [(pid, slot) for pid, slot, _ in worker.acting(self.now)]
         self.ownership.stopped(worker.id, slots, self.now, cause,
                                None if self.heal_time is None else "healed")
@@ -917,11 +944,14 @@ class CoordWorld(World):
 
     def failover_deadline(self, key: tuple[str, int], failover: Any) -> float:
         """When ``key`` must have a serving owner again: `failover_bound` counted from
-        the owner's stop, or from the moment the coordinator settled if later (a new
-        ready leader, the end of a node partition), plus one heartbeat interval (on a
+        the owner's stop, or if later from the moment the coordinator settled (a new
+        ready leader, the end of a node partition) or the slot's new owner stopped
+        serving before it served the slot (or had stopped when it got it), plus one
+        heartbeat interval (on a
         slow clock) for every heartbeat round of the slot's owner since the stop that
         got no acknowledgement (lost messages, a node that did not lead)."""
-        start = max(failover.since, self._settled_since)
+        start = max(failover.since, self._settled_since,
+                    self._restarted.get(key, -math.inf))
         owner = self.workers.get(self._owner_in_state(key) or "")
         failed = 0
         if owner is not None:

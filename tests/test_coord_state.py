@@ -423,6 +423,18 @@ def test_one_worker_crash_looping_alone_counts_once():
     assert not state.status().quarantined
 
 
+def test_slots_handed_back_after_a_restart_keep_their_take_time(state):
+    # w1 took t/0 at 0 and t/1 at 10, crashed and came back within its restart
+    # delay: both are handed back, but only t/1 is a new take.
+    register(state, "w1", now=0.0, process="1")
+    assign(state, "t/0", "w1", now=0.0)
+    assign(state, "t/1", "w1", now=10.0)
+    assert len(crash(state, "w1", 12.0, back=13.0).restored) == 2
+    assert state.partitions["t/0"].assigned_at[0] == 0.0
+    expire(state, "w1", 14.0)
+    assert state.workers["w1"].suspects == ("t/1",)
+
+
 def test_a_restart_within_the_lease_only_updates_the_process_id(state):
     # The new process registers while the worker is still live: when the old one
     # was last heard from is unknown, so nothing is charged; a later lease lost by
@@ -687,6 +699,7 @@ def as_format_2(wire):
     of rule 6: no suspect window, process ids or suspects; deaths as bare times)."""
     wire = dict(wire, format=2, config=wire["config"][:4])
     wire["workers"] = [row[:8] for row in wire["workers"]]
+    wire["holds"] = [row[:4] for row in wire["holds"]]
     wire["partitions"] = [row[:9] + [[d[0] for d in row[9]]] + row[10:]
                           for row in wire["partitions"]]
     return wire
