@@ -59,13 +59,13 @@ order, on every replica. Rules of operation:
    b. *The partition is a suspect.* At the death (`ExpireWorker`), the suspects are
       the slots the worker took last (the latest ``assigned_at``, several if given
       at one instant) *before the leader last heard from it* (``last_heard``), if
-      that was at most ``quarantine_suspect_window`` before. Slots handed back
-      from a hold after a restart keep the time they were first taken. A slot given after
+      that was at most ``quarantine_suspect_window`` before. A slot given after
       the worker went silent never reached it (its view comes with heartbeat
       acknowledgements); slots it had run longer, in the same process, did not
-      kill it. So a death shared by all of a worker's partitions is charged to
-      none but the newest, and an expiry decided by a leader that never heard
-      from the worker charges nothing.
+      kill it; slots handed back from a hold after a restart keep the time they
+      were first taken. So a death shared by all of a worker's partitions is
+      charged to none but the newest, and an expiry decided by a leader that
+      never heard from the worker charges nothing.
    c. *It follows the partition across workers*: a partition is quarantined when
       ``quarantine_threshold`` crashes with distinct timestamps, of at least two
       distinct workers, all within ``quarantine_window`` of each other, were
@@ -73,7 +73,6 @@ order, on every replica. Rules of operation:
       slots back each time) quarantines nothing; a whole zone expiring at one
       timestamp is one incident. Two workers suffice: a crashed worker comes
       back empty, so the planner often hands the partition straight back to it.
-
    d. *A known killer explains its crashes.* When a partition is quarantined, the
       crashes charged to it are taken off the partitions that were suspects
       beside it (the planner often moves a dead worker's partitions together, so
@@ -126,7 +125,8 @@ from .records import (
 
 SNAPSHOT_FORMAT = 3
 """Version 2 added ``log_time``; version 3 the quarantine evidence of rule 6 (worker
-process ids and suspects, crash charges with their worker, the suspect window).
+process ids and suspects, crash charges with their worker, holds' take times, the
+suspect window).
 Versions 1 and 2 are still read (see `restore`)."""
 _READABLE_FORMATS = (1, 2, SNAPSHOT_FORMAT)
 
