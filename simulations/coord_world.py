@@ -243,6 +243,7 @@ class CoordWorld(World):
         # Workers cut from every node by the scenario, and the side of the current
         # node partition each worker is on (None: it reaches both sides).
         self._isolated: set[int] = set()
+        self._stuck: set[int] = set()  # workers cut off with a stale leader (`stale_leader`)
         self._worker_side: dict[int, Optional[int]] = {}
         self.workers: dict[str, SimWorker] = {}
         self._by_number: dict[int, SimWorker] = {}
@@ -465,6 +466,7 @@ class CoordWorld(World):
         self._disturbed()
         super().heal_network()
         self._worker_side = {}
+        self._stuck.clear()
         self._rewire_workers()
 
     def _rewire_workers(self) -> None:
@@ -677,7 +679,8 @@ class CoordWorld(World):
 
     def _serving(self, worker: SimWorker) -> bool:
         """Up, running and not cut off from the coordinator by the scenario."""
-        return worker.up and not worker.paused and worker.number not in self._isolated
+        return worker.up and not worker.paused and worker.number not in self._isolated \
+            and worker.number not in self._stuck
 
     def _on_worker_timer(self, number: int, incarnation: int) -> None:
         worker = self._by_number[number]
@@ -838,6 +841,10 @@ class CoordWorld(World):
         live = sorted((w for w in self.workers.values() if w.up and not w.left),
                       key=lambda w: (w.target != leader, w.number))
         chosen = {w.number for w in live[:stuck]}
+        for worker in live[:stuck]:
+            # Cut off from every node that can lead: their slots must fail over.
+            self._stopped_serving(worker, "cut-off")
+        self._stuck |= chosen
         self._worker_side = {w.number: 0 if w.number in chosen else 1 for w in live}
         self._rewire_workers()
         self.timeline.partition_start(self.now, self.network.partition)

@@ -72,6 +72,8 @@ def test_scenarios_measure_what_they_are_about():
     assert pause.extra["failover_checks"]["checked_by_cause"]["pause"] >= 1
     mixed, _ = run("mixed", 2)
     assert set(mixed.extra["failover_checks"]["checked_by_cause"]) == {"crash", "pause", "cut-off"}
+    stale, _ = run("stale-leader", 0)  # workers cut off with a stale leader
+    assert stale.extra["failover_checks"]["checked_by_cause"]["cut-off"] >= 1
 
 
 # Quarantine made easy: one crash soon after taking a partition quarantines it. The
