@@ -15,13 +15,21 @@ def main() -> None:
 
 
 def _register() -> None:
-    # Sub-commands register here; each module exposes one click command.
-    from .inspect_cmd import inspect_cmd
+    # One module per command (group); each registers here with one line.
+    from . import (cluster_cmd, inspect_cmd, kv_cmd, leader_cmd, members_cmd, partitions_cmd,
+                   serve_cmd, simulate_cmd, status_cmd, worker_cmd, workers_cmd)
 
-    main.add_command(inspect_cmd)
-    from .simulate_cmd import simulate
-    main.add_command(simulate)
-    pass
+    main.add_command(inspect_cmd.inspect_cmd)
+    main.add_command(simulate_cmd.simulate)
+    main.add_command(serve_cmd.serve)
+    main.add_command(cluster_cmd.cluster)
+    main.add_command(status_cmd.status)
+    main.add_command(members_cmd.members)
+    main.add_command(leader_cmd.leader)
+    main.add_command(partitions_cmd.partitions)
+    main.add_command(workers_cmd.workers)
+    main.add_command(kv_cmd.kv)
+    main.add_command(worker_cmd.worker)
 
 
 _register()

@@ -5,6 +5,8 @@ Examples:
     raftcoord simulate --seeds 0..199 --duration 60 --faults all --json
     raftcoord simulate --count 50 --swarm --keep-going
     raftcoord simulate --seed 7 --report run7.html --check-determinism
+    raftcoord simulate --seed 7 --shrink --plan-out seed7.json
+    raftcoord simulate --plan seed7.json
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from typing import Iterator
 
+import attrs
 import click
 
 from simulations.faults import ALL_KINDS, FaultConfig, parse_kinds
 from simulations.network import Latency
-from simulations.runner import RunResult, run_simulation
+from simulations.plan_file import PlanError, load_plan, save_plan
+from simulations.runner import DEFAULT_WALL_BUDGET, RunResult, run_simulation
+from simulations.shrink import DEFAULT_SHRINK_SECONDS, run_plan, shrink
 from simulations.runner import check_determinism as rerun_and_compare
 from simulations.scenarios import scenario_names
 from simulations.world import SimConfig, Violation, WorkloadConfig
@@ -58,6 +63,9 @@ def _parse_seed_range(text: str) -> range:
 @click.option("--membership-rate", type=click.FloatRange(min=0), default=0.03, show_default=True,
               help="Membership faults per simulated second: a voter is removed from the configuration "
                    "and added back after a while.")
+@click.option("--corner-rate", type=click.FloatRange(min=0), default=0.02, show_default=True,
+              help="Corner patterns per simulated second: leader churn right after partial "
+                   "replication (churn), a leader deposed at once that keeps serving (deposed_read).")
 @click.option("--loss", type=click.FloatRange(0, 1), default=0.05, show_default=True, help="Message loss probability.")
 @click.option("--duplicate", type=click.FloatRange(0, 1), default=0.02, show_default=True, help="Message duplication probability.")
 @click.option("--reorder", type=click.FloatRange(0, 1), default=0.1, show_default=True, help="Message reordering probability.")
@@ -79,6 +87,22 @@ def _parse_seed_range(text: str) -> range:
               help="Each read starts its own heartbeat round (the library default) instead of sharing "
                    "the next one (Config.batch_reads).")
 @click.option("--no-codec", is_flag=True, help="Pass messages as objects instead of encoded bytes (faster).")
+@click.option("--max-events", type=click.IntRange(min=0), default=0,
+              help="Event budget of one run; past it the run fails as 'livelock' "
+                   "[default: 25,000 per simulated second of the run].")
+@click.option("--max-wall", type=click.FloatRange(min=0), default=DEFAULT_WALL_BUDGET, show_default=True,
+              help="Wall-clock seconds one run may take; past it the run fails as 'stuck'.")
+@click.option("--shrink", "do_shrink", is_flag=True,
+              help="If the seed fails, shrink its schedule (faults, client operations, workers, "
+                   "scripted actions) while the same invariant still fails, and write the smallest "
+                   "one found as a plan file (--plan-out).")
+@click.option("--shrink-time", type=click.FloatRange(min=0), default=DEFAULT_SHRINK_SECONDS,
+              show_default=True, help="Wall-clock seconds shrinking may take.")
+@click.option("--plan-out", type=click.Path(dir_okay=False), default=None,
+              help="Where --shrink writes the plan [default: shrunk-<scenario>-seed<N>.json].")
+@click.option("--plan", "plan_path", type=click.Path(dir_okay=False), default=None,
+              help="Run the schedule of a plan file (written by --shrink; format in "
+                   "simulations/plan_file.py). It sets every run option; others are ignored.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per run on stdout.")
 @click.option("--keep-going", is_flag=True, help="Do not stop at the first failing seed.")
 @click.option("--check-determinism", is_flag=True, help="Run every seed twice and compare trace hashes.")
@@ -90,8 +114,8 @@ def _parse_seed_range(text: str) -> range:
                    "deterministic and results are reported in seed order.")
 @click.option("--verbose", "-v", is_flag=True, help="Show the raft library's log messages.")
 def simulate(seed, seed_range, count, scenario, nodes, duration, converge_within, fault_kinds,
-             partition_rate, crash_rate, pause_rate, transfer_rate, membership_rate, loss, duplicate,
-             reorder, swarm, rate, clients, keys, timeout, disk, compact_every, eager_commit, unbatched_reads, no_codec, as_json, keep_going,
+             partition_rate, crash_rate, pause_rate, transfer_rate, membership_rate, corner_rate, loss, duplicate,
+             reorder, swarm, rate, clients, keys, timeout, disk, compact_every, eager_commit, unbatched_reads, no_codec, max_events, max_wall, do_shrink, shrink_time, plan_out, plan_path, as_json, keep_going,
              check_determinism, report_path, jobs, verbose):
     """Run deterministic simulations of the cluster under faults and check them.
 
@@ -104,6 +128,13 @@ def simulate(seed, seed_range, count, scenario, nodes, duration, converge_within
         logging.getLogger("raft").setLevel(logging.CRITICAL)
     if seed_range is not None and count is not None:
         raise click.UsageError("use either --seeds or --count, not both")
+    if plan_path is not None:
+        if seed_range is not None or count is not None or do_shrink:
+            raise click.UsageError("--plan runs one schedule: drop --seeds, --count and --shrink")
+        _run_plan_file(plan_path, as_json, max_wall, report_path)
+        return
+    if do_shrink and (seed_range is not None or count is not None):
+        raise click.UsageError("--shrink takes one seed: use --seed N")
     seeds = _parse_seed_range(seed_range) if seed_range else range(seed, seed + (count or 1))
     jobs = jobs or os.cpu_count() or 1
     try:
@@ -112,7 +143,7 @@ def simulate(seed, seed_range, count, scenario, nodes, duration, converge_within
         raise click.BadParameter(str(exc), param_hint="--faults") from None
     faults = FaultConfig(kinds=kinds, partition_rate=partition_rate, crash_rate=crash_rate,
                          pause_rate=pause_rate, transfer_rate=transfer_rate,
-                         membership_rate=membership_rate, loss=loss, duplicate=duplicate, reorder=reorder,
+                         membership_rate=membership_rate, corner_rate=corner_rate, loss=loss, duplicate=duplicate, reorder=reorder,
                          swarm=swarm)
     workload = WorkloadConfig(rate=rate, clients=clients, keys=keys, timeout=timeout)
 
@@ -120,15 +151,18 @@ def simulate(seed, seed_range, count, scenario, nodes, duration, converge_within
         return SimConfig(seed=s, nodes=nodes, duration=duration, converge_within=converge_within,
                          faults=faults, workload=workload, disk=disk, codec=not no_codec,
                          compact_every=compact_every, eager_commit=eager_commit,
-                         batch_reads=not unbatched_reads,
+                         batch_reads=not unbatched_reads, max_events=max_events,
                          latency=Latency())
 
+    if do_shrink:
+        _shrink_seed(config_for(seed), scenario, shrink_time, plan_out, max_wall, as_json)
+        return
     results: list[RunResult] = []
     failed = False
     many = len(seeds) > 1
     per_seed_reports = bool(report_path) and (not many or "{seed}" in report_path)
     runs = _run_in_order(seeds, config_for, scenario, check_determinism,
-                         report_path if per_seed_reports else None, jobs)
+                         report_path if per_seed_reports else None, jobs, max_wall)
     with click.progressbar(runs, length=len(seeds), label="simulating", file=sys.stderr,
                            show_pos=True, hidden=not many) as bar:
         for result in bar:
@@ -138,7 +172,7 @@ def simulate(seed, seed_range, count, scenario, nodes, duration, converge_within
                            f"(search budget exhausted)", err=True)
             if report_path and not per_seed_reports and not result.ok and not failed:
                 # Runs are deterministic: replaying the seed rebuilds the same world.
-                _run_one(config_for(result.seed), scenario, False, report_path)
+                _run_one(config_for(result.seed), scenario, False, report_path, max_wall)
             if as_json:
                 click.echo(json.dumps(result.to_json(), sort_keys=True))
             if not result.ok:
@@ -157,10 +191,60 @@ def simulate(seed, seed_range, count, scenario, nodes, duration, converge_within
 
 
 
+def _run_plan_file(path: str, as_json: bool, max_wall: float, report_path: str | None) -> None:
+    try:
+        plan = load_plan(path)
+        result, world = run_plan(plan, wall_budget=max_wall, reproduce=f"raftcoord simulate --plan {path}")
+    except PlanError as exc:
+        raise click.ClickException(str(exc)) from None
+    if report_path:
+        from simulations.report import write_report
+
+        write_report(report_path.replace("{seed}", str(plan.config.seed)), world, result)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), sort_keys=True))
+    elif result.ok:
+        _print_single(result)
+    else:
+        click.echo(result.explain())
+    if plan.expect and not as_json:
+        kept = any(v.invariant == plan.expect for v in result.violations)
+        click.echo(f"plan expects {plan.expect}: {'reproduced' if kept else 'NOT reproduced'}")
+    sys.exit(0 if result.ok else 1)
+
+
+def _shrink_seed(config: SimConfig, scenario: str, shrink_time: float, plan_out: str | None,
+                 max_wall: float, as_json: bool) -> None:
+    """`--shrink`: shrink a failing seed and write its smallest schedule."""
+    result, _ = run_simulation(config, scenario, wall_budget=max_wall)
+    if result.ok:
+        click.echo(f"seed {config.seed}: ok; nothing to shrink")
+        sys.exit(0)
+    click.echo(result.explain(), err=True)
+    click.echo(f"shrinking seed {config.seed} (at most {shrink_time:g}s) ...", err=True)
+    found = shrink(config, scenario, time_budget=shrink_time,
+                   progress=lambda line: click.echo(f"  {line}", err=True))
+    path = plan_out or f"shrunk-{scenario}-seed{config.seed}.json"
+    save_plan(path, found.shrunk)
+    reproduce = f"raftcoord simulate --plan {path}"
+    if as_json:
+        click.echo(json.dumps({
+            "seed": config.seed, "scenario": scenario, "invariant": found.invariant,
+            "plan": path, "reproduce": reproduce, "runs": found.runs,
+            "seconds": round(found.seconds, 3), "complete": found.complete,
+            "before": found.original_counts, "after": found.shrunk_counts,
+            "result": attrs.evolve(found.result, reproduce=reproduce).to_json()}, sort_keys=True))
+    else:
+        click.echo(found.describe())
+        click.echo(f"wrote {path}")
+        click.echo(f"reproduce: {reproduce}")
+    sys.exit(1)
+
+
 def _run_one(config: SimConfig, scenario: str, check_determinism: bool,
-             report_path: str | None) -> RunResult:
+             report_path: str | None, max_wall: float = DEFAULT_WALL_BUDGET) -> RunResult:
     """One seed: run, optionally re-run for the determinism check, write its report."""
-    result, world = run_simulation(config, scenario)
+    result, world = run_simulation(config, scenario, wall_budget=max_wall)
     if check_determinism:
         same, _, again = rerun_and_compare(config, scenario, result)
         result = _with_determinism(result, same, again)
@@ -172,7 +256,8 @@ def _run_one(config: SimConfig, scenario: str, check_determinism: bool,
 
 
 def _run_in_order(seeds: range, config_for, scenario: str, check_determinism: bool,
-                  report_path: str | None, jobs: int) -> Iterator[RunResult]:
+                  report_path: str | None, jobs: int,
+                  max_wall: float = DEFAULT_WALL_BUDGET) -> Iterator[RunResult]:
     """Results in seed order; with jobs > 1, seeds run in that many processes.
 
     Closing the generator early (a failure without --keep-going) cancels the seeds
@@ -180,10 +265,10 @@ def _run_in_order(seeds: range, config_for, scenario: str, check_determinism: bo
     """
     if jobs <= 1 or len(seeds) <= 1:
         for s in seeds:
-            yield _run_one(config_for(s), scenario, check_determinism, report_path)
+            yield _run_one(config_for(s), scenario, check_determinism, report_path, max_wall)
         return
     with ProcessPoolExecutor(max_workers=jobs, initializer=_quiet_worker) as pool:
-        futures = [pool.submit(_run_one, config_for(s), scenario, check_determinism, report_path)
+        futures = [pool.submit(_run_one, config_for(s), scenario, check_determinism, report_path, max_wall)
                    for s in seeds]
         try:
             for future in futures:
@@ -198,8 +283,6 @@ def _quiet_worker() -> None:
 
 
 def _with_determinism(result: RunResult, same: bool, again: RunResult) -> RunResult:
-    import attrs
-
     result = attrs.evolve(result, determinism=same)
     if not same:
         detail = (f"re-running seed {result.seed} gave trace hash {again.trace_hash} "

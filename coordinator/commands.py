@@ -65,6 +65,9 @@ class ErrorCode(enum.Enum):
     VERSION_MISMATCH = "version_mismatch"
     FENCED = "fenced"
     """A fenced write carried an epoch that is not the partition's current one."""
+    STALE_REQUEST = "stale_request"
+    """A client request below the client's acknowledged floor: its answer was already
+    delivered (or its session was evicted), so it is not applied again."""
 
 
 # --------------------------------------------------------------------------- checks
@@ -393,6 +396,34 @@ class FencedPut:
     epoch: int = attrs.field(validator=_int_at_least(0))
 
 
+def _simple_command(instance: object, attribute: attrs.Attribute, value: object) -> None:
+    if not isinstance(value, SIMPLE_COMMAND_TYPES):
+        raise TypeError(f"{attribute.name} must be a plain command, got {type(value).__name__}")
+
+
+@attrs.frozen(kw_only=True)
+class ClientRequest:
+    """A client's write, applied at most once however often it is retried.
+
+    A client numbers its writes 1, 2, 3, ... and resends the same number on a
+    retry; the state machine keeps the result of each recent number per client and
+    answers a repeat with it instead of applying the command again (Raft
+    dissertation, section 6.3).
+
+    Attributes:
+        client_id: the client's identity (random, chosen once per client object).
+        seq: this write's number (>= 1), unique within the client.
+        acked_below: every number below it has been answered to the client, so their
+            results may be forgotten.
+        command: the write itself.
+    """
+
+    client_id: str = attrs.field(validator=_identifier)
+    seq: int = attrs.field(validator=_int_at_least(1))
+    acked_below: int = attrs.field(default=0, validator=_int_at_least(0))
+    command: Any = attrs.field(validator=_simple_command)
+
+
 def _to_commands(value: Any) -> tuple:
     if isinstance(value, (str, bytes)):
         raise TypeError("commands must be a sequence")
@@ -427,12 +458,13 @@ SIMPLE_COMMAND_TYPES = (
     CreatePartitionGroup, DeletePartitionGroup, Assign, Revoke, Released, ForceRevoke,
     ReleaseQuarantine, KvPut, KvCas, KvDelete, KvGet, KvList, FencedPut,
 )
-COMMAND_TYPES = SIMPLE_COMMAND_TYPES + (Batch,)
+COMMAND_TYPES = SIMPLE_COMMAND_TYPES + (Batch, ClientRequest)
 
 Command = Union[
     RegisterWorker, DeregisterWorker, ExpireWorker, DrainWorker, UndrainWorker,
     CreatePartitionGroup, DeletePartitionGroup, Assign, Revoke, Released, ForceRevoke,
     ReleaseQuarantine, KvPut, KvCas, KvDelete, KvGet, KvList, FencedPut, Batch,
+    ClientRequest,
 ]
 
 

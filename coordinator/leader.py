@@ -1,7 +1,8 @@
 """What the leader proposes next: the seam between pure decisions and the drivers.
 
 `CoordinatorLeader` is created when a node becomes leader and dropped when it stops
-being one. The driver (the simulator, later the trio server) calls:
+being one. Its driver, `coordinator.node.NodeDriver` (run by the simulator and by
+the trio server), calls:
 
 * `on_heartbeat(worker_id, seq, received_at)` for every worker heartbeat once its
   leadership is confirmed by a quorum round that started after the heartbeat arrived,

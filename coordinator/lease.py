@@ -268,6 +268,12 @@ class WorkerLease:
         known = self._coverage.get(partition)
         return known is not None and known[0] == epoch and now < known[1]
 
+    def deadline_for(self, partition: str, epoch: int) -> Optional[float]:
+        """When the worker must stop acting for ``(partition, epoch)`` (worker clock;
+        None: no acknowledgement covers it)."""
+        known = self._coverage.get(partition)
+        return known[1] if known is not None and known[0] == epoch else None
+
     def active_partitions(self, now: float) -> list[tuple[str, int]]:
         """(partition, epoch) pairs the worker may act for at ``now``, sorted."""
         return sorted((p, e) for p, (e, until) in self._coverage.items() if now < until)

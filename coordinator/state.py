@@ -93,6 +93,11 @@ order, on every replica. Rules of operation:
    (rule 1): the suspects recorded at its expiry (from the ``last_heard`` the
    expiry carries), its ``expired_at`` (the crash's date), the process ids.
 
+6. **Client writes apply once.** A `ClientRequest` carries a client id and sequence
+   number; the result of each recent number is kept per client (a bounded table,
+   part of the snapshot) and a retry gets that result back instead of applying the
+   command a second time.
+
 The state is a plain object: the planner and the leader helper read it through the
 read-only mappings below; only `apply` and `restore` change it.
 """
@@ -107,6 +112,7 @@ import attrs
 import cbor2
 
 from . import commands as c
+from .codec import decode_result, encode_result
 from .commands import ErrorCode, WorkerState
 from .config import CoordinatorConfig
 from .records import (
@@ -123,12 +129,30 @@ from .records import (
     partition_id,
 )
 
-SNAPSHOT_FORMAT = 3
-"""Version 2 added ``log_time``; version 3 the quarantine evidence of rule 6 (worker
-process ids and suspects, crash charges with their worker, holds' take times, the
-suspect window).
-Versions 1 and 2 are still read (see `restore`)."""
-_READABLE_FORMATS = (1, 2, SNAPSHOT_FORMAT)
+SNAPSHOT_FORMAT = 4
+"""Version 2 added ``log_time``, version 3 the client sessions, version 4 the
+quarantine evidence of rule 6 (worker process ids and suspects, crash charges with
+their worker, holds' take times, the suspect window); older snapshots are still
+read (see `restore`)."""
+_READABLE_FORMATS = (1, 2, 3, SNAPSHOT_FORMAT)
+
+MAX_CLIENT_SESSIONS = 4096
+"""Clients whose recent write results are kept; the least recently active is
+forgotten first (its next retry of a forgotten write is refused as stale)."""
+MAX_RESULTS_PER_CLIENT = 1024
+"""Unacknowledged write results kept per client; a client with more writes in
+flight than this loses the oldest results (their retries are refused as stale)."""
+
+
+@attrs.define
+class _ClientSession:
+    """What the state remembers of one client's writes (see `c.ClientRequest`)."""
+
+    floor: int = 0
+    """Every write numbered below this was answered or forgotten."""
+    results: dict[int, c.Result] = attrs.Factory(dict)
+    last_active: int = 0
+    """`CoordinatorState._session_clock` at the client's latest write (eviction order)."""
 
 
 class SnapshotError(ValueError):
@@ -191,6 +215,8 @@ class CoordinatorState:
         self._next_ordinal = 0
         self._log_time = 0.0
         self._counters = Counters()
+        self._sessions: dict[str, _ClientSession] = {}
+        self._session_clock = 0
         self._handlers: dict[type, Callable[[Any], c.Result]] = {
             c.RegisterWorker: self._register,
             c.DeregisterWorker: self._deregister,
@@ -211,6 +237,7 @@ class CoordinatorState:
             c.KvList: self._kv_list,
             c.FencedPut: self._fenced_put,
             c.Batch: self._batch,
+            c.ClientRequest: self._client_request,
         }
 
     # ------------------------------------------------------------------ read access
@@ -302,6 +329,10 @@ class CoordinatorState:
         a ReadIndex read for a linearizable one."""
         return self._kv.get(key)
 
+    def kv_list(self, prefix: str = "", limit: int = 0) -> list[c.KvValue]:
+        """Local (non-linearizable) listing of the keys starting with ``prefix``."""
+        return list(self._kv_list(c.KvList(prefix=prefix, limit=limit)).entries)
+
     def status(self) -> CoordinatorStatus:
         by_state = {s: 0 for s in WorkerState}
         for worker in self._workers.values():
@@ -344,7 +375,8 @@ class CoordinatorState:
         result = handler(command)
         # A batch's commands advanced the time one by one; a refused command changes
         # nothing (rule 2), not even the time.
-        now = getattr(command, "now", None)
+        now = getattr(command.command if isinstance(command, c.ClientRequest) else command,
+                      "now", None)
         if now is not None and now > self._log_time and not isinstance(result, c.Error):
             self._log_time = now
         return result
@@ -782,6 +814,33 @@ class CoordinatorState:
     def _batch(self, cmd: c.Batch) -> c.Result:
         return c.BatchResult(results=[self.apply(inner) for inner in cmd.commands])
 
+    def _client_request(self, cmd: c.ClientRequest) -> c.Result:
+        """Apply a client's write once (rule 2 holds: a repeat changes nothing)."""
+        self._session_clock += 1
+        session = self._sessions.get(cmd.client_id)
+        if session is None:
+            if len(self._sessions) >= MAX_CLIENT_SESSIONS:
+                oldest = min(self._sessions.items(), key=lambda item: item[1].last_active)[0]
+                del self._sessions[oldest]
+            session = self._sessions[cmd.client_id] = _ClientSession()
+        session.last_active = self._session_clock
+        if cmd.acked_below > session.floor:
+            session.floor = cmd.acked_below
+            for seq in [s for s in session.results if s < cmd.acked_below]:
+                del session.results[seq]
+        if cmd.seq in session.results:
+            return session.results[cmd.seq]
+        if cmd.seq < session.floor:
+            return _error(ErrorCode.STALE_REQUEST,
+                          f"request {cmd.seq} of client {cmd.client_id} was already answered")
+        result = self.apply(cmd.command)
+        session.results[cmd.seq] = result
+        if len(session.results) > MAX_RESULTS_PER_CLIENT:
+            oldest_seq = min(session.results)
+            del session.results[oldest_seq]
+            session.floor = max(session.floor, oldest_seq + 1)
+        return result
+
     # ---------------------------------------------------------- snapshot / restore
 
     def _to_wire(self) -> dict[str, Any]:
@@ -821,6 +880,12 @@ class CoordinatorState:
             "next_ordinal": self._next_ordinal,
             "log_time": self._log_time,
             "counters": list(self._counters.as_tuple()),
+            "sessions": [
+                [client_id, session.floor, session.last_active,
+                 [[seq, encode_result(result)] for seq, result in sorted(session.results.items())]]
+                for client_id, session in sorted(self._sessions.items())
+            ],
+            "session_clock": self._session_clock,
         }
 
     def snapshot(self) -> bytes:
@@ -834,7 +899,7 @@ class CoordinatorState:
         A version 1 snapshot has no ``log_time``; it is taken as the latest timestamp
         the snapshot stores (a lower bound of the true one: cluster time then
         continues from there, which only makes windows in flight a little longer).
-        Version 1 and 2 snapshots charged every death, whatever its cause, to every
+        Version 1 to 3 snapshots charged every death, whatever its cause, to every
         partition taken recently: those charges are dropped, and their workers have
         no process id or suspects yet (rule 6 then charges nothing until they
         register again).
@@ -856,7 +921,7 @@ class CoordinatorState:
 
     @classmethod
     def _from_wire(cls, wire: dict[str, Any]) -> "CoordinatorState":
-        current = wire["format"] >= 3
+        current = wire["format"] >= 4  # rule 6's evidence
         revoke_timeout, restart_delay, threshold, window, *suspect_window = wire["config"]
         state = cls(CoordinatorConfig(revoke_timeout=revoke_timeout,
                                       restart_delay=restart_delay,
@@ -921,6 +986,12 @@ class CoordinatorState:
             state._log_time = wire["log_time"]
         else:
             state._log_time = state._latest_stored_time()
+        if wire["format"] >= 3:
+            for client_id, floor, last_active, results in wire["sessions"]:
+                state._sessions[client_id] = _ClientSession(
+                    floor=floor, last_active=last_active,
+                    results={seq: decode_result(data) for seq, data in results})
+            state._session_clock = wire["session_clock"]
         return state
 
     def _latest_stored_time(self) -> float:

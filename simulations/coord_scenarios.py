@@ -135,6 +135,51 @@ def stale_leader(world: CoordWorld) -> list[Action]:
             for t in _times(world, 6.0, 10.0, tail=6.0)]
 
 
+def lease_handover(world: CoordWorld) -> list[Action]:
+    """Every 6 s a worker is cut off from the cluster for longer than a lease and,
+    within moments, leadership moves to another node (an election well inside the
+    worker's lease; elections on their own take longer than a lease). Only a new
+    leader that gives every worker it inherits a full lease from its start keeps
+    the cut-off worker's partitions from being handed on while it still acts."""
+    rng = world.rngs.stream("scenario")
+    actions = []
+    for t in _times(world, 6.0, 6.0, tail=6.0):
+        victim = rng.choice(_live_ids(world))
+        actions.append(Action(t, "isolate_worker", (victim, rng.uniform(3.0, 4.5))))
+        actions.append(Action(t + rng.uniform(0.0, 0.15), "node_fault", ("transfer", 0.0)))
+    return actions
+
+
+def lease_edge(world: CoordWorld) -> list[Action]:
+    """Pauses timed around lease ends: every 3 s a worker pauses for 0.8-1.3 leases
+    (half of them between preparing and sending a checkpoint write), so it resumes
+    just before or just after its lease ran out, holding acknowledgements or writes
+    that arrive late; every fourth time the coordinator leader pauses for about a
+    lease as well, so its successor's grace and the workers' leases end together."""
+    rng = world.rngs.stream("scenario")
+    lease = world.spec.lease
+    actions = []
+    for i, t in enumerate(_times(world, 5.0, 3.0)):
+        victim = rng.choice(_live_ids(world))
+        actions.append(Action(t, "pause_worker", (victim, lease * rng.uniform(0.8, 1.3), i % 2 == 0)))
+        if i % 4 == 3:
+            actions.append(Action(t + rng.uniform(0.0, 0.4), "node_fault",
+                                  ("pause", lease * rng.uniform(0.8, 1.2))))
+    return actions
+
+
+def deposed_coordinator(world: CoordWorld) -> list[Action]:
+    """Every 7 s the leader is cut off from the other nodes (not from the workers)
+    and they elect a new leader at once (their clocks jump an election timeout):
+    the old leader believes it leads until check-quorum deposes it, an election
+    timeout later, and workers keep heartbeating to it. Only heartbeats
+    acknowledged after a ReadIndex round keep them from acting past the lease the
+    new leader counts."""
+    rng = world.rngs.stream("scenario")
+    return [Action(t, "node_fault", ("deposed_read", rng.uniform(2.5, 4.5)))
+            for t in _times(world, 6.0, 7.0, tail=6.0)]
+
+
 def network_partition(world: CoordWorld) -> list[Action]:
     """Coordinator partitions from the fault plan plus workers cut off from the whole
     cluster for longer than a lease (they keep running and must stop by themselves)."""
@@ -195,6 +240,12 @@ SPECS: dict[str, tuple[str, CoordSpec, frozenset | None]] = {
                      CoordSpec(script=leader_crash), None),
     "stale-leader": ("the leader is cut off with some workers and paused; it resumes "
                      "believing it leads", CoordSpec(script=stale_leader), None),
+    "lease-handover": ("a worker is cut off as leadership moves at once; the new leader's "
+                       "lease grace", CoordSpec(script=lease_handover), None),
+    "lease-edge": ("workers (and sometimes the leader) pause for about a lease",
+                   CoordSpec(script=lease_edge), None),
+    "deposed-coordinator": ("the leader is deposed at once and keeps serving its workers until "
+                            "check-quorum", CoordSpec(script=deposed_coordinator), None),
     "network-partition": ("coordinator partitions from the fault plan; workers cut off",
                           CoordSpec(node_faults=True, script=network_partition),
                           frozenset(PARTITION_KINDS)),

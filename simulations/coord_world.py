@@ -5,37 +5,31 @@ Theory of operation
 -------------------
 `CoordWorld` is a `World` whose replicated state machine is `CoordinatorState`
 (log entries are a request id followed by `coordinator.codec` bytes). On top of the
-Raft driving of `World` it adds, per the driver rules of `coordinator.leader`:
+Raft driving of `World` it adds:
 
-1. **Leader driver.** A node that becomes leader builds a `CoordinatorLeader` with
-   its own (drifting) clock as ``term_start``; it calls `next_commands` on every tick
-   once its state machine applied the leader's first entry of the term, and proposes
-   what it returns as one `Batch`. Every applied command goes to `on_applied`, every
-   refused proposal to `on_dropped`. Commands the driver builds itself (worker
-   registrations, releases and leaves, operator actions) are stamped with the
-   leader's cluster time (`CoordinatorLeader.cluster_time` / `stamp`), never with a
-   node's clock or the simulator's true time. The driver dies with the leadership
-   or the process.
-2. **Heartbeats.** A worker heartbeat arriving at a ready leader starts a ReadIndex
-   round *after* its arrival; only once that round confirms leadership and the state
-   machine caught up with its index does the leader call `on_heartbeat` (with the
-   arrival time) and send the `Ack` with the worker's view; when it answers None (the
-   worker is dead, or its expiry is in flight) the worker gets a `Nack`. A heartbeat
-   from a worker the state does not know as live gets a `Nack` and a `RegisterWorker`
-   proposal.
-3. **Workers** (`coord_workers.SimWorker`) talk to nodes over the simulated network
+1. **Node drivers.** Every node process runs a `coordinator.node.NodeDriver`, the
+   same class the server runs: it gets the node's role changes, applied commands,
+   ticks and worker messages with the node's own (drifting) clock, and the world
+   carries out what it returns — proposals through the node's `RawNode`, ReadIndex
+   rounds (a heartbeat is acknowledged only once one begun after its arrival
+   confirmed leadership) and answers over the simulated network. The simulated
+   workers do not wait for answers to their writes (releases, checkpoints, leaves),
+   so only answers to heartbeats are delivered. The driver dies with the process.
+2. **Workers** (`coord_workers.SimWorker`) run `coordinator.worker.WorkerSession` and
+   talk to nodes over the simulated network
    (its loss, latency and cuts apply; worker cuts are extra blocked links). A
    partition of the nodes cuts workers too: each is on one side of it (or, less
    often, reaches both), so a worker may be left with only a minority or a deposed
    leader to heartbeat to. Worker
    releases, checkpoint writes and leaves become `Released`, `FencedPut` and
    `DeregisterWorker` proposals.
-4. **Clients** run the usual put / get (ReadIndex) / cas workload against the
-   metadata KV (`KvPut`, `KvCas` by version). Written values are unique, so a
-   version identifies a value and the history is checked as a value register.
-5. **Operator actions** (create groups, drain) are proposed through whichever node
+3. **Clients** run the usual put / get (ReadIndex) / cas workload against the
+   metadata KV (`KvPut`, `KvCas` by version; writes go through the node driver).
+   Written values are unique, so a version identifies a value and the history is
+   checked as a value register.
+4. **Operator actions** (create groups, drain) are proposed through whichever node
    leads and retried until applied.
-6. **Checks** (`coord_checkers`): ownership (and the end of failovers) after
+5. **Checks** (`coord_checkers`): ownership (and the end of failovers) after
    *every* event; every committed command once (epochs, fencing, no false
    quarantine); failover deadlines (`failover_deadline`), the poison partition's
    quarantine bound and minimal moves on a periodic check; balance and zone spread
@@ -51,20 +45,20 @@ from __future__ import annotations
 
 import heapq
 import math
-import struct
 from collections import deque
 from typing import Any, Callable, Optional
 
 import attrs
 
 from coordinator import commands as c
-from coordinator.codec import decode_command, encode_command
 from coordinator.commands import WorkerState
 from coordinator.config import CoordinatorConfig
-from coordinator.leader import CoordinatorLeader
 from coordinator.lease import LeaseTiming
+from coordinator.node import NodeDriver, Propose, Send, StartRead, apply_entry
 from coordinator.placement import PlacementPolicy, max_imbalance, plan
+from coordinator.protocol import Heartbeat, Redirect
 from coordinator.state import CoordinatorState
+from coordinator.worker import WorkerSession
 from raft.errors import ProposalDropped
 from raft.types import Role
 
@@ -77,7 +71,7 @@ from .coord_checkers import (
     layout_problems,
     zone_spread_problem,
 )
-from .coord_workers import Ack, Checkpoint, Heartbeat, Leave, Nack, Redirect, Release, SimWorker
+from .coord_workers import SimWorker
 from .faults import PARTITION_KINDS, Fault
 from .history import OpKind, Operation, Outcome
 from .world import REPLY, UNDO, SimConfig, SimNode, World
@@ -87,16 +81,9 @@ W_TIMER, TO_NODE, TO_WORKER, W_WRITE, ACTION, COORD_CHECK, W_UNDO = range(20, 27
 _NAMES = {W_TIMER: "worker timer", TO_NODE: "worker->node", TO_WORKER: "node->worker",
           W_WRITE: "worker write", ACTION: "scenario", COORD_CHECK: "coord check",
           W_UNDO: "worker undo"}
-_REQUEST_ID = struct.Struct("<q")
-LEADER_PROPOSAL, WORKER_REQUEST = -1, -2
 WORKER_BASE = 1000  # worker network addresses start here (node ids are small)
 POISON_CRASH_AFTER = 0.5  # an owner of the poison partition crashes this long after taking it
 POISON_RESTART_AFTER = 3.0  # ... and restarts this long after crashing
-
-
-def envelope(request_id: int, command: c.Command) -> bytes:
-    """A log entry: the request id (for matching client replies), then the command."""
-    return _REQUEST_ID.pack(request_id) + encode_command(command)
 
 
 class CoordStateMachine:
@@ -108,9 +95,7 @@ class CoordStateMachine:
         self.events: list[tuple[int, Any, Any, int]] = []  # (index, command, result, id)
 
     def apply(self, index: int, data: bytes) -> tuple[int, Any]:
-        request_id = _REQUEST_ID.unpack_from(data)[0]
-        command = decode_command(data[_REQUEST_ID.size:])
-        result = self.state.apply(command)
+        request_id, command, result = apply_entry(self.state, data)
         self.applied = index
         self.events.append((index, command, result, request_id))
         return request_id, result
@@ -168,7 +153,8 @@ class CoordSpec:
             of the production defaults (10 s lease, 20 s window).
         node_faults: keep the run's generated coordinator fault plan (else none).
         script: builds the scenario's actions for a world.
-        worker_class / state_class: tests plant broken variants here.
+        session_class / driver_class / state_class: the worker session, node driver
+            and state machine classes (tests plant broken variants here).
         poison: a partition whose owner crashes shortly after taking it.
         strict_zone_spread: a replica zone clash at quiescence is a violation (else
             only counted in the summary: the planner lets balance win over spread).
@@ -188,31 +174,19 @@ class CoordSpec:
     quarantine_suspect_window: float = 4.0
     node_faults: bool = False
     script: Callable[["CoordWorld"], list] = attrs.field(default=lambda world: [], eq=False)
-    worker_class: type = attrs.field(default=SimWorker, eq=False)
+    session_class: type = attrs.field(default=WorkerSession, eq=False)
+    driver_class: type = attrs.field(default=NodeDriver, eq=False)
     state_class: type = attrs.field(default=CoordinatorState, eq=False)
     poison: Optional[str] = None
     strict_zone_spread: bool = True
     strict_quarantine: bool = True
 
 
-class _LeaderDriver:
-    def __init__(self, leader: CoordinatorLeader, term: int, start_index: int) -> None:
-        self.leader = leader
-        self.term = term
-        self.start_index = start_index
-        self.ready = False
-        self.registering: dict[str, float] = {}
-
-
 @attrs.define
-class _HeartbeatRead:
-    """A pending ReadIndex round for a heartbeat (kept in `SimNode.pending_reads`)."""
+class _DriverRead:
+    """A ReadIndex round a node driver started (kept in `SimNode.pending_reads`)."""
 
-    driver: _LeaderDriver
-    worker: int
-    worker_id: str
-    seq: int
-    received_at: float
+    token: bytes
     key: str = ""
     op_id: int = -1
 
@@ -247,7 +221,7 @@ class CoordWorld(World):
         self._worker_side: dict[int, Optional[int]] = {}
         self.workers: dict[str, SimWorker] = {}
         self._by_number: dict[int, SimWorker] = {}
-        self.drivers: dict[int, _LeaderDriver] = {}
+        self.drivers: dict[int, NodeDriver] = {}  # per node process
         self.ownership = OwnershipChecker()
         self.commands = CommandChecker(spec.poison, spec.strict_quarantine)
         self.moves = MovesTracker()
@@ -258,7 +232,6 @@ class CoordWorld(World):
         # request id -> (command not yet applied, when last proposed)
         self._operator: dict[int, tuple[c.Command, float]] = {}
         self._next_operator_id = -1000
-        self._read_counter = 0
         self._client_versions: dict[int, dict[str, int]] = {}
         self._op_versions: dict[int, int] = {}
         self._last_disturbance = -math.inf  # coordinator-side faults and leader changes
@@ -290,10 +263,11 @@ class CoordWorld(World):
     def add_worker(self, worker_id: str, zone: str) -> SimWorker:
         drift = self.config.drift
         number = WORKER_BASE + len(self.workers)
-        worker = self.spec.worker_class(
+        worker = SimWorker(
             worker_id, number, zone, self.timing, rate=1 + self._clock_rng.uniform(-drift, drift),
             offset=self._clock_rng.uniform(0, 1000),
-            heartbeat_interval=self.spec.heartbeat_interval)
+            heartbeat_interval=self.spec.heartbeat_interval, nodes=self.voters,
+            rng=self._rng_workers, session_class=self.spec.session_class)
         self.workers[worker_id] = worker
         self._by_number[number] = worker
         return worker
@@ -347,6 +321,14 @@ class CoordWorld(World):
 
     # == Raft driving hooks ===========================================================
 
+    def _driver(self, node: SimNode) -> NodeDriver:
+        """The node driver of the node's current process."""
+        driver = self.drivers.get(node.id)
+        if driver is None:
+            driver = self.drivers[node.id] = self.spec.driver_class(
+                node.id, lambda: node.kv.state, self.timing, self.policy)
+        return driver
+
     def _handle_ready(self, node: SimNode, raw: Any, rd: Any) -> None:
         before = node.kv
         super()._handle_ready(node, raw, rd)
@@ -355,8 +337,8 @@ class CoordWorld(World):
                 events, machine.events = machine.events, []
                 self._on_applied(node, events)
         driver = self.drivers.get(node.id)
-        if driver is not None and not driver.ready and node.kv.applied >= driver.start_index:
-            driver.ready = True
+        if driver is not None:
+            driver.on_caught_up(node.kv.applied)
 
     def _on_applied(self, node: SimNode, events: list) -> None:
         driver = self.drivers.get(node.id)
@@ -370,7 +352,7 @@ class CoordWorld(World):
             if first:
                 self._note_assignments(command, result)
             if driver is not None:
-                driver.leader.on_applied(command, result)
+                driver.on_applied(index, request_id, command, result)
             if request_id <= -1000:
                 self._operator.pop(request_id, None)
             if self.spec.poison and first:
@@ -400,15 +382,10 @@ class CoordWorld(World):
     def _on_soft_state(self, node: SimNode, raw: Any, soft: Any) -> None:
         was = node.role
         super()._on_soft_state(node, raw, soft)
-        if node.role is was:
-            return
-        self._disturbed()
-        if node.role is Role.LEADER:
-            leader = CoordinatorLeader(node.kv.state, self.timing, self.policy,
-                                       term_start=self.node_clock(node.id))
-            self.drivers[node.id] = _LeaderDriver(leader, raw.term, raw.log.last_index())
-        else:
-            self.drivers.pop(node.id, None)
+        if node.role is not was:
+            self._disturbed()
+        self._driver(node).on_role_change(self.node_clock(node.id), node.role, raw.term,
+                                          node.leader, raw.log.last_index())
 
     def _on_tick(self, node_id: int, incarnation: int) -> None:
         super()._on_tick(node_id, incarnation)
@@ -417,25 +394,35 @@ class CoordWorld(World):
         if driver is None or not driver.ready or not node.up or node.paused \
                 or node.incarnation != incarnation or node.role is not Role.LEADER:
             return
-        commands = driver.leader.next_commands(self.node_clock(node_id))
-        if commands:
-            self._propose(node, c.Batch(commands=commands), LEADER_PROPOSAL, driver)
+        self._carry_out(node, driver, driver.on_tick(self.node_clock(node_id)), False)
         for request_id, (command, proposed_at) in sorted(self._operator.items(), reverse=True):
             if self.now >= proposed_at + 0.5 and node.up and node.role is Role.LEADER:
                 self._operator[request_id] = (command, self.now)
-                stamped = driver.leader.stamp(command, self.node_clock(node_id))
-                self._propose(node, stamped, request_id, None)
+                self._carry_out(node, driver, driver.on_client_command(
+                    self.node_clock(node_id), command, None, request_id), False)
 
-    def _propose(self, node: SimNode, command: c.Command, request_id: int,
-                 driver: Optional[_LeaderDriver]) -> bool:
-        try:
-            node.raw.propose(envelope(request_id, command))
-        except ProposalDropped:
-            if driver is not None:
-                driver.leader.on_dropped(command)
-            return False
-        self._drive(node)
-        return True
+    def _carry_out(self, node: SimNode, driver: NodeDriver, outputs: list,
+                   deliver: bool) -> None:
+        """Carry out a node driver's outputs in order; answers to workers only when
+        ``deliver`` (the simulated workers wait only for answers to heartbeats)."""
+        for output in outputs:
+            if isinstance(output, Propose):
+                try:
+                    node.raw.propose(output.data)
+                except ProposalDropped as exc:
+                    driver.on_dropped(output, exc.leader_hint)  # nobody waits: no answer
+                    continue
+                self._drive(node)
+            elif isinstance(output, StartRead):
+                try:
+                    node.raw.read_index(output.token)
+                except ProposalDropped:
+                    driver.on_read_failed(output.token)
+                    continue
+                node.pending_reads[output.token] = _DriverRead(output.token)
+                self._drive(node)
+            elif deliver and isinstance(output, Send):
+                self._send_to_worker(node.id, output.to, output.message)
 
     def crash(self, node_id: int) -> None:
         self.drivers.pop(node_id, None)
@@ -509,17 +496,28 @@ class CoordWorld(World):
         else:
             expected = self._client_versions.get(client.id, {}).get(key, 0)
             command = c.KvCas(key=key, expected_version=expected, value=op.value.encode())
-        try:
-            index = node.raw.propose(envelope(op.op_id, command))
-        except ProposalDropped as exc:
-            self.push(0.001, REPLY, request, (Outcome.FAIL, None, exc.leader_hint))
-            return
-        node.pending_writes[index] = op
-        self._drive(node)
+        driver = self._driver(node)
+        for output in driver.on_client_command(self.node_clock(node_id), command, request,
+                                               op.op_id):
+            if isinstance(output, Send):  # not the leader
+                hint = output.message.leader if isinstance(output.message, Redirect) else 0
+                self.push(0.001, REPLY, request, (Outcome.FAIL, None, hint))
+                return
+            try:
+                index = node.raw.propose(output.data)
+            except ProposalDropped as exc:
+                driver.on_dropped(output, exc.leader_hint)  # answered below, as the client sees it
+                self.push(0.001, REPLY, request, (Outcome.FAIL, None, exc.leader_hint))
+                return
+            # The answer comes from the entry applied at this index (see World).
+            node.pending_writes[index] = op
+            self._drive(node)
 
     def _reply(self, node: SimNode, op: Any, outcome: Outcome, result: Any) -> None:
-        if isinstance(op, _HeartbeatRead):
-            self._heartbeat_confirmed(node, op)
+        if isinstance(op, _DriverRead):
+            driver = self.drivers.get(node.id)
+            if driver is not None:
+                self._carry_out(node, driver, driver.on_read_confirmed(op.token), True)
             return
         if outcome is Outcome.OK:
             if op.kind is OpKind.GET:
@@ -547,7 +545,7 @@ class CoordWorld(World):
     def _send_to_node(self, worker: SimWorker, node_id: int, message: Any) -> None:
         if isinstance(message, Heartbeat):
             previous = self._last_heartbeat_seq.get(worker.number)
-            if previous is not None and worker.last_acked < previous:
+            if previous is not None and worker.session.last_acked < previous:
                 self._failed_rounds.setdefault(worker.number, []).append(self.now)
             self._last_heartbeat_seq[worker.number] = message.seq
         delays = self.network.delays(worker.number, node_id)
@@ -565,66 +563,10 @@ class CoordWorld(World):
         if not node.up or node.paused or not self.network.connected(number, node_id):
             return
         self._trace(TO_NODE, number, node_id, repr(message).encode())
-        driver = self.drivers.get(node_id)
-        if driver is None or node.role is not Role.LEADER:
-            if isinstance(message, Heartbeat):
-                self._send_to_worker(node_id, number, Redirect(node.raw.leader))
-            return
-        if not driver.ready:
-            return
-        now = self.node_clock(node_id)
-        cluster = driver.leader.cluster_time(now)
-        state = node.kv.state
-        if isinstance(message, Heartbeat):
-            record = state.workers.get(message.worker_id)
-            dead = record is None or record.state is WorkerState.DEAD
-            # A live worker heartbeating from a new process restarted within its
-            # lease: registering the new process records the crash (quarantine).
-            if dead or (message.process and message.process != record.process):
-                if now >= driver.registering.get(message.worker_id, -math.inf) + 1.0:
-                    driver.registering[message.worker_id] = now
-                    self._propose(node, c.RegisterWorker(
-                        worker_id=message.worker_id, address=f"sim:{number}",
-                        zone=message.zone, process=message.process, now=cluster),
-                        WORKER_REQUEST, None)
-            if dead:
-                self._send_to_worker(node_id, number, Nack(message.seq))
-                return
-            self._read_counter += 1
-            context = b"hb%d" % self._read_counter
-            try:
-                node.raw.read_index(context)
-            except ProposalDropped:
-                return
-            node.pending_reads[context] = _HeartbeatRead(driver, number, message.worker_id,
-                                                         message.seq, now)
-            self._drive(node)
-        elif isinstance(message, Release):
-            self._propose(node, c.Released(partition_id=message.partition_id, slot=message.slot,
-                                           worker_id=message.worker_id, epoch=message.epoch,
-                                           now=cluster), WORKER_REQUEST, None)
-        elif isinstance(message, Checkpoint):
-            self._propose(node, c.FencedPut(key=f"ckpt/{message.partition_id}",
-                                            value=message.value,
-                                            partition_id=message.partition_id,
-                                            epoch=message.epoch), WORKER_REQUEST, None)
-        elif isinstance(message, Leave):
-            self._propose(node, c.DeregisterWorker(worker_id=message.worker_id, now=cluster),
-                          WORKER_REQUEST, None)
-
-    def _heartbeat_confirmed(self, node: SimNode, read: _HeartbeatRead) -> None:
-        """Rule 2: the ReadIndex round began after the heartbeat arrived."""
-        if self.drivers.get(node.id) is not read.driver or node.role is not Role.LEADER:
-            return
-        ack = read.driver.leader.on_heartbeat(read.worker_id, read.seq, read.received_at)
-        if ack is None:
-            self._send_to_worker(node.id, read.worker, Nack(read.seq))
-            return
-        state = node.kv.state
-        record = state.workers[read.worker_id]
-        self._send_to_worker(node.id, read.worker, Ack(
-            ack, tuple(state.worker_view(read.worker_id)),
-            record.state is WorkerState.DRAINING))
+        driver = self._driver(node)
+        outputs = driver.on_worker_message(self.node_clock(node_id), message, number,
+                                           peer=f"sim:{number}")
+        self._carry_out(node, driver, outputs, isinstance(message, Heartbeat))
 
     def _on_to_worker(self, number: int, packet: tuple) -> None:
         node_id, message = packet
@@ -638,12 +580,7 @@ class CoordWorld(World):
         self._worker_input(worker, message)
 
     def _worker_input(self, worker: SimWorker, message: Any) -> None:
-        if isinstance(message, Ack):
-            worker.on_ack(message, self.now)
-        elif isinstance(message, Nack):
-            worker.on_nack(message)
-        elif isinstance(message, Redirect):
-            worker.on_redirect(message, self.voters, self._rng_workers)
+        worker.receive(message)
 
     # == worker process =================================================================
 
@@ -691,7 +628,7 @@ class CoordWorld(World):
             return
         now = self.now
         self._trace(W_TIMER, number, 0)
-        target, heartbeat = worker.heartbeat(now, self.voters, self._rng_workers)
+        target, heartbeat = worker.heartbeat(now)
         self._send_to_node(worker, target, heartbeat)
         for release in worker.releases(now):
             self._send_to_node(worker, worker.target, release)
@@ -875,9 +812,9 @@ class CoordWorld(World):
         for node_id, driver in sorted(self.drivers.items()):
             node = self.nodes[node_id]
             if driver.ready and node.up and not node.paused and node.role is Role.LEADER:
-                if not driver.leader.cluster_time_fixed:
+                if not driver.leading.cluster_time_fixed:
                     return node.kv.state.log_time
-                return driver.leader.cluster_time(self.node_clock(node_id))
+                return driver.leading.cluster_time(self.node_clock(node_id))
         return 0.0
 
     def quiescent(self) -> bool:

@@ -5,6 +5,21 @@ and the world undoes it when that runs out (restart after a crash, resume after 
 pause, heal after a partition). Plans are generated from a seed by `generate_plan`,
 or written by hand (scenarios, tests).
 
+Corner patterns are short scripts the world runs against whoever leads when they
+fire, aimed at the situations random faults almost never produce (see
+`World.apply_fault`):
+
+- "churn" (leader churn right after partial replication, the Raft paper's
+  figure 8): the leader is cut off alone while clients keep writing to it; the
+  leader the others elect is cut off the moment it wins, before its first entry
+  leaves it; the next leader (usually the first one again, whose log is longest)
+  goes down a few round trips into catching the others up, its unsent messages
+  lost with it; then the cut leader may come back and win.
+- "deposed_read" (a deposed leader that keeps serving): the leader is cut off
+  alone and the others' clocks jump by an election timeout, so they elect a new
+  leader at once while the old one still believes it leads (until check-quorum
+  deposes it, an election timeout later); clients keep reading from it.
+
 Swarm mode (Groce et al., "Swarm Testing") gives each seed its own mix: every fault
 kind is switched on or off and gets its own rate, so some runs hammer one kind of
 failure while others combine several, which finds bugs a uniform mix dilutes.
@@ -23,7 +38,8 @@ LINK_KINDS = ("loss", "duplicate", "reorder")
 # A voter is removed from the configuration (one-server change through the leader)
 # and added back when the fault ends.
 MEMBERSHIP_KINDS = ("membership",)
-ALL_KINDS = PARTITION_KINDS + NODE_KINDS + LINK_KINDS + MEMBERSHIP_KINDS
+CORNER_KINDS = ("churn", "deposed_read")
+ALL_KINDS = PARTITION_KINDS + NODE_KINDS + LINK_KINDS + MEMBERSHIP_KINDS + CORNER_KINDS
 
 
 @attrs.frozen
@@ -53,6 +69,10 @@ class Fault:
         if self.kind == "membership":
             target = f"node {self.node}" if self.node else "the leader"
             return f"remove {target} from the configuration for {self.duration:.2f}s"
+        if self.kind == "churn":
+            return f"leader churn after partial replication for {self.duration:.2f}s"
+        if self.kind == "deposed_read":
+            return f"depose the leader at once, leaving it serving, for {self.duration:.2f}s"
         target = f" node {self.node}" if self.node else " leader"
         return f"{self.kind}{target} for {self.duration:.2f}s"
 
@@ -66,6 +86,7 @@ class FaultConfig:
         partition_rate / crash_rate / pause_rate / transfer_rate / membership_rate:
             mean events per simulated second (a transfer asks the leader to hand
             leadership over; a membership fault removes a voter for a while).
+        corner_rate: corner patterns ("churn", "deposed_read") per simulated second.
         loss / duplicate / reorder: per-message probabilities in the fault phase.
         swarm: draw a per-seed subset of `kinds` and per-seed rates (each at most
             the configured one).
@@ -80,6 +101,7 @@ class FaultConfig:
     loss: float = 0.05
     duplicate: float = 0.02
     reorder: float = 0.1
+    corner_rate: float = 0.02
     swarm: bool = False
 
     def __attrs_post_init__(self) -> None:
@@ -101,7 +123,8 @@ class FaultConfig:
             loss=self.loss * rng.uniform(0.0, 2.0),
             duplicate=self.duplicate * rng.uniform(0.0, 2.0),
             reorder=self.reorder * rng.uniform(0.0, 2.0),
-            membership_rate=self.membership_rate * rng.uniform(0.2, 2.0),  # last: see generate_plan
+            membership_rate=self.membership_rate * rng.uniform(0.2, 2.0),  # see generate_plan
+            corner_rate=self.corner_rate * rng.uniform(0.5, 4.0),
             swarm=False,
         )
 
@@ -147,6 +170,10 @@ def generate_plan(config: FaultConfig, nodes: int, duration: float, rng: random.
         for t in _poisson_times(rng, config.membership_rate, duration):
             node = 0 if rng.random() < 0.3 else rng.randint(1, nodes)
             plan.append(Fault(t, "membership", rng.uniform(1.0, 15.0), node=node))
+    corner_kinds = [k for k in CORNER_KINDS if k in kinds]
+    if corner_kinds:  # drawn after the others: plans without them are unchanged
+        for t in _poisson_times(rng, config.corner_rate, duration):
+            plan.append(Fault(t, rng.choice(corner_kinds), rng.uniform(3.0, 8.0)))
     plan.sort(key=lambda f: (f.time, f.kind, f.node))
     return plan
 

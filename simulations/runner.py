@@ -14,6 +14,27 @@ from .linearizability import check_history
 from .scenarios import get_scenario
 from .world import SimConfig, Violation, World
 
+DEFAULT_WALL_BUDGET = 300.0
+"""Wall-clock seconds one run may take before it fails as "stuck" (`--max-wall`).
+A default run takes one to a few seconds; the budget leaves room for long fault
+phases and a loaded machine, and still ends a hung seed within minutes."""
+
+
+def wall_clock_watchdog(budget: float) -> Callable[[], str | None]:
+    """The world's `watchdog` hook for a wall-clock budget of `budget` seconds.
+
+    Reading the clock belongs here, not in the deterministic world: the world only
+    asks every few thousand events whether to stop.
+    """
+    deadline = time.perf_counter() + budget
+
+    def expired() -> str | None:
+        if time.perf_counter() > deadline:
+            return f"wall-clock budget of {budget:g}s spent (--max-wall raises it)"
+        return None
+
+    return expired
+
 
 @attrs.frozen
 class RunResult:
@@ -89,7 +110,8 @@ def reproduce_command(config: SimConfig, scenario: str = "kv", extra: str = "") 
     defaults = type(f)()
     for name, option in (("partition_rate", "--partition-rate"), ("crash_rate", "--crash-rate"),
                          ("pause_rate", "--pause-rate"), ("transfer_rate", "--transfer-rate"),
-                         ("membership_rate", "--membership-rate"), ("loss", "--loss"),
+                         ("membership_rate", "--membership-rate"), ("corner_rate", "--corner-rate"),
+                         ("loss", "--loss"),
                          ("duplicate", "--duplicate"), ("reorder", "--reorder")):
         if getattr(f, name) != getattr(defaults, name):
             parts.append(f"{option} {getattr(f, name):g}")
@@ -112,6 +134,8 @@ def reproduce_command(config: SimConfig, scenario: str = "kv", extra: str = "") 
         parts.append("--unbatched-reads")
     if not config.codec:
         parts.append("--no-codec")
+    if config.max_events:
+        parts.append(f"--max-events {config.max_events}")
     if extra:
         parts.append(extra)
     return " ".join(parts)
@@ -133,15 +157,22 @@ def max_unavailability(world: World) -> float:
 
 def run_simulation(config: SimConfig, scenario: str = "kv", check_linearizability: bool = True,
                    reproduce_extra: str = "",
-                   build: Callable[[SimConfig], World] | None = None) -> tuple[RunResult, World]:
+                   build: Callable[[SimConfig], World] | None = None,
+                   wall_budget: float | None = DEFAULT_WALL_BUDGET) -> tuple[RunResult, World]:
     """Run one simulation and check it. Returns the result and the finished world.
 
     Args:
         build: makes the world instead of the scenario's builder (tests plant
             broken drivers this way).
+        wall_budget: wall-clock seconds the run may take before it fails as
+            "stuck" (None = no limit). The run's trace does not depend on it.
     """
-    started = time.perf_counter()  # wall time is only reported, never used
+    started = time.perf_counter()  # wall time is reported and bounds the run, nothing else
     world = (build or get_scenario(scenario).build)(config)
+    if wall_budget is not None:
+        world.watchdog = wall_clock_watchdog(wall_budget)
+        if wall_budget != DEFAULT_WALL_BUDGET:
+            reproduce_extra = " ".join(filter(None, (reproduce_extra, f"--max-wall {wall_budget:g}")))
     world.run()
     violations = [world.violation] if world.violation else []
     linearizable: bool | None = None

@@ -24,6 +24,14 @@ Rules:
 5. Membership faults change the configuration the way an operator would: the world
    keeps a wanted voter set and, on the leader's ticks, proposes one-server changes
    until the leader's configuration matches it. A removed node keeps running.
+6. A run that stops making progress fails instead of hanging its sweep (the
+   watchdog, see `SimConfig.max_events`): past its event budget, or after
+   `FROZEN_LIMIT` events and Ready batches without virtual time moving (a driver
+   loop that never runs out of work, an event that reschedules itself at the same
+   instant), it fails as "livelock"; the runner's wall-clock budget, asked every
+   `WATCH_EVERY` events or Ready batches through `World.watchdog`, makes it fail
+   as "stuck". The world itself never reads a clock, and the checks only look, so
+   a run that passes them has the same trace as without them.
 """
 
 from __future__ import annotations
@@ -56,6 +64,28 @@ TICK, DELIVER, REQUEST, REPLY, TIMEOUT, FAULT, UNDO, HEAL, CHECK = range(9)
 _EVENT_NAMES = ("tick", "deliver", "request", "reply", "timeout", "fault", "undo", "heal", "check")
 _INVOKE = 9  # trace tag of a client invocation (not an event of its own)
 _PACK = struct.Struct("<dBII").pack
+
+# The watchdog (rule 6): how often it looks, and how much work may pass without
+# virtual time moving. A sound run handles a few hundred events at one instant at
+# most (a burst of deliveries with equal latency); a stuck driver loop reaches the
+# limit in well under a second of wall time.
+WATCH_EVERY = 4096
+FROZEN_LIMIT = 50_000
+
+
+class WatchdogExpired(Exception):
+    """A run went past a budget of the watchdog (rule 6); becomes its violation.
+
+    Attributes:
+        invariant: "livelock" (the event budget, or no progress of virtual time)
+            or "stuck" (the wall-clock budget).
+        detail: what ran out, and the cluster's state at that moment.
+    """
+
+    def __init__(self, invariant: str, detail: str) -> None:
+        super().__init__(f"{invariant}: {detail}")
+        self.invariant = invariant
+        self.detail = detail
 
 
 def _event_view(item: tuple) -> tuple[float, int, Any, Any]:
@@ -117,9 +147,23 @@ class SimConfig:
         eager_commit / batch_reads: the nodes' `raft.Config` options. The simulator
             defaults to the message-saving settings (fewer events per simulated
             second); sweeps run the production defaults too.
+        max_entries_per_message / max_inflight: the nodes' flow control
+            (`raft.Config`); small values make a leader catch a follower up over
+            many round trips (the "leader-churn" scenario).
+        clock_edges: every node's clock runs at an edge of the drift bound, as
+            fast or as slow as `drift` allows (else anywhere within it).
         codec: send messages as bytes through raft.codec.
-        max_events_per_second: a run that handles more events than this times its
-            simulated length is stopped as an "event storm" (a livelock).
+        max_events_per_second: the default event budget, per simulated second of
+            the run (fault phase plus healed phase): 25,000, several times what a
+            sound run under every fault kind needs.
+        max_events: the event budget of the whole run (0 = `max_events_per_second`
+            times the run's simulated length). A run that handles more events (or
+            Ready batches) fails as "livelock" (see rule 6).
+        client_op_limit: the clients issue only the first this many operations
+            the workload draws, then go idle (None = no limit). Shrinking a
+            failing run lowers it.
+        skipped_client_ops: numbers (in the order the workload draws them, from
+            0) of operations the clients leave out; shrinking fills it.
     """
 
     seed: int = 0
@@ -140,8 +184,20 @@ class SimConfig:
     disk_factory: Callable[[int], Any] | None = attrs.field(default=None, eq=False)
     eager_commit: bool = False
     batch_reads: bool = True
+    max_entries_per_message: int = 4096
+    max_inflight: int = 256
+    clock_edges: bool = False
     codec: bool = True
     max_events_per_second: float = 25_000.0
+    max_events: int = 0
+    client_op_limit: int | None = None
+    skipped_client_ops: frozenset[int] = attrs.field(default=frozenset(), converter=frozenset)
+
+    def event_budget(self, until: float = 0.0) -> int:
+        """The number of events (and of Ready batches) a run to `until` may handle."""
+        if self.max_events:
+            return self.max_events
+        return int(self.max_events_per_second * max(self.duration + self.converge_within, until, 1.0))
 
 
 class SimNode:
@@ -225,18 +281,37 @@ class World:
         make_disk = config.disk_factory or DISK_KINDS[config.disk]
         self.nodes: dict[int, SimNode] = {}
         for node_id in self.voters:
-            interval = config.tick_seconds * (1.0 + drift_rng.uniform(-config.drift, config.drift))
+            offset = drift_rng.uniform(-config.drift, config.drift)
+            if config.clock_edges:
+                offset = config.drift if offset > 0 else -config.drift
+            interval = config.tick_seconds * (1.0 + offset)
             self.nodes[node_id] = SimNode(node_id, make_disk(node_id), interval)
         self.fault_config = config.faults.for_seed(self.rngs.stream("swarm"))
-        if config.plan is not None:
-            self.plan = list(config.plan)
-        else:
-            self.plan = generate_plan(self.fault_config, config.nodes, config.duration, self._rng_faults)
+        # The plan is drawn even when one is given, so that the fault stream goes
+        # on as in the seed's own run: a generated plan written out (a plan file,
+        # a shrunk schedule) replays that run event for event.
+        generated = generate_plan(self.fault_config, config.nodes, config.duration, self._rng_faults)
+        self.plan = list(config.plan) if config.plan is not None else generated
         self.clients = [Client(i) for i in range(1, config.workload.clients + 1)]
+        # Corner patterns waiting for the next leader: (action, argument); see
+        # `_on_new_leader`.
+        self._leader_triggers: list[tuple[str, Any]] = []
+        # A shrunk schedule leaves client operations out (see SimConfig).
+        self._ops_trimmed = config.client_op_limit is not None or bool(config.skipped_client_ops)
+        self._ops_drawn = 0
         self._codec = config.codec
         self._compact_every = config.compact_every
         self._disks = {node_id: node.disk for node_id, node in self.nodes.items()}
         self._handlers = self._dispatch_table()
+        # The watchdog (rule 6). `watchdog` is the runner's wall-clock check: called
+        # every WATCH_EVERY events or Ready batches, it returns why the run must
+        # stop, or None.
+        self.watchdog: Callable[[], str | None] | None = None
+        self.ready_batches = 0
+        self._event_budget = config.event_budget()
+        self._watch_events_at = self._watch_readies_at = min(WATCH_EVERY, self._event_budget + 1)
+        self._watch_time = -1.0  # virtual time at the last look ...
+        self._watch_work = 0  # ... and the events plus Ready batches handled then
 
     # == event queue ===============================================================
 
@@ -299,7 +374,8 @@ class World:
         raft_config = Config(
             id=node.id, voters=self.voters, election_ticks=config.election_ticks,
             heartbeat_ticks=config.heartbeat_ticks, eager_commit=config.eager_commit,
-            batch_reads=config.batch_reads, seed=self.rngs.integer(f"node-{node.id}-incarnation-{node.incarnation}"))
+            batch_reads=config.batch_reads, max_entries_per_message=config.max_entries_per_message,
+            max_inflight=config.max_inflight, seed=self.rngs.integer(f"node-{node.id}-incarnation-{node.incarnation}"))
         snapshot = storage.snapshot()
         node.kv = self.state_machine.restore(snapshot.data, snapshot.index)
         factory = config.node_factory or RawNode
@@ -326,19 +402,22 @@ class World:
 
         Raises nothing: a broken invariant is recorded in `violation`.
         """
-        budget = int(self.config.max_events_per_second * max(
-            self.config.duration + self.config.converge_within, deadline, 1.0))
+        self._event_budget = self.config.event_budget(deadline)
+        self._watch_events_at = min(self._watch_events_at, self._event_budget + 1)
         queue = self._queue
         try:
             if type(self).step is World.step:
-                while self._run_events(deadline, budget):
-                    pass
+                while self._run_events(deadline):
+                    if self.events >= self._watch_events_at:
+                        self._watch()
             else:
                 while queue and self.violation is None and queue[0][0] <= deadline:
                     self.step()
-                    if self.events > budget:
-                        self._storm(budget)
+                    if self.events >= self._watch_events_at:
+                        self._watch()
         except SafetyViolation as exc:
+            self._fail(exc.invariant, exc.detail, self.now)
+        except WatchdogExpired as exc:
             self._fail(exc.invariant, exc.detail, self.now)
         except Exception as exc:  # noqa: BLE001 - any crash of the code under test is a finding
             self._fail("unexpected exception",
@@ -346,7 +425,7 @@ class World:
         if self.violation is None and self.now < deadline and self.converged_at is None:
             self.now = deadline
 
-    def _run_events(self, deadline: float, budget: int) -> bool:
+    def _run_events(self, deadline: float) -> bool:
         """`step` inlined, for up to 256 events; True when more may follow.
 
         Only used while `step` is not overridden. The loop runs in batches
@@ -367,18 +446,42 @@ class World:
                 events += 1
                 remember(item)
                 handlers[item[2]](item[3], item[4])
-                if events > budget:
-                    self.events = events
-                    self._storm(budget)
         finally:
             self.events = events
         if len(self._trace_buffer) > 1000:  # see _trace_fast
             self._flush_trace()
         return True
 
-    def _storm(self, budget: int) -> None:
-        self._fail("event storm", f"more than {budget} events by t={self.now:.3f}s "
-                   f"(a message storm or livelock): " + self._liveness_detail(), self.now)
+    def _watch(self) -> None:
+        """The watchdog's look (rule 6), every WATCH_EVERY events or Ready batches.
+
+        Raises:
+            WatchdogExpired: a budget is spent.
+        """
+        budget = self._event_budget
+        # Look again after WATCH_EVERY more, or just past the budget if sooner.
+        self._watch_events_at = min(self.events + WATCH_EVERY, budget + 1)
+        self._watch_readies_at = min(self.ready_batches + WATCH_EVERY, budget + 1)
+        work = self.events + self.ready_batches
+        if self.events > budget or self.ready_batches > budget:
+            raise WatchdogExpired("livelock", (
+                f"event budget spent: {self.events} events and {self.ready_batches} Ready batches "
+                f"by t={self.now:.3f}s, budget {budget} (a message storm or a loop that never "
+                f"settles; --max-events raises it); " + self.describe_cluster()))
+        if self.now != self._watch_time:
+            self._watch_time, self._watch_work = self.now, work
+        elif work - self._watch_work > FROZEN_LIMIT:
+            raise WatchdogExpired("livelock", (
+                f"virtual time stopped at t={self.now:.4f}s: {work - self._watch_work} events and "
+                f"Ready batches handled without it moving (a driver loop that never runs out of "
+                f"work, or an event that reschedules itself at the same instant); "
+                + self.describe_cluster()))
+        if self.watchdog is not None:
+            problem = self.watchdog()
+            if problem:
+                raise WatchdogExpired("stuck", f"{problem} at t={self.now:.4f}s after {self.events} "
+                                      f"events and {self.ready_batches} Ready batches; "
+                                      + self.describe_cluster())
 
     def heal_and_converge(self) -> bool:
         """Manual driving (tests): heal now and run the healed phase to its bound.
@@ -483,6 +586,9 @@ class World:
             self._handle_ready(node, raw, raw.ready())
 
     def _handle_ready(self, node: SimNode, raw: RawNode, rd: Any) -> None:
+        self.ready_batches += 1
+        if self.ready_batches >= self._watch_readies_at:
+            self._watch()  # a driver loop may spin inside one event
         checker = self.checker
         disk = node.disk
         node_id = node.id
@@ -586,6 +692,8 @@ class World:
             if soft.role is Role.LEADER:
                 self.checker.on_leader(node.id, term, node.disk.storage)
                 self.timeline.leader(self.now, node.id, term)
+                if self._leader_triggers:
+                    self._on_new_leader(node)
 
     def _maybe_compact(self, node: SimNode, raw: RawNode) -> None:
         every = self.config.compact_every
@@ -613,8 +721,19 @@ class World:
         if not self.workload_on:
             return  # driven by hand (tests) or the healed phase
         workload = self.config.workload
-        think = self._rng_client.expovariate(workload.rate / workload.clients)
-        client.due = max(client.due + think, self.now - workload.timeout)
+        while True:
+            think = self._rng_client.expovariate(workload.rate / workload.clients)
+            client.due = max(client.due + think, self.now - workload.timeout)
+            if not self._ops_trimmed:
+                break
+            number = self._ops_drawn
+            self._ops_drawn += 1
+            limit = self.config.client_op_limit
+            if limit is not None and number >= limit:
+                return  # this client is done
+            if number not in self.config.skipped_client_ops:
+                break
+            # Left out: the client thinks on to its next operation.
         self._next_op(client, max(client.due, self.now))
 
     def _next_op(self, client: Client, at: float) -> None:
@@ -751,6 +870,12 @@ class World:
         if kind == "transfer":
             self._transfer(fault.node)
             return
+        if kind == "churn":
+            self._start_churn(fault.duration)
+            return
+        if kind == "deposed_read":
+            self._depose_leader(fault.duration)
+            return
         node_id = fault.node
         if not node_id:
             leaders = [n.id for n in self.nodes.values() if n.up and n.role is Role.LEADER]
@@ -786,6 +911,98 @@ class World:
             self.push(fault.duration, UNDO, "resume", node_id)
         elif kind == "membership":
             self.remove_member(node_id, fault.duration)
+
+    # == corner patterns (see simulations.faults) ====================================
+
+    def _serving_leader(self) -> SimNode | None:
+        leaders = [n for n in self.nodes.values() if n.up and not n.paused and n.role is Role.LEADER]
+        return leaders[-1] if leaders else None
+
+    def _cut_alone(self, node_id: int) -> None:
+        self.network.split([node_id], [n for n in self.voters if n != node_id])
+        self.timeline.partition_start(self.now, self.network.partition)
+
+    def _start_churn(self, duration: float) -> None:
+        """Figure 8 on purpose: cut the leader off alone (clients keep writing to it,
+        so its log grows entries nobody else has), and arm the next steps for the
+        next leaders (`_on_new_leader`); everything is undone after `duration`."""
+        leader = self._serving_leader()
+        if leader is None or len(self.voters) < 3 or self._leader_triggers:
+            return
+        self._trace(FAULT, leader.id, 5, b"churn")
+        self._cut_alone(leader.id)
+        self._leader_triggers.append(("cut", leader.id))
+        self.push(duration, UNDO, "churn-end", None)
+
+    def _depose_leader(self, duration: float) -> None:
+        """Cut the leader off alone and make the others elect a new one at once: their
+        clocks jump by an election timeout (one by two, so that it campaigns first),
+        while the old leader still believes it leads until check-quorum."""
+        leader = self._serving_leader()
+        if leader is None or len(self.voters) < 3:
+            return
+        self._trace(FAULT, leader.id, 6, b"depose")
+        self._cut_alone(leader.id)
+        self.push(duration, UNDO, "heal-network", self.network.partition)
+        others = [self.nodes[n] for n in self.voters if n != leader.id]
+        others = [n for n in others if n.up and not n.paused]
+        if not others:
+            return
+        first = self._rng_faults.choice(others)
+        for node in [first] + [n for n in others if n is not first]:
+            self._jump_clock(node, self.config.election_ticks * (2 if node is first else 1))
+
+    def _on_new_leader(self, node: SimNode) -> None:
+        """Run the corner patterns armed for the next leader.
+
+        "cut" (churn, step 2): a node other than the cut leader won: cut it off
+        alone at once, before its first entry leaves it, and arm "crash".
+        "crash" (churn, step 3): the next leader goes down a few round trips into
+        catching the others up (see `_on_undo`, "churn-crash")."""
+        action, arg = self._leader_triggers[0]
+        if action == "cut" and node.id != arg:
+            self._leader_triggers[0] = ("crash", node.id)
+            self._cut_alone(node.id)
+            # The first leader, back in touch with the others, campaigns as soon as
+            # it has heard of the new term (its clock jumps an election timeout).
+            self.push(0.02, UNDO, "churn-campaign", (arg, 20))
+        elif action == "crash" and node.id != arg:
+            self._leader_triggers.pop(0)
+            delay = self._rng_faults.uniform(0.002, 0.03)
+            self.push(delay, UNDO, "churn-crash", (node.id, node.incarnation, arg))
+
+    def _jump_clock(self, node: SimNode, ticks: int) -> None:
+        """`node`'s clock jumps forward by `ticks` ticks at once."""
+        raw = node.raw
+        for _ in range(ticks):
+            raw.tick()
+        self._drive(node)
+
+    def _churn_campaign(self, node_id: int, tries: int) -> None:
+        node = self.nodes[node_id]
+        if not self._leader_triggers or not node.up or node.paused:
+            return
+        if node.role is Role.LEADER:  # not told of the new term yet: look again soon
+            if tries > 0:
+                self.push(0.05, UNDO, "churn-campaign", (node_id, tries - 1))
+            return
+        self._jump_clock(node, 2 * self.config.election_ticks)
+
+    def _churn_crash(self, node_id: int, incarnation: int, cut: int) -> None:
+        node = self.nodes[node_id]
+        if not node.up or node.incarnation != incarnation:
+            return
+        # The host goes down with what it had not sent yet: its messages still
+        # on the way are lost too.
+        queue = self._queue
+        kept = [e for e in queue if not (e[2] == DELIVER and e[4][0] == node_id)]
+        if len(kept) != len(queue):
+            queue[:] = kept
+            heapq.heapify(queue)
+        self.crash(node_id)
+        self.push(self._rng_faults.uniform(1.0, 3.0), UNDO, "restart", node_id)
+        if self.network.partition:  # the leader cut off in step 2 may come back
+            self.heal_network()
 
     # == membership ================================================================
 
@@ -863,6 +1080,14 @@ class World:
             self.resume(arg)
         elif action == "rejoin":
             self.add_member(arg)
+        elif action == "churn-crash":
+            self._churn_crash(*arg)
+        elif action == "churn-campaign":
+            self._churn_campaign(*arg)
+        elif action == "churn-end":
+            if self._leader_triggers:
+                self._leader_triggers.clear()
+                self.heal_network()
 
     def heal_network(self) -> None:
         if self.network.partition:
@@ -925,6 +1150,7 @@ class World:
         """End of the fault phase: undo every fault, stop new client operations."""
         self.heal_time = self.now
         self._trace(HEAL, 0, 0)
+        self._leader_triggers.clear()
         self.workload_on = False
         self.timeline.heal(self.now)
         self.network.faults.loss = self.network.faults.duplicate = self.network.faults.reorder = 0.0
@@ -977,6 +1203,11 @@ class World:
         return False
 
     def _liveness_detail(self) -> str:
+        return (f"no convergence within {self.config.converge_within}s of healing: "
+                + self.describe_cluster())
+
+    def describe_cluster(self) -> str:
+        """Every node's role, term and log position, and the open client operations."""
         parts = []
         for node in self.nodes.values():
             if not node.up:
@@ -986,8 +1217,7 @@ class World:
             parts.append(f"node {node.id} {node.role.value} term {raw.term} leader {raw.leader} "
                          f"commit {raw.commit_index} last {raw.log.last_index()} applied {node.kv.applied}")
         open_ops = sum(1 for c in self.clients if c.current is not None)
-        return (f"no convergence within {self.config.converge_within}s of healing: "
-                + "; ".join(parts) + f"; {open_ops} client ops open")
+        return "; ".join(parts) + f"; {open_ops} client ops open"
 
     # == reporting =================================================================
 

@@ -9,21 +9,24 @@ from __future__ import annotations
 import attrs
 
 from coordinator import commands as c
-from coordinator.commands import WorkerState
+from coordinator.lease import LeaseTable
+from coordinator.node import NodeDriver
 from coordinator.state import CoordinatorState
-from raft.types import Role
-from simulations.coord_workers import Heartbeat, SimWorker
-from simulations.coord_world import CoordWorld, _HeartbeatRead
+from coordinator.worker import WorkerSession
 
 
-class LeaseIgnoringWorker(SimWorker):
+class LeaseIgnoringSession(WorkerSession):
     """Acts for whatever its last view listed, without looking at its lease."""
 
     def acting(self, now: float) -> list[tuple[str, int, int]]:
-        if not self.up or self.left:
+        if self.left:
             return []
         return sorted((s.partition_id, s.slot, s.epoch) for s in self.view.values()
                       if not s.revoking)
+
+    def may_act_for(self, partition_id: str, epoch: int, now: float) -> bool:
+        slot = self.view.get(partition_id)
+        return slot is not None and slot.epoch == epoch and not slot.revoking
 
 
 class NoEpochBumpState(CoordinatorState):
@@ -56,21 +59,40 @@ class UnfencedState(CoordinatorState):
         return self._write(cmd.key, cmd.value)
 
 
-class UnconfirmedAckWorld(CoordWorld):
+class UnconfirmedAckDriver(NodeDriver):
     """A node that believes it leads acknowledges a heartbeat at once, without the
     ReadIndex round that proves it still leads: a deposed leader that has not
     noticed yet renews leases the new leader is about to expire."""
 
-    def _on_to_node(self, node_id: int, packet: tuple) -> None:
-        number, message = packet
-        node = self.nodes[node_id]
-        driver = self.drivers.get(node_id)
-        if (isinstance(message, Heartbeat) and node.up and not node.paused
-                and self.network.connected(number, node_id) and driver is not None
-                and driver.ready and node.role is Role.LEADER):
-            record = node.kv.state.workers.get(message.worker_id)
-            if record is not None and record.state is not WorkerState.DEAD:
-                self._heartbeat_confirmed(node, _HeartbeatRead(
-                    driver, number, message.worker_id, message.seq, self.node_clock(node_id)))
-                return
-        super()._on_to_node(node_id, packet)
+    def _start_heartbeat_read(self, read):
+        return self._answer_heartbeat(read)
+
+
+class PartialGraceLeaseTable(LeaseTable):
+    """A new leader grants the workers it inherits only `GRANT` of a lease from its
+    term start (and may expire them after that), instead of a full lease: a worker
+    whose last acknowledged heartbeat went to the previous leader still acts while
+    its partitions are handed to others. Planted by replacing
+    `coordinator.leader.LeaseTable` (see `partial_grace`)."""
+
+    GRANT = 0.5
+
+    def __init__(self, timing, term_start, known_workers=()):
+        super().__init__(timing, term_start, known_workers)
+        cut = (1.0 - self.GRANT) * timing.leader_lease
+        self._term_start = term_start - cut  # moves grace_until back by the same
+        for worker in self._deadline:
+            self._deadline[worker] -= cut
+
+
+class NoGraceLeaseTable(PartialGraceLeaseTable):
+    """A new leader grants inherited workers no lease at all from its term start."""
+
+    GRANT = 0.0
+
+
+def partial_grace(monkeypatch, table=PartialGraceLeaseTable) -> None:
+    """Plant `table` as the lease table every coordinator leader builds."""
+    import coordinator.leader
+
+    monkeypatch.setattr(coordinator.leader, "LeaseTable", table)

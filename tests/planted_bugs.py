@@ -99,3 +99,46 @@ class ConfigAmnesiaNode(RawNode):
         super().__init__(config, storage, applied)
         first, _ = self._conf_history[0]
         self._conf_history = [(first, ConfState(voters=frozenset(config.voters)))]
+
+
+class EndlessReadyNode(RawNode):
+    """Once it leads, always claims to have work ready: a driver loop that drains
+    Ready batches until `has_ready()` is false never returns (a livelock)."""
+
+    def has_ready(self) -> bool:
+        return self.role.value == "leader" or super().has_ready()
+
+
+class SelfReschedulingWorld(World):
+    """The healed phase's convergence check reschedules itself at the same
+    instant: virtual time stops while events keep coming."""
+
+    def _check_converged(self) -> None:
+        self.push(0.0, 8)  # CHECK, again now
+
+
+class OldTermCommitNode(RawNode):
+    """Commits whatever index a quorum stores, even an entry of an earlier term
+    (the Raft paper's figure 8): a later leader may still overwrite it."""
+
+    def _maybe_commit(self):
+        voters = self.conf_state.voters
+        matches = sorted(self._progress[n].match if n in self._progress else 0 for n in voters)
+        candidate = matches[(len(voters) - 1) // 2]
+        if candidate <= self.log.committed or candidate > self.log.last_index():
+            return False
+        self.log.committed = candidate
+        self._on_commit_advanced()
+        return True
+
+
+class RoundlessReadNode(RawNode):
+    """A leader answers a ReadIndex request at once, without the heartbeat round
+    that proves it still leads: a deposed leader that has not noticed serves stale
+    reads."""
+
+    def _leader_read(self, sender, context):
+        if self.log.term_or_zero(self.log.committed) != self.term:
+            super()._leader_read(sender, context)  # the no-op rule is kept
+            return
+        self._answer_read(sender, self.log.committed, context)

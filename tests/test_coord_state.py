@@ -657,8 +657,8 @@ def test_restore_rejects_garbage():
         CoordinatorState.restore(b"\xff\x00garbage")
     with pytest.raises(SnapshotError, match="invalid snapshot"):
         CoordinatorState.restore(b"\xa1\x66format\x02")  # {"format": 2}, nothing else
-    with pytest.raises(SnapshotError, match="unsupported snapshot format 4"):
-        CoordinatorState.restore(cbor2.dumps({"format": 4}))
+    with pytest.raises(SnapshotError, match="unsupported snapshot format 5"):
+        CoordinatorState.restore(cbor2.dumps({"format": 5}))
 
 
 # ------------------------------------------------------------------- cluster time
@@ -694,10 +694,14 @@ def test_log_time_survives_snapshot_and_restore():
     assert restored == state
 
 
-def as_format_2(wire):
-    """A format 3 snapshot's wire form as format 2 wrote it (no quarantine evidence
-    of rule 6: no suspect window, process ids or suspects; deaths as bare times)."""
-    wire = dict(wire, format=2, config=wire["config"][:4])
+def as_format_2(wire, version=2):
+    """A format 4 snapshot's wire form as format 2 (or 3) wrote it: no quarantine
+    evidence of rule 6 (no suspect window, process ids, suspects or holds' take
+    times; deaths as bare times), and before 3 no client sessions."""
+    wire = dict(wire, format=version, config=wire["config"][:4])
+    if version < 3:
+        wire.pop("sessions", None)
+        wire.pop("session_clock", None)
     wire["workers"] = [row[:8] for row in wire["workers"]]
     wire["holds"] = [row[:4] for row in wire["holds"]]
     wire["partitions"] = [row[:9] + [[d[0] for d in row[9]]] + row[10:]
@@ -719,6 +723,8 @@ def test_format_2_snapshot_is_read_without_the_old_death_charges(state):
     assert state.partitions["t/0"].deaths
     restored = CoordinatorState.restore(cbor2.dumps(as_format_2(cbor2.loads(state.snapshot()))))
     assert restored.partitions["t/0"].deaths == []
+    three = CoordinatorState.restore(cbor2.dumps(as_format_2(cbor2.loads(state.snapshot()), 3)))
+    assert three == restored
     assert restored.workers["w1"].process == "" and restored.log_time == state.log_time
     assert restored.config.quarantine_suspect_window == \
         CoordinatorConfig().quarantine_suspect_window

@@ -39,7 +39,8 @@ def test_quick_start_has_run_and_test_commands():
     quick = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
     commands = re.findall(r"```sh\n(.*?)\n```", quick, flags=re.S)
     assert len(commands) == 2
-    assert "examples/trio_cluster.py" in commands[0]
+    assert "raftcoord cluster up" in commands[0]
+    assert "pip install -e ." in commands[0]
     assert "pytest" in commands[1]
     ci = (ROOT / ".ci" / "run").read_text()
     assert "pip install --quiet -e '.[test]'" in ci and "pytest" in ci

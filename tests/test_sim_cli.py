@@ -60,8 +60,8 @@ def test_report_is_self_contained_html(tmp_path):
 def test_violation_gives_exit_status_1_and_a_reproducing_command(monkeypatch):
     real = simulate_cmd.run_simulation
 
-    def broken(config, scenario="kv"):
-        result, world = real(config, scenario)
+    def broken(config, scenario="kv", **options):
+        result, world = real(config, scenario, **options)
         bad = attrs.evolve(result, violations=(Violation("election safety", "two leaders", 1.0),))
         return bad, world
 
@@ -121,8 +121,8 @@ def test_parallel_sweep_writes_per_seed_reports(tmp_path):
 def test_sweep_writes_the_report_of_its_first_failing_run(monkeypatch, tmp_path):
     real = simulate_cmd.run_simulation
 
-    def fails_from_seed_5(config, scenario="kv"):
-        result, world = real(config, scenario)
+    def fails_from_seed_5(config, scenario="kv", **options):
+        result, world = real(config, scenario, **options)
         if config.seed >= 5:
             result = attrs.evolve(result, violations=(Violation("election safety", "planted", 1.0),))
         return result, world

@@ -14,10 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 from coord_planted_bugs import (
-    LeaseIgnoringWorker,
+    LeaseIgnoringSession,
     NoEpochBumpState,
     StickyHoldState,
-    UnconfirmedAckWorld,
+    UnconfirmedAckDriver,
     UnfencedState,
 )
 from simulations.coord_scenarios import COORD_SCENARIOS, build_for
@@ -151,7 +151,7 @@ def first_caught(scenario, seeds, **changes):
 
 
 def test_worker_ignoring_its_lease_is_caught():
-    result = first_caught("worker-pause", range(5), worker_class=LeaseIgnoringWorker)
+    result = first_caught("worker-pause", range(5), session_class=LeaseIgnoringSession)
     assert result is not None
     assert result.violations[0].invariant == "at most one owner"
     assert result.to_json()["double_ownership"] >= 1
@@ -169,7 +169,7 @@ def test_acknowledging_without_confirmed_leadership_is_caught():
     # that it resumes, still believing it leads, about when the new leader may expire
     # them: 9 of 60 seeds catch this planted bug (3 in 100 of network-partition,
     # where check-quorum usually deposes the old leader in time).
-    result = first_caught("stale-leader", range(4, 12), world_class=UnconfirmedAckWorld)
+    result = first_caught("stale-leader", range(4, 12), driver_class=UnconfirmedAckDriver)
     assert result is not None
     assert result.violations[0].invariant == "at most one owner"
 

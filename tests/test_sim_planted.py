@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import pytest
 
+from coord_planted_bugs import NoGraceLeaseTable, PartialGraceLeaseTable, UnconfirmedAckDriver, partial_grace
 from planted_bugs import (
     ConfigAmnesiaNode,
     DoubleVoteNode,
     EarlyAckWorld,
     ForgetfulDisk,
+    OldTermCommitNode,
+    RoundlessReadNode,
     SmallQuorumNode,
     StaleReadWorld,
 )
+from simulations.coord_scenarios import build_for
 from simulations.faults import FaultConfig
 from simulations.runner import run_simulation
 from simulations.world import SimConfig, WorkloadConfig
@@ -27,10 +31,10 @@ pytestmark = pytest.mark.slow
 HARSH = FaultConfig(crash_rate=0.3, partition_rate=0.3)
 
 
-def first_caught(seeds, **config):
+def first_caught(seeds, scenario="kv", **config):
     build = config.pop("build", None)
     for seed in seeds:
-        result, _ = run_simulation(SimConfig(seed=seed, **config), build=build)
+        result, _ = run_simulation(SimConfig(seed=seed, **config), scenario, build=build)
         if not result.ok:
             return result
     return None
@@ -92,3 +96,43 @@ def test_correct_implementation_passes_the_same_harsh_sweep():
         result, _ = run_simulation(SimConfig(seed=seed, duration=30.0, faults=HARSH,
                                              workload=WorkloadConfig(rate=10)))
         assert result.ok, result.explain()
+
+
+# The corner scenarios (simulations.faults, "corner patterns") make the situations
+# these bugs need on purpose; the default mixes almost never reach them.
+
+SAFETY = ("leader completeness", "committed entries are durable", "state machine safety")
+
+
+def test_commit_of_an_earlier_terms_entry_is_caught_by_leader_churn():
+    result = first_caught(range(1, 11), "leader-churn", duration=30.0, node_factory=OldTermCommitNode)
+    assert result is not None
+    assert result.violations[0].invariant in SAFETY
+    assert "--scenario leader-churn" in result.reproduce
+    for seed in range(1, 4):  # the correct core under the same churn
+        ok, _ = run_simulation(SimConfig(seed=seed, duration=30.0), "leader-churn")
+        assert ok.ok, ok.explain()
+
+
+def test_read_index_without_the_leadership_round_is_caught_by_deposed_leader():
+    result = first_caught(range(1, 11), "deposed-leader", duration=30.0, node_factory=RoundlessReadNode)
+    assert result is not None
+    assert [v.invariant for v in result.violations] == ["linearizability"]
+    for seed in range(1, 4):
+        ok, _ = run_simulation(SimConfig(seed=seed, duration=30.0), "deposed-leader")
+        assert ok.ok, ok.explain()
+
+
+@pytest.mark.parametrize("table", [PartialGraceLeaseTable, NoGraceLeaseTable])
+def test_new_leader_granting_part_of_a_lease_is_caught_by_lease_handover(monkeypatch, table):
+    partial_grace(monkeypatch, table)
+    result = first_caught(range(1, 6), "lease-handover", duration=30.0)
+    assert result is not None
+    assert result.violations[0].invariant == "at most one owner"
+
+
+def test_heartbeats_acknowledged_by_a_deposed_leader_are_caught_by_deposed_coordinator():
+    result = first_caught(range(1, 6), "deposed-coordinator", duration=30.0,
+                          build=build_for("deposed-coordinator", driver_class=UnconfirmedAckDriver))
+    assert result is not None
+    assert result.violations[0].invariant == "at most one owner"
