@@ -20,11 +20,13 @@ import platform
 import shutil
 import sys
 import tempfile
+import statistics
 import time
+from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from raft.disk_storage import DiskStorage  # noqa: E402
+from raft.disk_storage import DEFAULT_PREALLOCATE_BYTES, DiskStorage  # noqa: E402
 from raft.types import Entry, HardState  # noqa: E402
 
 PAYLOAD = b"x" * 64
@@ -111,6 +113,87 @@ def interleaved(directory: str, batch: int, seconds: float, round_seconds: float
         app.close()
 
 
+class _LatencyRun:
+    """One kind of synced single-entry write, timed write by write."""
+
+    def __init__(self, name: str, write: Any, close: Any) -> None:
+        self.name, self.write, self.close = name, write, close
+        self.latencies: list[float] = []
+
+    def run(self, seconds: float) -> None:
+        deadline = time.perf_counter() + seconds
+        while True:
+            started = time.perf_counter()
+            self.write()
+            now = time.perf_counter()
+            self.latencies.append(now - started)
+            if now >= deadline:
+                break
+
+
+def synced_write_costs(directory: str, seconds: float, round_seconds: float = 0.05) -> list[_LatencyRun]:
+    """Where the time of one synced save goes: the raw floors (append + fsync of a
+    growing file; overwrite + fdatasync of a zero-filled one), DiskStorage with and
+    without preallocation, and DiskStorage behind trio's worker-thread hand-off (what
+    `RaftRuntime` does). All alternate in short rounds, under the same load."""
+    runs = []
+    block = b"r" * 128
+
+    fd = os.open(os.path.join(directory, "grow.bin"), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o644)
+    runs.append(_LatencyRun("raw append + fsync (growing file)",
+                            lambda: (os.write(fd, block), os.fsync(fd)), lambda: os.close(fd)))
+    pre = os.open(os.path.join(directory, "pre.bin"), os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(pre, bytes(32 << 20))
+    os.fsync(pre)
+    position = [0]
+
+    def overwrite() -> None:
+        os.pwrite(pre, block, position[0])
+        os.fdatasync(pre)
+        position[0] += len(block)
+
+    runs.append(_LatencyRun("raw overwrite + fdatasync (zero-filled file)", overwrite, lambda: os.close(pre)))
+
+    def storage_run(name: str, preallocate: int, in_thread: bool) -> _LatencyRun:
+        path = os.path.join(directory, name.replace(" ", "_"))
+        storage = DiskStorage(path, preallocate_bytes=preallocate)
+        hs = HardState(1, 1, 0)
+        index = [1]
+
+        def save() -> None:
+            storage.save(hs, [Entry(1, index[0], data=PAYLOAD)])
+            index[0] += 1
+
+        run = _LatencyRun(name, save, storage.close)
+        if in_thread:
+            import trio
+
+            async def handed_off(seconds: float) -> None:
+                deadline = time.perf_counter() + seconds
+                while True:
+                    started = time.perf_counter()
+                    await trio.to_thread.run_sync(save)
+                    now = time.perf_counter()
+                    run.latencies.append(now - started)
+                    if now >= deadline:
+                        break
+
+            run.run = lambda seconds: trio.run(handed_off, seconds)  # type: ignore[method-assign]
+        return run
+
+    runs.append(storage_run("DiskStorage.save, growing file (preallocate_bytes=0)", 0, False))
+    runs.append(storage_run("DiskStorage.save, preallocated (default)", DEFAULT_PREALLOCATE_BYTES, False))
+    runs.append(storage_run("DiskStorage.save in trio.to_thread, preallocated", DEFAULT_PREALLOCATE_BYTES, True))
+    try:
+        for _ in range(max(1, round(seconds / round_seconds))):
+            for run in runs:
+                run.run(round_seconds)
+    finally:
+        for run in runs:
+            run.close()
+    return runs
+
+
 def build_log(path: str, total_bytes: int, batch: int) -> int:
     """Write a log of about `total_bytes` quickly (no fsync). Returns its last index."""
     storage = DiskStorage(path, unsafe_no_fsync=True)
@@ -159,6 +242,11 @@ def main() -> None:
         print(f"# load average before the run: {os.getloadavg()[0]:.2f}")
         print(f"# python {platform.python_version()} on {platform.system()} {platform.machine()}, "
               f"{os.cpu_count()} cpus, dir {base}")
+        print("\none synced 64-byte save, alternating 50 ms rounds (median / p99 ms):")
+        for run in synced_write_costs(base, args.seconds):
+            cuts = statistics.quantiles(run.latencies, n=100)
+            print(f"  {run.name:<55} {cuts[49] * 1e3:6.3f} / {cuts[98] * 1e3:6.3f}  ({len(run.latencies)} writes)")
+        print()
         results = {}
         ratios = {}
         for batch in (1, 16, 256):

@@ -11,6 +11,13 @@ temporary directory (real fsyncs) or, with --memory, MemoryStorage (no disk: the
 runtime and network cost alone).
 
     python benchmarks/bench_runtime.py [--seconds 5] [--clients 1,16,64] [--memory]
+    python benchmarks/bench_runtime.py --compare --rounds 5 --seconds 2 --clients 1,64
+
+--compare measures, in alternating rounds under the same machine load, three
+variants: the log growing with each write and the leader sending after its own
+fsync (how releases before preallocation and parallel append behaved); a
+preallocated log, sending after; and the defaults (preallocated, the leader
+sending while it writes). It prints the median of the rounds for each.
 """
 
 from __future__ import annotations
@@ -50,9 +57,18 @@ class Sink:
         self.count = int(data) if data else 0
 
 
-async def measure(clients: int, seconds: float,
-                  data_dir: Path | None) -> tuple[float, list[float], RuntimeStats]:
-    storages = {i: DiskStorage(str(data_dir / f"n{i}")) if data_dir else MemoryStorage()
+VARIANTS = {
+    "growing log, send after fsync": (0, False),
+    "preallocated, send after fsync": (None, False),
+    "preallocated, send while writing": (None, True),
+}
+
+
+async def measure(clients: int, seconds: float, data_dir: Path | None,
+                  preallocate: int | None = None,
+                  send_first: bool = True) -> tuple[float, list[float], RuntimeStats]:
+    options = {} if preallocate is None else {"preallocate_bytes": preallocate}
+    storages = {i: DiskStorage(str(data_dir / f"n{i}"), **options) if data_dir else MemoryStorage()
                 for i in IDS}
     runtimes: dict[int, RaftRuntime] = {}
     latencies: list[float] = []
@@ -63,7 +79,8 @@ async def measure(clients: int, seconds: float,
                 runtimes[i] = RaftRuntime.over(transports[i], Config(id=i, voters=IDS),
                                                storages[i], Sink(), tick_interval=0.05,
                                                snapshot_every=50_000,
-                                               io_in_thread=data_dir is not None)
+                                               io_in_thread=data_dir is not None,
+                                               replicate_while_writing=send_first)
                 await nursery.start(transports[i].serve)
             for i in IDS:
                 for j in IDS:
@@ -98,12 +115,42 @@ async def measure(clients: int, seconds: float,
     return len(latencies) / elapsed, latencies, stats
 
 
+def compare(clients_list: list[int], seconds: float, rounds: int) -> None:
+    results: dict[tuple[str, int], list[tuple[float, float, float, float]]] = {}
+    for _ in range(rounds):
+        for clients in clients_list:
+            for name, (preallocate, send_first) in VARIANTS.items():
+                with tempfile.TemporaryDirectory() as tmp:
+                    rate, latencies, stats = trio.run(measure, clients, seconds, Path(tmp),
+                                                      preallocate, send_first)
+                cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
+                fsync_ms = stats.sync_seconds / max(stats.synced_writes, 1) * 1e3
+                results.setdefault((name, clients), []).append((rate, cuts[49] * 1e3, cuts[98] * 1e3, fsync_ms))
+    print(f"median of {rounds} alternating rounds of {seconds:g} s each")
+    print(f"{'variant':<44} {'clients':>7}  {'proposals/s':>11}  {'p50 ms':>7}  {'p99 ms':>7}  {'leader fsync ms':>15}")
+    for clients in clients_list:
+        for name in VARIANTS:
+            rows = results[(name, clients)]
+            med = [statistics.median(column) for column in zip(*rows)]
+            print(f"{name:<44} {clients:>7}  {med[0]:>11,.0f}  {med[1]:>7.2f}  {med[2]:>7.2f}  {med[3]:>15.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="measured time per row")
     parser.add_argument("--clients", default="1,16,64", help="concurrent proposers per row")
     parser.add_argument("--memory", action="store_true", help="MemoryStorage instead of disk")
+    parser.add_argument("--compare", action="store_true", help="alternate the variants (see above)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of --compare")
     args = parser.parse_args()
+    if args.compare:
+        print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
+              f"load average {os.getloadavg()[0]:.2f}; DiskStorage (fsync) in {tempfile.gettempdir()}")
+        print(f"reproduce: .venv/bin/python benchmarks/bench_runtime.py --compare --rounds {args.rounds} "
+              f"--seconds {args.seconds:g} --clients {args.clients}\n")
+        compare([int(c) for c in args.clients.split(",")], args.seconds, args.rounds)
+        print(f"load average after: {os.getloadavg()[0]:.2f}")
+        return
     print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
           f"{'MemoryStorage' if args.memory else 'DiskStorage (fsync) in ' + tempfile.gettempdir()}")
     print(f"reproduce: .venv/bin/python benchmarks/bench_runtime.py --seconds {args.seconds:g} "

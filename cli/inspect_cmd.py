@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
+from raft import _wal
 from raft.disk_storage import inspect_data_dir
+
+from . import exit_codes
+
+_SEARCH_DEPTH = 3  # how far below DATA_DIR to look for node directories when it holds no log
 
 
 @click.command("inspect")
@@ -15,16 +21,42 @@ from raft.disk_storage import inspect_data_dir
 def inspect_cmd(data_dir: str, as_json: bool) -> None:
     """Describe the WAL segments, hard state and snapshots in DATA_DIR.
 
-    Nothing is modified: a torn tail is reported, not cut off. Exits with status 2
-    when the log is corrupt in a way that would stop the node from starting.
+    Nothing is modified: a torn tail is reported, not cut off. Exits with status 3
+    when the log is corrupt in a way that would stop the node from starting, and
+    with status 2 when DATA_DIR holds no log at all (naming the subdirectories
+    that do, such as the node directories of a cluster).
     """
+    if not _holds_log(data_dir):
+        raise click.BadParameter(_no_log_message(data_dir), param_hint="DATA_DIR")
     info = inspect_data_dir(data_dir)
     if as_json:
         click.echo(json.dumps(info, indent=2, sort_keys=True))
     else:
         _print_readable(info)
     if info.get("error"):
-        raise SystemExit(2)
+        raise SystemExit(exit_codes.CORRUPT_DATA)
+
+
+def _holds_log(path: str) -> bool:
+    """True if `path` has a WAL segment or a snapshot of a node's Raft storage."""
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return False
+    return any(_wal.parse_segment_name(n) is not None or _wal.parse_snapshot_name(n) is not None
+               for n in names)
+
+
+def _no_log_message(path: str) -> str:
+    found = []
+    for root, dirs, _ in os.walk(path):
+        dirs.sort()
+        if os.path.relpath(root, path).count(os.sep) + 1 >= _SEARCH_DEPTH:
+            dirs[:] = []  # deep enough: a node directory sits near the top
+        found += [os.path.join(root, d) for d in dirs if _holds_log(os.path.join(root, d))]
+    if not found:
+        return f"no Raft log found in {path} (no wal-*.seg segment or snap-*.snap snapshot)"
+    return f"no Raft log found in {path}; these subdirectories hold one: {', '.join(found)}"
 
 
 def _print_readable(info: dict) -> None:

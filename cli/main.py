@@ -2,16 +2,42 @@
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 import click
 
+from . import exit_codes
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _Group(click.Group):
+    """The top-level group: Ctrl-C anywhere exits with the documented status 130.
+
+    Click's default turns Ctrl-C into "Aborted!" and status 1, the status of a
+    failed check; commands that have a partial result to show (a simulation
+    sweep) catch the interrupt themselves and print it first.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted", err=True)
+            sys.exit(exit_codes.INTERRUPTED)
+
+
+@click.group(cls=_Group, invoke_without_command=True, epilog=exit_codes.EPILOG,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="raftcoord")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """raftcoord: a Raft-based cluster coordinator.
 
     Run `raftcoord COMMAND --help` for the options of each command.
     """
+    if ctx.invoked_subcommand is None:
+        # A bare `raftcoord` asks what the tool can do: answer, successfully.
+        click.echo(ctx.get_help())
 
 
 def _register() -> None:

@@ -30,24 +30,60 @@ from simulations.runner import check_determinism as rerun_and_compare
 from simulations.scenarios import scenario_names
 from simulations.world import SimConfig, Violation, WorkloadConfig
 
+from . import exit_codes
 
-def _parse_seed_range(text: str) -> range:
+
+def _parse_seed_range(ctx: click.Context, param: click.Parameter, text: str | None) -> range | None:
+    """`--seeds A..B` (or a single seed N) as a non-empty range; click names the option on error."""
+    if text is None:
+        return None
     try:
         if ".." in text:
             low, high = text.split("..", 1)
-            return range(int(low), int(high) + 1)
-        return range(int(text), int(text) + 1)
+            seeds = range(int(low), int(high) + 1)
+        else:
+            seeds = range(int(text), int(text) + 1)
     except ValueError:
-        raise click.BadParameter(f"expected A..B (inclusive), got {text!r}") from None
+        raise click.BadParameter(f"expected A..B (inclusive) or N, got {text!r}") from None
+    if not seeds:
+        raise click.BadParameter(f"{text!r} is empty: the first seed must not exceed the last")
+    return seeds
 
 
-@click.command("simulate")
+def _check_output_path(path: str | None, option: str) -> None:
+    """Refuse an output path that cannot be written, before any simulation runs.
+
+    A '{seed}' placeholder is allowed; only the directory and the name's kind are
+    checked, so a sweep never ends in a traceback after its work is done.
+    """
+    if path is None:
+        return
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    if not os.path.isdir(directory):
+        raise click.BadParameter(f"directory {directory} does not exist", param_hint=option)
+    if not os.access(directory, os.W_OK):
+        raise click.BadParameter(f"directory {directory} is not writable", param_hint=option)
+    if os.path.isdir(path):
+        raise click.BadParameter(f"{path} is a directory; give a file name", param_hint=option)
+
+
+def _interrupted(results: list["RunResult"], many: bool, as_json: bool) -> None:
+    """Ctrl-C during a run: show what finished, then exit with the interrupted status."""
+    click.echo(f"\ninterrupted after {len(results)} finished run(s)", err=True)
+    if results and not as_json and many:
+        _print_summary(results)
+    sys.exit(exit_codes.INTERRUPTED)
+
+
+@click.command("simulate", epilog=exit_codes.EPILOG)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of a single run (or the first of --count).")
-@click.option("--seeds", "seed_range", default=None, metavar="A..B", help="Run every seed from A to B inclusive.")
+@click.option("--seeds", "seed_range", default=None, metavar="A..B", callback=_parse_seed_range,
+              help="Run every seed from A to B inclusive (instead of --seed).")
 @click.option("--count", type=click.IntRange(min=1), default=None, help="Run COUNT seeds starting at --seed.")
 @click.option("--scenario", type=click.Choice(scenario_names()), default="kv", show_default=True,
               help="What runs on the cluster.")
-@click.option("--nodes", type=click.IntRange(min=1, max=9), default=5, show_default=True)
+@click.option("--nodes", type=click.IntRange(min=1, max=9), default=5, show_default=True,
+              help="Raft nodes in the simulated cluster.")
 @click.option("--duration", type=click.FloatRange(min=0), default=60.0, show_default=True,
               help="Simulated seconds of the fault phase.")
 @click.option("--converge-within", type=click.FloatRange(min=0.5), default=30.0, show_default=True,
@@ -72,8 +108,10 @@ def _parse_seed_range(text: str) -> range:
 @click.option("--swarm", is_flag=True, help="Per-seed random subset of fault kinds and rates (swarm testing).")
 @click.option("--rate", type=click.FloatRange(min=0), default=50.0, show_default=True,
               help="Client operations per simulated second.")
-@click.option("--clients", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--keys", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--clients", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Concurrent simulated clients issuing operations.")
+@click.option("--keys", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Distinct keys the clients read and write (fewer keys, more contention).")
 @click.option("--timeout", type=click.FloatRange(min=0.01), default=2.0, show_default=True,
               help="Client timeout in simulated seconds (the outcome is then unknown).")
 @click.option("--disk", type=click.Choice(["file", "model"]), default="file", show_default=True,
@@ -113,7 +151,8 @@ def _parse_seed_range(text: str) -> range:
               help="Run seeds in this many processes (0 = one per CPU). Each run is still "
                    "deterministic and results are reported in seed order.")
 @click.option("--verbose", "-v", is_flag=True, help="Show the raft library's log messages.")
-def simulate(seed, seed_range, count, scenario, nodes, duration, converge_within, fault_kinds,
+@click.pass_context
+def simulate(ctx, seed, seed_range, count, scenario, nodes, duration, converge_within, fault_kinds,
              partition_rate, crash_rate, pause_rate, transfer_rate, membership_rate, corner_rate, loss, duplicate,
              reorder, swarm, rate, clients, keys, timeout, disk, compact_every, eager_commit, unbatched_reads, no_codec, max_events, max_wall, do_shrink, shrink_time, plan_out, plan_path, as_json, keep_going,
              check_determinism, report_path, jobs, verbose):
@@ -122,12 +161,17 @@ def simulate(seed, seed_range, count, scenario, nodes, duration, converge_within
     Each run has a fault phase (--duration) and a healed phase that must converge.
     Raft safety is checked after every step, linearizability of the client history
     at the end. A failure prints the seed, the invariant, the last events and the
-    command line that reproduces it; the exit status is then 1.
+    command line that reproduces it; the exit status is then 1. Ctrl-C prints the
+    runs that finished and exits with status 130.
     """
     if not verbose:
         logging.getLogger("raft").setLevel(logging.CRITICAL)
     if seed_range is not None and count is not None:
         raise click.UsageError("use either --seeds or --count, not both")
+    if seed_range is not None and ctx.get_parameter_source("seed") is click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError("use either --seeds or --seed, not both")
+    _check_output_path(report_path, "--report")
+    _check_output_path(plan_out, "--plan-out")
     if plan_path is not None:
         if seed_range is not None or count is not None or do_shrink:
             raise click.UsageError("--plan runs one schedule: drop --seeds, --count and --shrink")
@@ -135,9 +179,11 @@ def simulate(seed, seed_range, count, scenario, nodes, duration, converge_within
         return
     if do_shrink and (seed_range is not None or count is not None):
         raise click.UsageError("--shrink takes one seed: use --seed N")
-    seeds = _parse_seed_range(seed_range) if seed_range else range(seed, seed + (count or 1))
+    seeds = seed_range if seed_range is not None else range(seed, seed + (count or 1))
     jobs = jobs or os.cpu_count() or 1
     try:
+        if not fault_kinds.strip():
+            raise ValueError("empty; give fault kinds, 'all' or 'none'")
         kinds = parse_kinds(fault_kinds)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--faults") from None
@@ -163,31 +209,47 @@ def simulate(seed, seed_range, count, scenario, nodes, duration, converge_within
     per_seed_reports = bool(report_path) and (not many or "{seed}" in report_path)
     runs = _run_in_order(seeds, config_for, scenario, check_determinism,
                          report_path if per_seed_reports else None, jobs, max_wall)
-    with click.progressbar(runs, length=len(seeds), label="simulating", file=sys.stderr,
-                           show_pos=True, hidden=not many) as bar:
-        for result in bar:
-            results.append(result)
-            if result.linearizable is None and result.ok:
-                click.echo(f"seed {result.seed}: warning: linearizability check inconclusive "
-                           f"(search budget exhausted)", err=True)
-            if report_path and not per_seed_reports and not result.ok and not failed:
-                # Runs are deterministic: replaying the seed rebuilds the same world.
-                _run_one(config_for(result.seed), scenario, False, report_path, max_wall)
-            if as_json:
-                click.echo(json.dumps(result.to_json(), sort_keys=True))
-            if not result.ok:
-                failed = True
-                if not as_json:
-                    click.echo(("\n" if many else "") + result.explain(), err=many)
-                if not keep_going:
-                    break
+    try:
+        with click.progressbar(runs, length=len(seeds), label="simulating", file=sys.stderr,
+                               show_pos=True, hidden=not many) as bar:
+            for result in bar:
+                results.append(result)
+                if result.linearizable is None and result.ok:
+                    click.echo(f"seed {result.seed}: warning: linearizability check inconclusive "
+                               f"(search budget exhausted)", err=True)
+                if per_seed_reports:
+                    _say_report(report_path.replace("{seed}", str(result.seed)), as_json)
+                elif report_path and not result.ok and not failed:
+                    # Runs are deterministic: replaying the seed rebuilds the same world.
+                    _run_one(config_for(result.seed), scenario, False, report_path, max_wall)
+                    _say_report(report_path, as_json)
+                if as_json:
+                    click.echo(json.dumps(result.to_json(), sort_keys=True))
+                if not result.ok:
+                    failed = True
+                    if not as_json:
+                        click.echo(("\n" if many else "") + result.explain(), err=many)
+                    if not keep_going:
+                        break
+    except KeyboardInterrupt:
+        runs.close()
+        _interrupted(results, many, as_json)
     runs.close()
+    not_run = len(seeds) - len(results)
+    if not_run:
+        click.echo(f"stopped at the first failure: {not_run} of {len(seeds)} seeds not run "
+                   f"(--keep-going runs them all)", err=True)
     if not as_json:
         if many:
             _print_summary(results)
         elif results[0].ok:
             _print_single(results[0])
-    sys.exit(1 if failed else 0)
+    sys.exit(exit_codes.CHECK_FAILED if failed else exit_codes.OK)
+
+
+def _say_report(path: str, as_json: bool) -> None:
+    # With --json, stdout carries only JSON lines.
+    click.echo(f"report: {path}", err=as_json)
 
 
 
@@ -196,11 +258,14 @@ def _run_plan_file(path: str, as_json: bool, max_wall: float, report_path: str |
         plan = load_plan(path)
         result, world = run_plan(plan, wall_budget=max_wall, reproduce=f"raftcoord simulate --plan {path}")
     except PlanError as exc:
-        raise click.ClickException(str(exc)) from None
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(exit_codes.CORRUPT_DATA)
     if report_path:
         from simulations.report import write_report
 
-        write_report(report_path.replace("{seed}", str(plan.config.seed)), world, result)
+        written = report_path.replace("{seed}", str(plan.config.seed))
+        write_report(written, world, result)
+        _say_report(written, as_json)
     if as_json:
         click.echo(json.dumps(result.to_json(), sort_keys=True))
     elif result.ok:
@@ -210,7 +275,7 @@ def _run_plan_file(path: str, as_json: bool, max_wall: float, report_path: str |
     if plan.expect and not as_json:
         kept = any(v.invariant == plan.expect for v in result.violations)
         click.echo(f"plan expects {plan.expect}: {'reproduced' if kept else 'NOT reproduced'}")
-    sys.exit(0 if result.ok else 1)
+    sys.exit(exit_codes.OK if result.ok else exit_codes.CHECK_FAILED)
 
 
 def _shrink_seed(config: SimConfig, scenario: str, shrink_time: float, plan_out: str | None,
@@ -219,7 +284,7 @@ def _shrink_seed(config: SimConfig, scenario: str, shrink_time: float, plan_out:
     result, _ = run_simulation(config, scenario, wall_budget=max_wall)
     if result.ok:
         click.echo(f"seed {config.seed}: ok; nothing to shrink")
-        sys.exit(0)
+        sys.exit(exit_codes.OK)
     click.echo(result.explain(), err=True)
     click.echo(f"shrinking seed {config.seed} (at most {shrink_time:g}s) ...", err=True)
     found = shrink(config, scenario, time_budget=shrink_time,
@@ -238,7 +303,7 @@ def _shrink_seed(config: SimConfig, scenario: str, shrink_time: float, plan_out:
         click.echo(found.describe())
         click.echo(f"wrote {path}")
         click.echo(f"reproduce: {reproduce}")
-    sys.exit(1)
+    sys.exit(exit_codes.CHECK_FAILED)
 
 
 def _run_one(config: SimConfig, scenario: str, check_determinism: bool,

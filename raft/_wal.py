@@ -14,6 +14,10 @@ All integers are little-endian. The header has its own CRC so that a damaged `le
 is detected *before* it is trusted: a record whose header is valid but whose payload
 runs past the end of the file was certainly cut short by a crash, never misread.
 
+Segments are preallocated: a file may go on with zeros after its last record. Zeros
+can never start a record (the magic is not zero), so the first all-zero byte at a
+record boundary with nothing but zeros after it is the end of the log, not damage.
+
 One `DiskStorage.save` call writes exactly one BATCH record (plus, at the start of a
 new segment, one BATCH carrying only the hard state). A crash can therefore only
 damage the last record of the last segment, which is what recovery relies on to tell
@@ -376,7 +380,7 @@ class ScannedSegment:
         records: (offset, kind, payload view, end) of each valid record, in order.
         valid_end: the offset just past the last valid record.
         tail_error: why the bytes after `valid_end` were rejected (None when the
-            segment ends exactly at `valid_end`).
+            segment ends at `valid_end` or only zeros follow it).
     """
 
     __slots__ = ("records", "valid_end", "tail_error")
@@ -393,6 +397,7 @@ def scan_segment(data: bytes, path: str, is_last: bool) -> ScannedSegment:
     A damaged record is a *torn tail* when it is in the last segment and no valid
     record follows it anywhere: that is all a crash during the last (unacknowledged)
     write can leave. Anything else is corruption of data that was once written whole.
+    Zeros to the end of the file after a record are preallocated space, neither.
 
     Raises:
         CorruptionError: a damaged record with valid data after it, or any damage in a
@@ -420,6 +425,8 @@ def scan_segment(data: bytes, path: str, is_last: bool) -> ScannedSegment:
                     records.append((offset, kind, payload, end))
                     offset = end
                     continue
+        if data.count(0, offset) == size - offset:
+            break  # the preallocated zeros after the last record
         reason = _classify_bad_record(data, offset)
         if not is_last:
             raise CorruptionError(

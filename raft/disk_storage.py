@@ -25,6 +25,11 @@ Rules this module keeps:
   of the current hard state, so deleting old segments never loses term and vote.
 * Rule 5 (segments are deleted oldest first, each removal made durable): the surviving
   segments are always a suffix of the sequence, so replay never sees a hole.
+* Rule 6 (segments are preallocated): the active segment is extended with zeros, and
+  the new size synced, ahead of the records, `preallocate_bytes` at a time. A save
+  then overwrites zeros inside the file, and its fsync (an fdatasync) records no new
+  size and no new blocks: on ext4 that is the difference between a data write and a
+  journal commit. Recovery reads zeros after the last record as free space.
 
 Memory holds, for the whole log, each entry's term (as runs of equal terms) and the
 location of each batch record; the most recent entries are also cached as `Entry`
@@ -53,11 +58,12 @@ from .fs import FileSystem, OsFileSystem, WritableFile
 from .storage import limit_size
 from .types import ConfState, Entry, HardState, Snapshot
 
-__all__ = ["DiskStorage", "inspect_data_dir", "DEFAULT_SEGMENT_BYTES"]
+__all__ = ["DiskStorage", "inspect_data_dir", "DEFAULT_SEGMENT_BYTES", "DEFAULT_PREALLOCATE_BYTES"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SEGMENT_BYTES = 64 << 20
+DEFAULT_PREALLOCATE_BYTES = 4 << 20
 DEFAULT_CACHE_ENTRIES = 65536
 LOCK_FILE = "LOCK"
 """The lock file in a data directory (its contents are unused; its flock counts)."""
@@ -120,6 +126,7 @@ class _Recovered:
         self.segment_info: list[dict[str, Any]] = []
         self.replay = _Replay()
         self.torn_tail: tuple[str, int, int, str] | None = None  # path, valid_end, size, reason
+        self.active_end = 0  # where the last segment's records end (zeros may follow)
         self.temp_files: list[str] = []
 
 
@@ -211,6 +218,7 @@ def _recover(fs: FileSystem, path: str) -> _Recovered:
             {
                 "name": name,
                 "size": len(data),
+                "used": scanned.valid_end,
                 "first_index": seg_first,
                 "last_index": seg_last,
                 "records": len(scanned.records),
@@ -219,6 +227,7 @@ def _recover(fs: FileSystem, path: str) -> _Recovered:
         )
         if scanned.tail_error is not None:
             out.torn_tail = (full, scanned.valid_end, len(data), scanned.tail_error)
+        out.active_end = scanned.valid_end
 
     if hard_state is not None:
         replay.hard_state = HardState(*hard_state)
@@ -273,6 +282,7 @@ class DiskStorage:
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         unsafe_no_fsync: bool = False,
         cache_entries: int = DEFAULT_CACHE_ENTRIES,
+        preallocate_bytes: int = DEFAULT_PREALLOCATE_BYTES,
     ) -> None:
         """Open (or create) the storage in `path`, recovering from any crash.
 
@@ -286,6 +296,10 @@ class DiskStorage:
                 or torn by a power cut (and a torn non-last segment makes the next
                 open fail). Only for tests and benchmarks.
             cache_entries: how many of the most recent entries to keep in memory.
+            preallocate_bytes: extend the active segment with zeros this many bytes
+                at a time (at most to `segment_bytes`), so that a save's fsync has
+                no file size or block allocation to record (Rule 6). 0 = grow the
+                file with each save.
 
         Raises:
             DirectoryLockedError: another `DiskStorage`, in this process or another,
@@ -295,6 +309,9 @@ class DiskStorage:
         """
         if segment_bytes <= 0:
             raise ValueError("segment_bytes must be positive")
+        if preallocate_bytes < 0:
+            raise ValueError("preallocate_bytes must be >= 0")
+        self._preallocate = preallocate_bytes
         self._fs: FileSystem = fs if fs is not None else OsFileSystem()
         self._dir = path
         self._segment_bytes = segment_bytes
@@ -341,8 +358,10 @@ class DiskStorage:
         if not self._segments:
             self._segments.append(1)
         self._active_seq = self._segments[-1]
-        self._active: WritableFile = self._fs.open_append(self._segment_path(self._active_seq))
+        self._active: WritableFile = self._fs.open_append(
+            self._segment_path(self._active_seq), at=recovered.active_end if recovered.segments else None)
         self._active_size = self._active.tell()
+        self._allocated = self._allocated_end()
         self._dirty = False
         if not recovered.segments or self._active_size == 0:
             self._sync_dir()  # the (possibly new) segment's name must be durable
@@ -546,8 +565,12 @@ class DiskStorage:
             if offset and offset + size > self._segment_bytes:
                 prefix = self._roll_if_needed(size)
                 offset = self._active_size + len(prefix)
+                if offset + size > self._allocated:
+                    self._allocate(offset + size)
                 self._active.write(prefix + record)
             else:
+                if offset + size > self._allocated:
+                    self._allocate(offset + size)
                 self._active.write(record)
             self._active_size = offset + size
             self._dirty = True
@@ -650,6 +673,8 @@ class DiskStorage:
 
         def write() -> None:
             prefix = self._roll_if_needed(len(record))
+            if self._active_size + len(prefix) + len(record) > self._allocated:
+                self._allocate(self._active_size + len(prefix) + len(record))
             self._active.write(prefix + record)
             self._active_size += len(prefix) + len(record)
             self._dirty = True
@@ -730,6 +755,7 @@ class DiskStorage:
         self._active = self._fs.open_append(self._segment_path(seq))
         self._active_seq = seq
         self._active_size = self._active.tell()
+        self._allocated = self._allocated_end()
         self._segments.append(seq)
         self._sync_dir()
         record, _ = _wal.encode_batch(self._hs, ())
@@ -759,6 +785,19 @@ class DiskStorage:
 
     def _segment_path(self, seq: int) -> str:
         return posixpath.join(self._dir, _wal.segment_name(seq))
+
+    def _allocate(self, needed: int) -> None:
+        """Extend the active segment with zeros to hold `needed` bytes, and a
+        preallocation step more while the segment has room (Rule 6). Syncs the
+        file: the new size is then durable, and so is every record before it."""
+        self._active.allocate(max(needed, min(self._allocated + self._preallocate, self._segment_bytes)))
+        self._allocated = self._active.allocated()
+        self._sync_active()
+
+    def _allocated_end(self) -> int:
+        """Where the active segment's zeros end; without preallocation, never (the
+        file just grows)."""
+        return self._active.allocated() if self._preallocate else 1 << 62
 
     def _sync_active(self) -> None:
         if self._fsync:
@@ -794,8 +833,9 @@ def inspect_data_dir(path: str, fs: FileSystem | None = None) -> dict[str, Any]:
     """Describe a data directory without modifying it.
 
     Returns:
-        A JSON-serializable dict: ``segments`` (name, size, first_index, last_index,
-        records, torn_tail), ``snapshots`` (name, index, term, size, valid, error),
+        A JSON-serializable dict: ``segments`` (name, size, used (where the records
+        end; preallocated zeros follow), first_index, last_index, records,
+        torn_tail), ``snapshots`` (name, index, term, size, valid, error),
         ``hard_state``, ``first_index``, ``last_index``, ``snapshot_index`` and
         ``error`` (a corruption that would stop `DiskStorage` from opening, else None).
     """

@@ -16,7 +16,13 @@ nothing more:
   *tear*: a file keeps its durable contents plus a random prefix of the bytes appended
   after them, which is what a real crash in the middle of a write can leave.
 
-Rule 4: `lock` takes an exclusive lock that lasts until it is released or the
+Rule 4 (overwrites, as into a preallocated file): a write lands at the file's
+write position, which `open_append` may put before the end (`at`). Bytes it
+overwrites keep their durable value until `fsync`; a torn crash keeps a prefix of the
+bytes written since the last `fsync`, counted from the first one, and the old durable
+bytes after it.
+
+Rule 5: `lock` takes an exclusive lock that lasts until it is released or the
 process ends (for `MemoryFileSystem`: until `crash()`); it is not a file a crash can
 lose, and taking it is not a mutating operation.
 
@@ -45,22 +51,38 @@ __all__ = [
 
 @runtime_checkable
 class WritableFile(Protocol):
-    """A file opened for appending. Every write goes to the current end."""
+    """A file opened for appending at its write position (see `open_append`).
+
+    The file may extend past the write position with zeros (`allocate`): writes
+    then overwrite those zeros, which is what makes an fsync cheap (no size or
+    block allocation to record).
+    """
 
     def write(self, data: bytes) -> None:
-        """Append all of `data` (not durable until `fsync`)."""
+        """Write all of `data` at the write position and move the position past it
+        (not durable until `fsync`)."""
         ...
 
     def fsync(self) -> None:
-        """Make the file's contents durable."""
+        """Make the file's contents (and its size) durable."""
+        ...
+
+    def allocate(self, size: int) -> None:
+        """Extend the file with zeros to at least `size` bytes, without moving the
+        write position (durable only after `fsync`)."""
         ...
 
     def truncate(self, size: int) -> None:
-        """Cut the file to `size` bytes (durable only after `fsync`)."""
+        """Cut the file to `size` bytes and put the write position there (durable
+        only after `fsync`)."""
         ...
 
     def tell(self) -> int:
-        """The current size of the file, which is where the next write lands."""
+        """The write position: where the next write lands."""
+        ...
+
+    def allocated(self) -> int:
+        """The file's size, zeros after the write position included."""
         ...
 
     def close(self) -> None:
@@ -79,10 +101,15 @@ class FileLock(Protocol):
 class FileSystem(Protocol):
     """The file operations durable storage needs. Paths are plain strings."""
 
-    def open_append(self, path: str) -> WritableFile:
+    def open_append(self, path: str, at: int | None = None) -> WritableFile:
         """Open `path` for appending, creating an empty file if it is missing.
 
         A newly created name is durable only after `fsync_dir` of its parent.
+
+        Args:
+            path: the file.
+            at: the write position (default: the end of the file). Bytes from there
+                on are overwritten by later writes.
         """
         ...
 
@@ -136,31 +163,57 @@ class FileSystem(Protocol):
 # ---------------------------------------------------------------------------------
 
 
+_ZEROS = bytes(1 << 20)
+# fdatasync makes the data and the size durable, which is all a log needs; it skips
+# the timestamps, so an overwrite of preallocated space records no metadata at all.
+_datasync = getattr(os, "fdatasync", os.fsync)
+
+
 class _OsFile:
-    """An O_APPEND file descriptor. Unbuffered: the caller batches its writes."""
+    """A file written at its own position with `pwrite`. Unbuffered: the caller
+    batches its writes."""
 
-    __slots__ = ("_fd", "_size")
+    __slots__ = ("_fd", "_pos", "_size")
 
-    def __init__(self, path: str) -> None:
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    def __init__(self, path: str, at: int | None) -> None:
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         self._size = os.fstat(self._fd).st_size
+        self._pos = self._size if at is None else at
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
+        pos = self._pos
         while view:
-            # os.write may write less than asked (signals, huge buffers): loop.
-            written = os.write(self._fd, view)
+            # pwrite may write less than asked (signals, huge buffers): loop.
+            written = os.pwrite(self._fd, view, pos)
             view = view[written:]
-        self._size += len(data)
+            pos += written
+        self._pos = pos
+        if pos > self._size:
+            self._size = pos
 
     def fsync(self) -> None:
-        os.fsync(self._fd)
+        _datasync(self._fd)
+
+    def allocate(self, size: int) -> None:
+        # Real zeros, not fallocate: ext4 and XFS keep fallocated blocks "unwritten",
+        # and the first write to each then needs a journal commit at every fsync.
+        pos = self._size
+        while pos < size:
+            chunk = min(size - pos, len(_ZEROS))
+            written = os.pwrite(self._fd, memoryview(_ZEROS)[:chunk], pos)
+            pos += written
+        self._size = max(self._size, size)
 
     def truncate(self, size: int) -> None:
         os.ftruncate(self._fd, size)
         self._size = size
+        self._pos = size
 
     def tell(self) -> int:
+        return self._pos
+
+    def allocated(self) -> int:
         return self._size
 
     def close(self) -> None:
@@ -196,8 +249,8 @@ class OsFileSystem:
     def lock(self, path: str) -> FileLock:
         return _OsLock(path)
 
-    def open_append(self, path: str) -> WritableFile:
-        return _OsFile(path)
+    def open_append(self, path: str, at: int | None = None) -> WritableFile:
+        return _OsFile(path, at)
 
     def read(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
         with open(path, "rb", buffering=0) as f:
@@ -246,49 +299,74 @@ class InjectedFault(OSError):
 class _Inode:
     """A file's two views: what a running process reads, and what a crash keeps.
 
-    The durable contents are usually a prefix of the volatile ones (an append-only
-    file that was fsynced and then appended to), so they are kept as a length into
-    `volatile`, which makes `fsync` free of copies. They get bytes of their own
-    only when the volatile view stops starting with them (a truncation below them)
-    or when they are assigned directly.
+    The durable contents are usually the volatile ones up to a length, except for
+    bytes overwritten since the last sync (as in a preallocated file), whose durable
+    value is kept in `patches`: so `fsync` copies nothing and a write copies only
+    the bytes it overwrites. The durable contents get bytes of their own only when a
+    truncation cuts below them or when they are assigned directly.
     """
 
-    __slots__ = ("volatile", "_durable", "_durable_size")
+    __slots__ = ("volatile", "_durable", "_durable_size", "_patches")
 
     def __init__(self) -> None:
         self.volatile = bytearray()
-        self._durable: bytes | None = b""  # None: durable == volatile[:_durable_size]
+        self._durable: bytes | None = b""  # None: derived from volatile (see above)
         self._durable_size = 0
+        self._patches: list[tuple[int, bytes]] = []  # (offset, durable bytes there)
 
     @property
     def durable(self) -> bytes:
         if self._durable is None:
-            return bytes(self.volatile[: self._durable_size])
+            contents = bytearray(self.volatile[: self._durable_size])
+            for offset, old in reversed(self._patches):
+                contents[offset : offset + len(old)] = old
+            return bytes(contents)
         return self._durable
 
     @durable.setter
     def durable(self, contents: bytes) -> None:
         self._durable = contents
+        self._patches = []
+
+    def first_unsynced(self) -> int:
+        """Where the bytes written since the last sync begin (their first offset)."""
+        if self._durable is None:
+            return min([offset for offset, _ in self._patches], default=self._durable_size)
+        return len(self._durable)
+
+    def write(self, pos: int, data: bytes) -> None:
+        volatile = self.volatile
+        end = pos + len(data)
+        if self._durable is None and pos < self._durable_size:
+            self._patches.append((pos, bytes(volatile[pos : min(end, self._durable_size)])))
+        if pos == len(volatile):
+            volatile += data
+        else:
+            volatile[pos:end] = data  # same length, or runs past the end
 
     def sync(self) -> None:
         """The durable contents become the volatile ones."""
         self._durable = None
         self._durable_size = len(self.volatile)
+        self._patches = []
 
     def truncate(self, size: int) -> None:
-        if self._durable is None and size < self._durable_size:
-            self._durable = self.durable  # cut below the durable bytes: keep a copy
+        if self._durable is None and (size < self._durable_size or self._patches):
+            self.durable = self.durable  # cut below the durable bytes: keep a copy
         del self.volatile[size:]
 
 
 class _MemoryFile:
-    __slots__ = ("_fs", "_inode", "_generation", "_closed")
+    __slots__ = ("_fs", "_inode", "_generation", "_closed", "_pos")
 
-    def __init__(self, fs: MemoryFileSystem, inode: _Inode) -> None:
+    def __init__(self, fs: MemoryFileSystem, inode: _Inode, at: int | None) -> None:
         self._fs = fs
         self._inode = inode
         self._generation = fs._generation
         self._closed = False
+        self._pos = len(inode.volatile) if at is None else at
+        if not 0 <= self._pos <= len(inode.volatile):
+            raise ValueError(f"write position {at} outside the file ({len(inode.volatile)} bytes)")
 
     def _check(self) -> None:
         if self._closed:
@@ -308,7 +386,13 @@ class _MemoryFile:
             fs.ops += 1
         else:
             fs._mutating("write")
-        self._inode.volatile += data
+        inode = self._inode
+        pos = self._pos
+        if pos == len(inode.volatile) and inode._durable is None:
+            inode.volatile += data  # the usual append: what _Inode.write does
+        else:
+            inode.write(pos, data)
+        self._pos = pos + len(data)
 
     def fsync(self) -> None:
         fs = self._fs
@@ -321,13 +405,27 @@ class _MemoryFile:
         inode = self._inode
         inode._durable = None  # what _Inode.sync does
         inode._durable_size = len(inode.volatile)
+        if inode._patches:
+            inode._patches = []
+
+    def allocate(self, size: int) -> None:
+        self._check()
+        self._fs._mutating("allocate")
+        volatile = self._inode.volatile
+        if size > len(volatile):
+            volatile += bytes(size - len(volatile))
 
     def truncate(self, size: int) -> None:
         self._check()
         self._fs._mutating("truncate")
         self._inode.truncate(size)
+        self._pos = size
 
     def tell(self) -> int:
+        self._check()
+        return self._pos
+
+    def allocated(self) -> int:
         self._check()
         return len(self._inode.volatile)
 
@@ -406,9 +504,11 @@ class MemoryFileSystem:
             if id(inode) not in done:
                 kept = inode.durable
                 volatile = bytes(inode.volatile)
-                if rng is not None and len(volatile) > len(kept) and volatile.startswith(kept):
-                    extra = rng.randint(0, len(volatile) - len(kept))
-                    kept = volatile[: len(kept) + extra]
+                start = inode.first_unsynced()
+                if rng is not None and len(volatile) > start and volatile[:start] == kept[:start]:
+                    # Rule 3/4: a prefix of what was written since the last sync.
+                    extra = rng.randint(0, len(volatile) - start)
+                    kept = volatile[: start + extra] + kept[start + extra :]
                 inode.durable = kept
                 inode.volatile = bytearray(kept)
                 done[id(inode)] = inode
@@ -441,7 +541,7 @@ class MemoryFileSystem:
         self._locks.add(norm)
         return _MemoryLock(self, norm)
 
-    def open_append(self, path: str) -> WritableFile:
+    def open_append(self, path: str, at: int | None = None) -> WritableFile:
         norm = self._norm(path)
         inode = self._volatile.get(norm)
         if inode is None:
@@ -449,7 +549,7 @@ class MemoryFileSystem:
             self._mutating("create")
             inode = _Inode()
             self._volatile[norm] = inode
-        return _MemoryFile(self, inode)
+        return _MemoryFile(self, inode, at)
 
     def read(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
         data = self._inode(path).volatile

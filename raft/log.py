@@ -40,6 +40,10 @@ class RaftLog:
         # entries the driver persisted). So no storage call is needed here.
         return self.unstable_offset + len(self.unstable_entries) - 1
 
+    def stable_last_index(self) -> int:
+        """The last index the driver has reported persisted (`stable_to`)."""
+        return self.unstable_offset - 1
+
     def last_term(self) -> int:
         return self.term(self.last_index())
 

@@ -28,7 +28,13 @@ Rules
    may be uncommitted, and a new leader accepts a change only after it has committed
    an entry of its own term. Consecutive configurations differ by one voter, so
    their majorities always overlap. Truncating a change from the log reverts it.
-6. Everything in a `Ready` is persisted before its messages are sent (see `Ready`).
+6. Everything in a `Ready` is persisted before its messages are sent (see `Ready`),
+   with one exception: a leader's messages may go out while its own write is
+   still in progress (`Ready.may_send_before_persist`, Raft dissertation §10.2.1).
+   That is safe because the leader counts itself in a commit quorum only for
+   entries the driver has reported durable (`advance`), and because a leader's
+   messages acknowledge nothing of its own: its term and vote were persisted
+   before it became leader.
 7. Remote input is never trusted to be well formed: malformed or out-of-range
    messages are dropped (and counted), they never raise. So are messages no
    correct peer in the sender's place sends: a TimeoutNow not from our leader, a
@@ -469,6 +475,9 @@ class RawNode:
         soft_state = SoftState(leader, role) if leader != prev_leader or role is not prev_role else None
         term, vote, commit = self.term, self.vote, raft_log.committed
         must_sync = term != prev_term or vote != prev_vote
+        # A leader's messages promise nothing about its own disk (Rule 6), as long
+        # as no new term or vote waits to be persisted with them.
+        send_first = role is Role.LEADER and not must_sync
         hard_state = HardState(term, vote, commit) if must_sync or commit != prev_commit else None
         unstable = raft_log.unstable_entries
         if unstable:
@@ -487,6 +496,7 @@ class RawNode:
             self._msgs,
             self._read_states,
             must_sync,
+            send_first,
         )
         self._msgs = []
         self._read_states = []
@@ -511,6 +521,11 @@ class RawNode:
         if entries:
             last = entries[-1]
             raft_log.stable_to(last.index, last.term)
+            if self.role is Role.LEADER:
+                # Rule 6: the leader's own copy counts only now that it is durable.
+                own = self._progress.get(self.id)
+                if own is not None and own.maybe_update(raft_log.stable_last_index()):
+                    self._maybe_commit()
         committed = rd.committed_entries
         if committed:
             raft_log.applied_to(committed[-1].index)
@@ -601,7 +616,7 @@ class RawNode:
             self._progress[nid] = Progress(last + 1, self.config.max_inflight, is_learner=nid in conf.learners)
         own = self._progress.get(self.id)
         if own is not None:
-            own.match = last
+            own.match = self.log.stable_last_index()  # counted once durable (Rule 6)
             own.become_replicate()
             own.recent_active = True
         if self.id not in conf.voters:
@@ -944,12 +959,9 @@ class RawNode:
         self._uncommitted.append((index, size))
         self._broadcast_pending = True
         if entry_type is EntryType.NORMAL and len(self.conf_state.voters) > 1:
-            # Fast path: a local append cannot complete a quorum of two or more.
+            # Fast path: a local append cannot complete a quorum of two or more
+            # (the leader counts itself once the entry is durable: `advance`).
             self.log.append_one(entry)
-            own = self._progress.get(self.id)
-            if own is not None:
-                own.match = index
-                own.next = index + 1
         else:
             self._append_entries([entry])
         return index
@@ -965,9 +977,6 @@ class RawNode:
             if e.type is EntryType.CONF_CHANGE:
                 self._apply_conf_entry(e)
         if self.role is Role.LEADER:
-            own = self._progress.get(self.id)
-            if own is not None:
-                own.maybe_update(self.log.last_index())
             self._maybe_commit()
 
     def _scan_conf_changes(self, lo: int, hi: int) -> None:
@@ -998,7 +1007,7 @@ class RawNode:
             if pr is None:
                 pr = Progress(next_index, self.config.max_inflight, is_learner=nid in conf.learners)
                 if nid == self.id:
-                    pr.match = self.log.last_index()
+                    pr.match = self.log.stable_last_index()
                     pr.become_replicate()
                 self._progress[nid] = pr
             else:

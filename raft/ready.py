@@ -19,7 +19,9 @@ class Ready:
        overwrite a conflicting suffix of the stored log.
     3. `messages`: send them **only after** step 2 is durable. A vote or an append
        acknowledgement sent before its hard state or entries are on disk could be
-       forgotten by a crash, which breaks Raft's safety.
+       forgotten by a crash, which breaks Raft's safety. Exception: when
+       `may_send_before_persist` is set they may be sent first, or while step 2
+       runs (a leader replicating in parallel with its own disk write).
     4. `committed_entries`: apply them to the state machine in order. Empty NORMAL
        entries are the leaders' no-ops; CONF_CHANGE entries go to
        `RawNode.apply_conf_change`.
@@ -36,6 +38,11 @@ class Ready:
         read_states: completed linearizable read requests.
         must_sync: whether step 2 needs an fsync (entries, term or vote changed;
             a commit index change alone may be written lazily).
+        may_send_before_persist: the messages need not wait for step 2 (set for
+            a leader whose term and vote are already durable: its appends and
+            heartbeats acknowledge nothing, and it counts its own entries towards
+            a commit only once `advance` reports them durable; Raft dissertation
+            §10.2.1). Sending after step 2 is always correct too.
 
     Treat a `Ready` as read-only. (It is a plain slotted class rather than a frozen
     one because the node builds one per batch, and a frozen class's constructor
@@ -50,6 +57,7 @@ class Ready:
     messages: list[Message]
     read_states: list[ReadState]
     must_sync: bool
+    may_send_before_persist: bool = False
 
 
 @attrs.frozen

@@ -3,7 +3,9 @@
 `RaftRuntime` owns one node, its storage and the application's state machine. It
 ticks the node on a timer, steps inbound messages, and handles every `Ready` in the
 order the core requires (install snapshot; persist hard state and entries, fsynced
-when `must_sync`; only then send; apply; serve reads; advance). Callers get
+when `must_sync`; only then send, except that a leader sends while it persists,
+when the Ready allows it and `replicate_while_writing` is on; apply; serve reads;
+advance). Callers get
 coroutines that finish when the outcome is known:
 
 * `propose(data)` returns the state machine's result once the entry is applied
@@ -203,12 +205,19 @@ class RaftRuntime:
             storage; memory storage gains nothing from it). Tests under trio's
             MockClock with autojump should pass False: the mock clock jumps ahead
             while a thread runs, so every fsync would look like an eternity.
+        replicate_while_writing: as leader, send appends while the own write
+            runs (when the Ready allows it), so the followers' fsyncs overlap the
+            leader's instead of following it. Safe either way. Turn it on when each
+            node has a disk of its own; it is off by default because on one shared
+            disk (several nodes on one machine, as measured in
+            benchmarks/RESULTS.md) overlapping fsyncs queue behind each other and
+            made every write slower.
     """
 
     def __init__(self, config: Config, storage: WritableStorage, state_machine: StateMachine,
                  send: Callable[[Message], None], *, tick_interval: float = 0.1,
                  snapshot_every: int = 10_000, inbox_limit: int = 4096,
-                 io_in_thread: bool = True) -> None:
+                 io_in_thread: bool = True, replicate_while_writing: bool = False) -> None:
         if tick_interval <= 0:
             raise ValueError(f"tick_interval must be positive, got {tick_interval}")
         if snapshot_every < 0:
@@ -218,6 +227,7 @@ class RaftRuntime:
         self.tick_interval = tick_interval
         self.snapshot_every = snapshot_every
         self.io_in_thread = io_in_thread
+        self.replicate_while_writing = replicate_while_writing
         self._send = send
         snapshot = storage.snapshot()
         state_machine.restore(snapshot.data)
@@ -412,10 +422,17 @@ class RaftRuntime:
                 self._leadership_changed = trio.Event()
 
     async def _handle(self, rd: Ready) -> None:
+        send_first = rd.may_send_before_persist and self.replicate_while_writing
         if rd.snapshot is not None:
             await self._io(self.storage.apply_snapshot, rd.snapshot)
             self.state_machine.restore(rd.snapshot.data)
             self._skip_to(rd.snapshot.metadata.index)
+        if send_first:
+            # A leader replicates while its own write runs: the followers' fsyncs
+            # overlap ours instead of following it (the core counts our copy only
+            # after `advance`).
+            for message in rd.messages:
+                self._send(message)
         if rd.entries or rd.hard_state is not None:
             if rd.must_sync:
                 started = time.perf_counter()  # measured only, never decides anything
@@ -424,8 +441,9 @@ class RaftRuntime:
                 self._stats.sync_seconds += time.perf_counter() - started
             else:
                 await self._io(self.storage.save, rd.hard_state, rd.entries, False)
-        for message in rd.messages:  # only now: what they acknowledge is durable
-            self._send(message)
+        if not send_first:
+            for message in rd.messages:  # only now: what they acknowledge is durable
+                self._send(message)
         for entry in rd.committed_entries:
             self._apply(entry)
         for state in rd.read_states:

@@ -72,6 +72,7 @@ from .coord_checkers import (
     zone_spread_problem,
 )
 from .coord_workers import SimWorker
+from .coord_timeline import CoordTimeline
 from .faults import PARTITION_KINDS, Fault
 from .history import OpKind, Operation, Outcome
 from .world import REPLY, UNDO, SimConfig, SimNode, World
@@ -218,6 +219,7 @@ class CoordWorld(World):
         # node partition each worker is on (None: it reaches both sides).
         self._isolated: set[int] = set()
         self._stuck: set[int] = set()  # workers cut off with a stale leader (`stale_leader`)
+        self.coord_timeline = CoordTimeline()  # for the HTML report only
         self._worker_side: dict[int, Optional[int]] = {}
         self.workers: dict[str, SimWorker] = {}
         self._by_number: dict[int, SimWorker] = {}
@@ -589,6 +591,7 @@ class CoordWorld(World):
             return
         worker.start()
         self._trace(W_TIMER, worker.number, 1, b"start")
+        self._observe()
         self.push(self._rng_workers.uniform(0, worker.period), W_TIMER,
                   worker.number, worker.incarnation)
 
@@ -598,6 +601,7 @@ class CoordWorld(World):
         self._trace(W_TIMER, worker.number, 2, b"crash")
         self._stopped_serving(worker, "crash")
         worker.crash()
+        self._observe()
 
     def _stopped_serving(self, worker: SimWorker, cause: str) -> None:
         """``worker`` stops serving the slots it acts for now: time their failover."""
@@ -660,12 +664,14 @@ class CoordWorld(World):
         self._stopped_serving(worker, "pause")
         worker.paused = True
         self.push(duration, W_UNDO, "resume", (worker.number, worker.incarnation))
+        self._observe()
 
     def resume_worker(self, worker: SimWorker) -> None:
         if not worker.up or not worker.paused:
             return
         self._trace(W_TIMER, worker.number, 5, b"resume")
         worker.paused = False
+        self._observe()
         held, worker.held = worker.held, []
         for direction, message in held:
             if direction == "in":
@@ -678,6 +684,7 @@ class CoordWorld(World):
         self._isolated.add(worker.number)
         self._rewire_workers()
         self._trace(W_TIMER, worker.number, 6, b"isolate")
+        self._observe()
         self.push(duration, W_UNDO, "reconnect", (worker.number, 0))
 
     def _on_worker_undo(self, what: str, arg: tuple) -> None:
@@ -689,6 +696,7 @@ class CoordWorld(World):
         elif what == "reconnect":
             self._isolated.discard(worker.number)
             self._rewire_workers()
+            self._observe()
 
     def _poisoned(self, worker_id: str) -> None:
         """The poison partition was just given to ``worker_id``: it dies soon."""
@@ -846,8 +854,12 @@ class CoordWorld(World):
                 return False
         return not plan(state, self.policy, self._leader_now())
 
+    def _observe(self) -> None:
+        self.coord_timeline.observe(self.now, self.workers, self._isolated, self.reference_state())
+
     def _on_coord_check(self) -> None:
         self.push(0.25, COORD_CHECK)
+        self._observe()
         first = self._poison_first
         if first is not None and self.poison_quarantined_at is None and self.heal_time is None \
                 and self.now > first + self.poison_bound:

@@ -384,7 +384,7 @@ class World:
         node.paused = False
         node.role = Role.FOLLOWER
         node.leader = 0
-        self.timeline.role(self.now, node.id, "follower", 0)
+        self.timeline.role(self.now, node.id, "follower", node.raw.term)  # the term it restarted with
         self.push(node.tick_interval, TICK, node.id, node.incarnation)
 
     # == running ===================================================================
@@ -585,6 +585,21 @@ class World:
         while raw.has_ready():
             self._handle_ready(node, raw, raw.ready())
 
+    def _send_all(self, node_id: int, messages: list[Any]) -> None:
+        delays_of = self.network.delays
+        codec = self._codec
+        queue = self._queue
+        now = self.now
+        for msg in messages:
+            dst = msg.to
+            delays = delays_of(node_id, dst)
+            if not delays:
+                continue  # lost
+            packet = (node_id, encode_message(msg) if codec else msg)
+            for delay in delays:
+                self._seq += 1
+                heapq.heappush(queue, (now + delay, self._seq, DELIVER, dst, packet))
+
     def _handle_ready(self, node: SimNode, raw: RawNode, rd: Any) -> None:
         self.ready_batches += 1
         if self.ready_batches >= self._watch_readies_at:
@@ -598,7 +613,12 @@ class World:
             disk.apply_snapshot(snapshot)
             node.kv = self.state_machine.restore(snapshot.data, snapshot.index)
             checker.on_snapshot_installed(node_id, snapshot)
-        # 2. Hard state and entries, durably (fsync when the Ready says so).
+        # 2. Hard state and entries, durably (fsync when the Ready says so). A
+        # leader's messages go first when the Ready allows it, as RaftRuntime
+        # sends them while its write runs.
+        send_first = rd.may_send_before_persist
+        if send_first and rd.messages:
+            self._send_all(node_id, rd.messages)
         entries = rd.entries
         hard_state = rd.hard_state
         if entries:
@@ -616,22 +636,9 @@ class World:
             checker.on_hard_state(node_id, hard_state, disk.storage.last_index())
         if rd.soft_state is not None:
             self._on_soft_state(node, raw, rd.soft_state)
-        # 3. Only now send.
-        messages = rd.messages
-        if messages:
-            delays_of = self.network.delays
-            codec = self._codec
-            queue = self._queue
-            now = self.now
-            for msg in messages:
-                dst = msg.to
-                delays = delays_of(node_id, dst)
-                if not delays:
-                    continue  # lost
-                packet = (node_id, encode_message(msg) if codec else msg)
-                for delay in delays:
-                    self._seq += 1
-                    heapq.heappush(queue, (now + delay, self._seq, DELIVER, dst, packet))
+        # 3. Only now send (unless sent first).
+        if rd.messages and not send_first:
+            self._send_all(node_id, rd.messages)
         # 4. Apply.
         committed = rd.committed_entries
         if committed:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 
+from raft.disk_storage import inspect_data_dir
 from raft.node import RawNode
 from raft.types import ConfState, VoteResponse
 
@@ -44,7 +45,9 @@ class ForgetfulDisk(FileDisk):
         if not segments:
             return
         path = f"{self.path}/{segments[-1]}"
-        size = self.fs.size(path)
+        # Where the records end: preallocated zeros may follow them.
+        size = next(x["used"] for x in inspect_data_dir(self.path, self.fs)["segments"]
+                    if x["name"] == segments[-1])
         if size > 64:
             handle = self.fs.open_append(path)
             handle.truncate(size - min(size - 32, 48))

@@ -12,6 +12,11 @@ storage, and checks Raft's safety properties after every step:
   never changes within a term; applied never goes backwards within an incarnation;
 * configuration safety: every configuration applied keeps a quorum overlap with
   the one before it.
+
+A leader's Ready that allows it (`may_send_before_persist`) has its messages sent
+before its write, as `RaftRuntime` does; `crash_during_write` kills a node after
+those messages left and before its write reached the disk, so every check above
+also covers the leader replicating in parallel with its own fsync.
 """
 
 from __future__ import annotations
@@ -50,6 +55,9 @@ class CheckedPeer:
         self.state: dict[int, tuple[int, int, bytes]] = {}
         self.applied = 0
         self.confs: list[ConfState] = []
+        # Set by `CheckedCluster.crash_during_write`: die once the next Ready that
+        # sends before persisting has sent its messages, before its write.
+        self.crash_in_write = False
 
     def snapshot_bytes(self) -> bytes:
         return cbor2.dumps(sorted((i, t, ty, d) for i, (t, ty, d) in self.state.items()))
@@ -106,6 +114,7 @@ class CheckedCluster:
         self.vote_in_term: dict[tuple[int, int], int] = {}
         self.accepted: list[tuple[int, int, int]] = []  # (node, term, index) of proposals
         self.steps = 0
+        self.writes_lost = 0  # crashes between a leader's messages and its write
 
     # -- driving ------------------------------------------------------------------------
 
@@ -126,9 +135,17 @@ class CheckedCluster:
                 peer.applied = rd.snapshot.index
                 for i, (t, ty, d) in peer.state.items():
                     self._record_commit(peer, Entry(term=t, index=i, type=EntryType(ty), data=d))
+            if rd.may_send_before_persist:
+                self.in_flight.extend(rd.messages)
+                if peer.crash_in_write and rd.entries:
+                    # The messages are on the wire; the write never happened.
+                    peer.crash_in_write = False
+                    self.writes_lost += 1
+                    self.crash(peer.node.id, keep_sent=True)
+                    return
             peer.storage.save(rd.hard_state, rd.entries, sync=rd.must_sync)
-            for m in rd.messages:
-                self.in_flight.append(m)
+            if not rd.may_send_before_persist:
+                self.in_flight.extend(rd.messages)
             for e in rd.committed_entries:
                 if e.index != peer.applied + 1:
                     raise SafetyViolation(f"node {peer.node.id} applied {e.index} after {peer.applied}")
@@ -187,10 +204,15 @@ class CheckedCluster:
                 self.peers[nid].node.tick()
         self.process()
 
-    def crash(self, nid: int) -> None:
+    def crash(self, nid: int, keep_sent: bool = False) -> None:
         peer = self.peers[nid]
         peer.alive = False
-        self.in_flight = [m for m in self.in_flight if m.to != nid and m.sender != nid]
+        peer.crash_in_write = False
+        self.in_flight = [m for m in self.in_flight if m.to != nid and (keep_sent or m.sender != nid)]
+
+    def crash_during_write(self, nid: int) -> None:
+        """Crash `nid` in its next write that follows its messages (see module doc)."""
+        self.peers[nid].crash_in_write = True
 
     def restart(self, nid: int) -> None:
         peer = self.peers[nid]
@@ -286,6 +308,8 @@ class CheckedCluster:
 
         Returns the leader's id. Raises AssertionError if that does not happen.
         """
+        for peer in self.peers.values():
+            peer.crash_in_write = False  # the faults are over
         self.heal()
         self.deliver_all()
         marker_index = None

@@ -51,6 +51,12 @@ def segments(fs: MemoryFileSystem) -> list[str]:
     return [n for n in fs.listdir(D) if n.endswith(".seg")]
 
 
+def used(fs: MemoryFileSystem, path: str) -> int:
+    """Where the records of segment `path` end (preallocated zeros may follow)."""
+    name = path.rsplit("/", 1)[-1]
+    return next(x["used"] for x in inspect_data_dir(D, fs)["segments"] if x["name"] == name)
+
+
 # -- round trips ----------------------------------------------------------------------
 
 
@@ -236,11 +242,14 @@ def _durable_copy(files_: dict[str, bytes]) -> MemoryFileSystem:
     return fs
 
 
+@pytest.mark.parametrize("preallocate", [0, 4096])
 @pytest.mark.parametrize("rolls", [False, True])
-def test_crash_at_every_byte_offset_of_the_last_write(rolls: bool) -> None:
+def test_crash_at_every_byte_offset_of_the_last_write(rolls: bool, preallocate: int) -> None:
     fs = MemoryFileSystem()
-    # A segment size the last write overflows (rolls=True) or not.
-    s = reopen(fs, segment_bytes=500 if rolls else 1 << 20)
+    # A segment size the last write overflows (rolls=True) or not; a segment that
+    # grows with each write, or one preallocated with zeros the write overwrites.
+    options = dict(segment_bytes=500 if rolls else 1 << 20, preallocate_bytes=preallocate)
+    s = reopen(fs, **options)
     s.save(HardState(1, 1, 0), ents(1, 4, size=20))
     s.save(HardState(1, 1, 2), ents(4, 7, size=20))
     synced = state(s)
@@ -254,13 +263,15 @@ def test_crash_at_every_byte_offset_of_the_last_write(rolls: bool) -> None:
     last_seg = changed[0]
     old = before.get(last_seg, b"")
     new = after[last_seg]
-    assert new.startswith(old)
+    start = next((i for i, (a, b) in enumerate(zip(old, new)) if a != b), len(old))
+    assert preallocate or start == len(old)
     outcomes = set()
-    for cut in range(len(old), len(new) + 1):
+    for cut in range(start, len(new) + 1):
+        # The crash kept a prefix of the write; the old bytes (zeros) stay after it.
         crashed = dict(after)
-        crashed[last_seg] = new[:cut]
+        crashed[last_seg] = new[:cut] + old[cut:]
         fs2 = _durable_copy(crashed)
-        s2 = reopen(fs2, segment_bytes=500 if rolls else 1 << 20)
+        s2 = reopen(fs2, **options)
         got = state(s2)
         # All or nothing: never a partial record, never a lost fsynced one.
         assert got in (synced, full), f"cut at {cut}"
@@ -268,7 +279,7 @@ def test_crash_at_every_byte_offset_of_the_last_write(rolls: bool) -> None:
         # The torn tail was cut off durably; writing again works and survives.
         s2.save(None, [Entry(9, s2.last_index() + 1, data=b"after")])
         fs2.crash()
-        s3 = reopen(fs2, segment_bytes=500 if rolls else 1 << 20)
+        s3 = reopen(fs2, **options)
         assert s3.entries(s3.last_index(), s3.last_index() + 1)[0].data == b"after"
     assert outcomes == {False, True}
 
@@ -280,7 +291,7 @@ def test_torn_tail_is_logged(caplog) -> None:
     s.save(None, ents(3, 5))
     seg = f"{D}/{segments(fs)[0]}"
     data = fs.read(seg)
-    fs2 = _durable_copy({segments(fs)[0]: data[:-3]})
+    fs2 = _durable_copy({segments(fs)[0]: data[: used(fs, seg) - 3]})
     with caplog.at_level(logging.WARNING, logger="raft.disk_storage"):
         s2 = reopen(fs2)
     assert s2.last_index() == 2
@@ -343,7 +354,7 @@ def _three_record_segment() -> tuple[MemoryFileSystem, str, list[int]]:
     s = reopen(fs)
     offsets = []
     for lo in (1, 4, 7):
-        offsets.append(fs.size(f"{D}/{segments(fs)[0]}"))
+        offsets.append(used(fs, f"{D}/{segments(fs)[0]}"))
         s.save(HardState(1, 1, lo), ents(lo, lo + 3, size=16))
     s.close()
     return fs, f"{D}/{segments(fs)[0]}", offsets
@@ -367,7 +378,7 @@ def test_corrupt_middle_record_refuses_to_open(where: str) -> None:
 @pytest.mark.parametrize("delta", [0, 7, 30, -1])
 def test_corrupt_last_record_is_cut_off(delta: int, caplog) -> None:
     fs, seg, offsets = _three_record_segment()
-    size = fs.size(seg)
+    size = used(fs, seg)
     fs.corrupt(seg, (offsets[2] + delta) if delta >= 0 else size - 1, 0x04)
     with caplog.at_level(logging.WARNING, logger="raft.disk_storage"):
         s = reopen(fs)
@@ -383,7 +394,7 @@ def test_corruption_in_a_non_last_segment_is_never_a_torn_tail() -> None:
         s.save(None, ents(i, i + 1, size=30))
     s.close()
     first = f"{D}/{segments(fs)[0]}"
-    fs.corrupt(first, fs.size(first) - 2)
+    fs.corrupt(first, used(fs, first) - 2)
     with pytest.raises(CorruptionError) as info:
         reopen(fs, segment_bytes=150)
     assert info.value.path == first
@@ -498,7 +509,7 @@ def test_inspect_describes_the_directory_without_changing_it() -> None:
     s.compact(snap(12, 1))
     s.close()
     seg = f"{D}/{segments(fs)[-1]}"
-    fs.corrupt(seg, fs.size(seg) - 1)
+    fs.corrupt(seg, used(fs, seg) - 1)
     before = files(fs)
     report = inspect_data_dir(D, fs)
     assert files(fs) == before
@@ -583,3 +594,89 @@ def test_memory_file_system_locks_until_release_or_crash() -> None:
         DiskStorage("/d", fs=fs)
     second.close()
     DiskStorage("/d", fs=fs).close()
+
+
+# -- preallocated segments --------------------------------------------------------------
+
+
+def test_preallocated_segment_reopens_at_its_last_record_on_a_real_disk(tmp_path) -> None:
+    path = str(tmp_path / "log")
+    s = DiskStorage(path, preallocate_bytes=64 << 10)
+    s.save(HardState(1, 1, 0), ents(1, 4))
+    s.close()
+    (seg,) = [n for n in OsFileSystem().listdir(path) if n.endswith(".seg")]
+    report = inspect_data_dir(path)["segments"][0]
+    assert report["size"] == 64 << 10 and report["used"] < 1024 and not report["torn_tail"]
+    s = DiskStorage(path, preallocate_bytes=64 << 10)
+    s.save(HardState(1, 1, 3), ents(4, 6))  # lands after the records, not at the end
+    s.close()
+    s = DiskStorage(path, preallocate_bytes=64 << 10)
+    assert s.last_index() == 5 and s.hard_state == HardState(1, 1, 3)
+    assert [e.data for e in s.entries(1, 6)] == [e.data for e in ents(1, 6)]
+    assert OsFileSystem().size(f"{path}/{seg}") == 64 << 10  # no new allocation
+    s.close()
+
+
+def test_preallocation_grows_in_steps_and_rolls_at_the_segment_size() -> None:
+    fs = MemoryFileSystem()
+    s = reopen(fs, segment_bytes=1000, preallocate_bytes=300)
+    sizes = []
+    for i in range(1, 40):
+        s.save(None, ents(i, i + 1, size=30))
+        sizes.append(fs.size(f"{D}/{segments(fs)[-1]}"))
+    assert len(segments(fs)) > 1
+    assert set(sizes) <= {300, 600, 900, 1000}
+    s.close()
+    s = reopen(fs, segment_bytes=1000, preallocate_bytes=300)
+    assert s.last_index() == 39
+    assert [x["torn_tail"] for x in inspect_data_dir(D, fs)["segments"]] == [None] * len(segments(fs))
+
+
+def test_torn_write_over_preallocated_zeros_whose_header_never_landed_is_cut() -> None:
+    # The disk wrote a later page of the last record but not the page with its
+    # header: zeros, then part of a record, then zeros.
+    fs, seg, offsets = _three_record_segment()
+    end = used(fs, seg)
+    data = bytearray(fs.read(seg))
+    data[offsets[2] : offsets[2] + 20] = bytes(20)
+    fs2 = _durable_copy({seg.rsplit("/", 1)[1]: bytes(data)})
+    s = reopen(fs2)
+    assert s.last_index() == 6 and fs2.size(seg) == offsets[2]
+    assert end > offsets[2] + 20
+
+
+def test_garbage_in_the_preallocated_space_is_a_torn_tail() -> None:
+    fs, seg, offsets = _three_record_segment()
+    end = used(fs, seg)
+    assert fs.size(seg) > end + 100  # preallocated zeros follow the records
+    fs.corrupt(seg, end + 50)
+    s = reopen(fs)
+    assert s.last_index() == 9 and s.hard_state == HardState(1, 1, 7)
+
+
+def test_zeroed_record_before_a_valid_one_is_corruption_not_free_space() -> None:
+    fs, seg, offsets = _three_record_segment()
+    data = bytearray(fs.read(seg))
+    data[offsets[1] : offsets[2]] = bytes(offsets[2] - offsets[1])
+    fs2 = _durable_copy({seg.rsplit("/", 1)[1]: bytes(data)})
+    with pytest.raises(CorruptionError) as info:
+        reopen(fs2)
+    assert info.value.offset == offsets[1]
+
+
+def test_memory_file_system_tears_an_overwrite_of_synced_zeros() -> None:
+    fs = MemoryFileSystem()
+    fs.makedirs(D)
+    f = fs.open_append(f"{D}/f")
+    f.write(b"head")
+    f.allocate(64)
+    f.fsync()
+    fs.fsync_dir(D)
+    f.write(b"0123456789")
+    assert f.tell() == 14 and f.allocated() == 64
+    fs.crash(random.Random(3))
+    kept = fs.read(f"{D}/f")
+    assert len(kept) == 64 and kept.startswith(b"head")
+    written = kept[4:14]
+    cut = written.find(0) if 0 in written else 10
+    assert written[:cut] == b"0123456789"[:cut] and kept[4 + cut :] == bytes(60 - cut)

@@ -83,6 +83,14 @@ class RaftCluster(RuleBasedStateMachine):
             self.cluster.crash(data.draw(st.sampled_from(alive)))
 
     @rule(data=st.data())
+    def crash_during_write(self, data) -> None:
+        # Usually the leader: the one whose messages may leave before its write.
+        leader = self.cluster.current_leader()
+        nid = leader if leader is not None and data.draw(st.booleans()) else data.draw(
+            st.sampled_from(self.node_ids()))
+        self.cluster.crash_during_write(nid)
+
+    @rule(data=st.data())
     def restart(self, data) -> None:
         dead = [n for n in self.node_ids() if not self.cluster.peers[n].alive]
         if dead:

@@ -198,9 +198,12 @@ async def test_restart_from_disk_recovers_the_state(autojump_clock, nursery, tmp
     await _restart_from_disk(nursery, tmp_path, io_in_thread=False)
 
 
-async def test_disk_writes_in_a_worker_thread(nursery, tmp_path):
+@pytest.mark.parametrize("replicate_while_writing", [False, True])
+async def test_disk_writes_in_a_worker_thread(nursery, tmp_path, replicate_while_writing):
     # Real time (a mock clock would race ahead while a thread fsyncs): short ticks.
-    await _restart_from_disk(nursery, tmp_path, io_in_thread=True, tick_interval=0.02)
+    # With replicate_while_writing the leader's appends leave while its fsync runs.
+    await _restart_from_disk(nursery, tmp_path, io_in_thread=True, tick_interval=0.02,
+                             replicate_while_writing=replicate_while_writing)
 
 
 async def _restart_from_disk(nursery, tmp_path, **options):
@@ -432,9 +435,11 @@ def _crashing_disks() -> dict[int, tuple[MemoryFileSystem, str]]:
     return {i: (MemoryFileSystem(), f"/node{i}") for i in IDS}
 
 
+@pytest.mark.parametrize("replicate_while_writing", [False, True])
 @pytest.mark.parametrize("disk", ["memory", "crashing"])
 @pytest.mark.parametrize("seed", range(CHAOS_SEEDS))
-async def test_reads_and_writes_stay_linearizable_under_chaos(autojump_clock, seed, disk):
+async def test_reads_and_writes_stay_linearizable_under_chaos(autojump_clock, seed, disk,
+                                                              replicate_while_writing):
     # Clients put and read (read_barrier, then the local state) on every node while
     # nodes are isolated, restarted and lose power, leadership moves, and the
     # network loses and delays messages (some beyond a restart). The whole history
@@ -443,6 +448,7 @@ async def test_reads_and_writes_stay_linearizable_under_chaos(autojump_clock, se
     # (or tears) whatever was not fsynced, as a power cut would; a restart reopens
     # the storage from what survived. An acknowledgement sent before its fsync
     # would show up here as an acknowledged proposal missing from the final log.
+    # replicate_while_writing: the leader sends its appends before its own write.
     import random
 
     from simulations.history import History, OpKind, Outcome
@@ -457,7 +463,8 @@ async def test_reads_and_writes_stay_linearizable_under_chaos(autojump_clock, se
     keys = ("k0", "k1")
     with trio.fail_after(600):
         async with trio.open_nursery() as nursery:
-            cluster = Cluster(nursery, storages=storages, machine=Store, snapshot_every=15)
+            cluster = Cluster(nursery, storages=storages, machine=Store, snapshot_every=15,
+                              replicate_while_writing=replicate_while_writing)
             cluster.network = LossyNetwork(rng, nursery)
             await cluster.start_all()
             stop = trio.Event()

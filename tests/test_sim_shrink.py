@@ -139,7 +139,7 @@ def test_cli_reports_a_bad_plan_file_in_one_line(tmp_path):
     path = tmp_path / "bad.json"
     path.write_text("{not json")
     out = CliRunner().invoke(cli, ["simulate", "--plan", str(path)])
-    assert out.exit_code == 1
+    assert out.exit_code == 3  # corrupt or unreadable data, not a failed check (cli/exit_codes.py)
     [line] = out.output.strip().splitlines()
     assert line.startswith("Error: ") and "not JSON" in line
 
