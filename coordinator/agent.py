@@ -29,6 +29,7 @@ import logging
 import math
 import random
 import ssl
+import uuid
 from typing import Any, AsyncIterator, Awaitable, Callable, Optional, Sequence
 
 import trio
@@ -139,7 +140,7 @@ class Worker:
         self._nodes = list(addresses)
         self.session = WorkerSession(
             worker_id, zone, timing, self._nodes, rng or random.Random(), address=address,
-            auto_release=auto_release, redirect_target=self._follow)
+            process=uuid.uuid4().hex, auto_release=auto_release, redirect_target=self._follow)
         self._link: Optional[_Link] = None
         self._connect_lock = trio.Lock()
         self._replies: dict[int, _Reply] = {}

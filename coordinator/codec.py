@@ -17,11 +17,13 @@ Field names are still written out, so renaming a *field* is a format change.
 Compatibility
 =============
 Format 1 (up to this release) tagged values with their class names; format 2 tags
-them with `WIRE_TAGS`. Decoders read both (format 1 names are mapped through the
-frozen `_FORMAT1_NAMES` table, not through today's class names), encoders write
-format 2. A node of an older release cannot read format 2 entries: upgrade every
-node of a cluster before it elects a leader of the new release. Golden files under
-``tests/golden`` pin both formats.
+them with `WIRE_TAGS`; format 3 adds the quarantine evidence fields
+(``RegisterWorker.process``, ``ExpireWorker.last_heard``), which an entry of an
+older format lacks and which then take their defaults. Decoders read all three
+(format 1 names are mapped through the frozen `_FORMAT1_NAMES` table, not through
+today's class names), encoders write format 3. A node of an older release cannot
+read newer entries: upgrade every node of a cluster before it elects a leader of the
+new release. Golden files under ``tests/golden`` pin every format.
 
 Decoding is the filter between the outside world and the state machine: anything that
 is not a well-formed command of a known version (bad CBOR, trailing bytes, unknown
@@ -41,10 +43,10 @@ import cbor2
 
 from . import commands as c
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Bump when an encoded command could be read differently; decoders refuse others."""
 
-_READABLE_FORMATS = (1, FORMAT_VERSION)
+_READABLE_FORMATS = (1, 2, FORMAT_VERSION)
 
 WIRE_TAGS: Mapping[int, type] = {
     # Commands: 1..99.

@@ -85,6 +85,12 @@ def _group_name(instance: object, attribute: attrs.Attribute, value: object) -> 
         raise ValueError(f"{attribute.name} must not contain '/', got {value!r}")
 
 
+def _optional_short_text(instance: object, attribute: attrs.Attribute, value: object) -> None:
+    if not isinstance(value, str) or len(value) > MAX_ID_LENGTH:
+        raise ValueError(f"{attribute.name} must be a str of at most {MAX_ID_LENGTH} "
+                         f"characters, got {value!r}")
+
+
 def _optional_identifier(instance: object, attribute: attrs.Attribute, value: object) -> None:
     if value is not None:
         _identifier(instance, attribute, value)
@@ -151,6 +157,10 @@ def _to_labels(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _optional_seconds(value: Any) -> Optional[float]:
+    return None if value is None else _to_seconds(value)
+
+
 def _now() -> Any:
     return attrs.field(converter=_to_seconds)
 
@@ -172,6 +182,11 @@ class RegisterWorker:
         zone: failure domain; replicas of a partition are spread across zones.
         capacity: relative size; fair shares are proportional to it.
         labels: free-form key/value pairs (stored sorted).
+        process: an id the worker process draws when it starts (unique per
+            process, e.g. a random UUID), sent with every heartbeat; "" when the
+            agent does not send one. A new id after a death tells a crash from a
+            lease lost to a pause or the network (quarantine, rule 6 of
+            `coordinator.state`).
         now: cluster time of the proposing leader.
     """
 
@@ -180,6 +195,7 @@ class RegisterWorker:
     zone: str = attrs.field(default="default", validator=_identifier)
     capacity: int = attrs.field(default=1, validator=_int_at_least(1, 1_000_000))
     labels: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_to_labels)
+    process: str = attrs.field(default="", validator=_optional_short_text)
     now: float = _now()
 
 
@@ -197,11 +213,20 @@ class ExpireWorker:
     """The leader decided the worker's lease expired (see `coordinator.lease`).
 
     The worker becomes DEAD; its slots are freed, or held for it during the restart
-    delay window if it was ACTIVE; recent owner deaths count towards quarantine.
+    delay window if it was ACTIVE. The partitions it took last before it was last
+    heard from, if soon before, become suspects: charged towards quarantine if it
+    comes back as a new process (rule 6 of `coordinator.state`).
+
+    Attributes:
+        last_heard: cluster time at which the deciding leader last received a
+            heartbeat from the worker; None if it never did (it became leader
+            after the worker went silent). A partition given to the worker after
+            that was never seen by it, so cannot have crashed it.
     """
 
     worker_id: str = attrs.field(validator=_identifier)
     now: float = _now()
+    last_heard: Optional[float] = attrs.field(default=None, converter=_optional_seconds)
 
 
 @attrs.frozen(kw_only=True)
@@ -465,11 +490,18 @@ class Error:
 
 @attrs.frozen(kw_only=True)
 class WorkerRegistered:
-    """Result of `RegisterWorker`. ``restored``: slots handed back after a restart."""
+    """Result of `RegisterWorker`.
+
+    Attributes:
+        restored: slots handed back after a restart.
+        quarantined: partitions that this worker's crash (now known: it came back as
+            a new process) put into quarantine.
+    """
 
     worker_id: str
     created: bool
     restored: tuple = attrs.field(default=(), converter=tuple)
+    quarantined: tuple = attrs.field(default=(), converter=tuple)
 
 
 @attrs.frozen(kw_only=True)
@@ -479,7 +511,9 @@ class WorkerRemoved:
     Attributes:
         freed: slots that became free at once.
         held: slots held for the worker's possible restart.
-        quarantined: partitions that this death put into quarantine.
+        quarantined: partitions that this death put into quarantine (always empty
+            since crashes are charged when the worker comes back; kept so that
+            older results still decode).
     """
 
     worker_id: str

@@ -36,15 +36,20 @@ class CoordinatorConfig:
         restart_delay: seconds during which the slots of an expired ACTIVE worker are
             held for it; if it re-registers in time it gets them back without moves.
             0 frees them at once.
-        quarantine_threshold: owner deaths that quarantine a partition (deaths with
-            the same timestamp, such as a whole zone expiring in one leader tick,
-            count as one).
-        quarantine_window: a death counts when the owner took the slot at most this
-            many seconds earlier, and only deaths within this many seconds of each
-            other add up.
+        quarantine_threshold: crashes of workers (at least two distinct ones),
+            each soon after it took the partition, that quarantine it (rule 6 of
+            `coordinator.state`; crashes with the same timestamp, such as a whole
+            zone expiring in one leader tick, count as one).
+        quarantine_window: only crashes within this many seconds of each other add
+            up, and a crash is counted only if the worker comes back within this
+            many seconds of its death.
+        quarantine_suspect_window: a worker's death makes a partition a suspect
+            only if the worker took it at most this many seconds before the leader
+            last heard from it: how long a partition may take to crash a worker.
     """
 
     revoke_timeout: float = attrs.field(default=10.5, validator=_non_negative)
     restart_delay: float = attrs.field(default=0.0, validator=_non_negative)
     quarantine_threshold: int = attrs.field(default=3, validator=_positive_int)
     quarantine_window: float = attrs.field(default=60.0, validator=_non_negative)
+    quarantine_suspect_window: float = attrs.field(default=20.0, validator=_non_negative)

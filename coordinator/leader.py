@@ -112,6 +112,9 @@ class CoordinatorLeader:
         self._revokes_proposed: dict[SlotKey, int] = {}
         # ExpireWorker proposals not yet reported applied or dropped, per worker.
         self._expiries_proposed: dict[str, int] = {}
+        # When this leader last received a heartbeat it acknowledged, per worker
+        # (leader clock); sent with an expiry as evidence for quarantine.
+        self._last_heard: dict[str, float] = {}
         # When this leader last received a heartbeat whose acknowledgement covered a
         # slot (leader clock).
         self._covered_at: dict[SlotKey, float] = {}
@@ -178,6 +181,8 @@ class CoordinatorLeader:
             # grant a lease that outlives the expiry.
             return None
         self.leases.heartbeat(worker_id, received_at)
+        self._last_heard[worker_id] = max(received_at,
+                                          self._last_heard.get(worker_id, -math.inf))
         covered = []
         for key in self._covered_slots(worker_id):
             # Rule 3 of coordinator.lease: no revoke of this slot is forced before a
@@ -256,6 +261,7 @@ class CoordinatorLeader:
                 # Gone, dead, or dead and registered again since the last look: a
                 # returning worker starts a fresh lease below.
                 leases.forget(worker_id)
+                self._last_heard.pop(worker_id, None)
         for worker_id in sorted(state.workers):
             record = state.workers[worker_id]
             if record.state is not WorkerState.DEAD and leases.deadline(worker_id) is None:
@@ -268,7 +274,10 @@ class CoordinatorLeader:
         for worker_id in expired:
             key = ("worker", worker_id)
             if self._may_propose(key, now):
-                self._propose(out, c.ExpireWorker(worker_id=worker_id, now=cluster), now)
+                heard = self._last_heard.get(worker_id)
+                last_heard = None if heard is None else min(cluster, self.cluster_time(heard))
+                self._propose(out, c.ExpireWorker(worker_id=worker_id, now=cluster,
+                                                  last_heard=last_heard), now)
         if expired:
             return out
         self._force_revokes(out, now, cluster)

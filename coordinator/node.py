@@ -393,18 +393,22 @@ class NodeDriver:
         cluster = leader.cluster_time(now)
         if isinstance(message, Heartbeat):
             record = self._state().workers.get(message.worker_id)
-            if record is None or record.state is WorkerState.DEAD:
-                out: list[Output] = []
-                if now >= term.registering.get(message.worker_id, -math.inf) + REGISTER_RETRY:
-                    term.registering[message.worker_id] = now
-                    command = c.RegisterWorker(
-                        worker_id=message.worker_id, address=message.address or peer,
-                        zone=message.zone, now=cluster)
-                    out.append(Propose(envelope(WORKER_REQUEST, command), command,
-                                       WORKER_REQUEST, None, request_id, message, term.term))
+            dead = record is None or record.state is WorkerState.DEAD
+            out: list[Output] = []
+            # A live worker heartbeating from a new process restarted within its
+            # lease: the new process is registered too (quarantine, rule 6a).
+            if (dead or (message.process and message.process != record.process)) \
+                    and now >= term.registering.get(message.worker_id, -math.inf) + REGISTER_RETRY:
+                term.registering[message.worker_id] = now
+                command = c.RegisterWorker(
+                    worker_id=message.worker_id, address=message.address or peer,
+                    zone=message.zone, process=message.process, now=cluster)
+                out.append(Propose(envelope(WORKER_REQUEST, command), command,
+                                   WORKER_REQUEST, None, request_id, message, term.term))
+            if dead:
                 out.append(Send(reply_to, Nack(message.seq), request_id))
                 return out
-            return self._start_heartbeat_read(_HeartbeatRead(
+            return out + self._start_heartbeat_read(_HeartbeatRead(
                 term, reply_to, request_id, message.worker_id, message.seq, now))
         if isinstance(message, Release):
             command: c.Command = c.Released(

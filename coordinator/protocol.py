@@ -396,12 +396,16 @@ class Heartbeat:
         zone: the worker's failure domain (used when registering it).
         address: where the worker's own clients reach it (opaque to the
             coordinator; empty: the node records the connection's peer address).
+        process: the id of this worker process, drawn when it starts (empty: not
+            sent); a new one after a death tells a crash from a lost lease
+            (quarantine, rule 6 of `coordinator.state`).
     """
 
     worker_id: str
     seq: int
     zone: str
     address: str = ""
+    process: str = ""
 
 
 @register_message(2)

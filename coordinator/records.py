@@ -36,6 +36,12 @@ class WorkerRecord:
         owned: slots it owns now (unordered; sort before relying on order).
         held: slots held for it while it is DEAD, within the restart delay window.
         load: total weight of ``owned``.
+        process: the id of the worker process that registered last ("" when the
+            agent does not send one); a new id after a death means it crashed.
+        suspects: partitions that may have killed it: those it took last, soon
+            before its death. Charged if it comes back as a new process (a crash),
+            dropped if the same process comes back (its lease was lost to a pause
+            or the network).
     """
 
     worker_id: str
@@ -46,6 +52,9 @@ class WorkerRecord:
     state: WorkerState
     registered_at: float
     expired_at: Optional[float] = None
+    process: str = ""
+    suspects: tuple[str, ...] = ()
+    # Derived from the partitions (not stored in snapshots): after the stored fields.
     owned: set[SlotKey] = attrs.field(factory=set)
     held: set[SlotKey] = attrs.field(factory=set)
     load: int = 0
@@ -63,7 +72,8 @@ class PartitionRecord:
         owners: owner per replica slot (None = free); slot 0 is the primary.
         assigned_at: when each slot got its current owner (None = free).
         epoch: fencing token; grows by one on every `Assign`.
-        deaths: recent owner deaths (timestamps) counted for quarantine.
+        deaths: recent crashes charged to it for quarantine: (time of the owner's
+            death, owner id), in time order.
         not_before: no `Assign` before this time (set when a deleted group's name is
             re-used, so that owners of the old incarnation have stopped).
     """
@@ -77,7 +87,7 @@ class PartitionRecord:
     owners: list[Optional[str]]
     assigned_at: list[Optional[float]]
     quarantined: bool = False
-    deaths: list[float] = attrs.field(factory=list)
+    deaths: list[tuple[float, str]] = attrs.field(factory=list)
     not_before: Optional[float] = None
     ordinal: int = 0
     """Creation order across all groups; planners list slots by it (an int sorts fast)."""
@@ -125,10 +135,17 @@ class PendingMove:
 
 @attrs.define(eq=False)
 class Hold:
-    """A free slot reserved for a dead worker until ``until``."""
+    """A free slot reserved for a dead worker until ``until``.
+
+    Attributes:
+        taken_at: when the worker had taken the slot; handed back, the slot keeps
+            it (a restart gives nothing new to suspect, rule 6 of
+            `coordinator.state`). None when unknown (older snapshots).
+    """
 
     worker_id: str
     until: float
+    taken_at: Optional[float] = None
 
 
 @attrs.define(eq=False)

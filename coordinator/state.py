@@ -38,6 +38,60 @@ order, on every replica. Rules of operation:
    timestamps for liveness (hold windows, quarantine windows, the earliest time a
    revoke may be forced); lease *safety* never rests on them: it compares
    intervals on one leader's local clock (see `coordinator.lease`).
+6. **Quarantine isolates partitions that crash the workers that take them**, not
+   partitions that shared a worker with bad luck. A lease can run out because the
+   process crashed, or because it was paused, cut off from the coordinator, or on
+   the wrong side of a partition of the coordinator nodes; and one death hits every
+   partition of the worker. Charging every death to every partition the worker took
+   recently quarantined most partitions after one network blip (they then stay
+   unowned until an operator acts). So a death is evidence against a partition only
+   when all of these hold:
+
+   a. *It was a crash.* The worker comes back as a new process: its
+      `RegisterWorker` carries a ``process`` id other than the one it registered
+      with. The same process coming back lost its lease to a pause or the network
+      and charges nothing; a worker that never comes back (a machine lost), or an
+      agent that sends no process id, charges nothing either: a false quarantine
+      leaves a partition without owner, while a missed one only lets a crash loop
+      go on. A new process seen while the old one's lease still ran (a restart
+      within the lease) only updates the id: nobody knows when the old process
+      was last heard from, so what it took last may never have reached it.
+   b. *The partition is a suspect.* At the death (`ExpireWorker`), the suspects are
+      the slots the worker took last (the latest ``assigned_at``, several if given
+      at one instant) *before the leader last heard from it* (``last_heard``), if
+      that was at most ``quarantine_suspect_window`` before. A slot given after
+      the worker went silent never reached it (its view comes with heartbeat
+      acknowledgements); slots it had run longer, in the same process, did not
+      kill it; slots handed back from a hold after a restart keep the time they
+      were first taken. So a death shared by all of a worker's partitions is
+      charged to none but the newest, and an expiry decided by a leader that
+      never heard from the worker charges nothing.
+   c. *It follows the partition across workers*: a partition is quarantined when
+      ``quarantine_threshold`` crashes with distinct timestamps, of at least two
+      distinct workers, all within ``quarantine_window`` of each other, were
+      charged to it. A worker that crash-loops on its own (getting its held
+      slots back each time) quarantines nothing; a whole zone expiring at one
+      timestamp is one incident. Two workers suffice: a crashed worker comes
+      back empty, so the planner often hands the partition straight back to it.
+   d. *A known killer explains its crashes.* When a partition is quarantined, the
+      crashes charged to it are taken off the partitions that were suspects
+      beside it (the planner often moves a dead worker's partitions together, so
+      an innocent one may travel with a bad one for a while), and a crash whose
+      suspects include a quarantined partition charges nobody else. Suspects
+      that cross the threshold at the same crash cannot be told apart and are
+      quarantined together.
+
+   False positives: an innocent partition is quarantined only if, ``threshold``
+   times within the window, the worker that took it last crashed soon after
+   taking it and came back as a new process, and not always the same worker.
+   Independent crashes rarely line up like that; pauses, cut-offs and coordinator
+   partitions never count. The cost of the rule: a partition that crashes workers
+   only after running for longer than the suspect window, or while other
+   partitions are given to the same worker after it, is quarantined later (or
+   never), and crashes are charged only once the worker is back. The charge of a
+   crash is decided when the worker registers again, from replicated facts only
+   (rule 1): the suspects recorded at its expiry (from the ``last_heard`` the
+   expiry carries), its ``expired_at`` (the crash's date), the process ids.
 
 6. **Client writes apply once.** A `ClientRequest` carries a client id and sequence
    number; the result of each recent number is kept per client (a bounded table,
@@ -76,14 +130,16 @@ from .records import (
     partition_id,
 )
 
-SNAPSHOT_FORMAT = 3
-"""Version 2 added ``log_time``, version 3 the client sessions; older snapshots are
-still read (see `restore`)."""
-_READABLE_FORMATS = (1, 2, SNAPSHOT_FORMAT)
+SNAPSHOT_FORMAT = 4
+"""Version 2 added ``log_time``, version 3 the client sessions, version 4 the
+quarantine evidence of rule 6 (worker process ids and suspects, crash charges with
+their worker, holds' take times, the suspect window); older snapshots are still
+read (see `restore`)."""
+_READABLE_FORMATS = (1, 2, 3, SNAPSHOT_FORMAT)
 
 # Snapshot rows: each record's fields in declaration order (see `coordinator._rows`).
 _CONFIG_ROWS = Rows(CoordinatorConfig)
-_WORKER_ROWS = Rows(WorkerRecord, last="expired_at")
+_WORKER_ROWS = Rows(WorkerRecord, last="suspects")
 _GROUP_ROWS = Rows(GroupRecord)
 _PARTITION_ROWS = Rows(PartitionRecord, last="not_before")
 _PENDING_ROWS = Rows(PendingMove)
@@ -344,7 +400,7 @@ class CoordinatorState:
             self._workers[cmd.worker_id] = WorkerRecord(
                 worker_id=cmd.worker_id, address=cmd.address, zone=cmd.zone,
                 capacity=cmd.capacity, labels=cmd.labels, state=WorkerState.ACTIVE,
-                registered_at=cmd.now,
+                registered_at=cmd.now, process=cmd.process,
             )
             return c.WorkerRegistered(worker_id=cmd.worker_id, created=True)
         moved_zone = worker.zone != cmd.zone
@@ -353,8 +409,19 @@ class CoordinatorState:
         if moved_zone:
             for pid in sorted({key[0] for key in worker.owned}):
                 self._check_zone_spread(self._partitions[pid])
+        # Rule 6a: a new process id means the previous process crashed.
+        crashed = bool(cmd.process and worker.process and cmd.process != worker.process)
+        if cmd.process:
+            worker.process = cmd.process
         if worker.state is not WorkerState.DEAD:
+            # A restart within the lease charges nothing: nobody knows when the
+            # old process was last heard from, so what it took may never have
+            # reached it.
             return c.WorkerRegistered(worker_id=cmd.worker_id, created=False)
+        suspects, worker.suspects = worker.suspects, ()
+        quarantined = []
+        if crashed and worker.expired_at is not None:
+            quarantined = self._charge_crash(worker, suspects, worker.expired_at, cmd.now)
         worker.state = WorkerState.ACTIVE
         worker.expired_at = None
         worker.registered_at = cmd.now
@@ -366,9 +433,12 @@ class CoordinatorState:
             if (hold.until > cmd.now and record.owners[slot] is None
                     and not record.quarantined and cmd.worker_id not in record.owners):
                 self._set_owner(record, slot, worker, cmd.now)
+                if hold.taken_at is not None:
+                    record.assigned_at[slot] = hold.taken_at  # not a new take (rule 6b)
                 restored.append(c.SlotRef(partition_id=key[0], slot=slot, epoch=record.epoch))
         worker.held.clear()
-        return c.WorkerRegistered(worker_id=cmd.worker_id, created=False, restored=restored)
+        return c.WorkerRegistered(worker_id=cmd.worker_id, created=False, restored=restored,
+                                  quarantined=quarantined)
 
     def _deregister(self, cmd: c.DeregisterWorker) -> c.Result:
         worker = self._workers.get(cmd.worker_id)
@@ -391,28 +461,64 @@ class CoordinatorState:
         worker.state = WorkerState.DEAD
         worker.expired_at = cmd.now
         self._counters.expirations += 1
-        freed, held, quarantined = [], [], []
+        # Rule 6b: charged only if it comes back as a new process (`_register`).
+        worker.suspects = tuple(self._suspects(worker, cmd.last_heard))
+        freed, held = [], []
         for key in sorted(worker.owned):
             record = self._partitions[key[0]]
-            took = record.assigned_at[key[1]]
+            taken_at = record.assigned_at[key[1]]
             ref = self._free_slot(key, worker)
-            horizon = cmd.now - config.quarantine_window
-            # Deaths at one timestamp (e.g. a zone failing) are one incident.
-            if took is not None and took >= horizon and cmd.now not in record.deaths:
-                record.deaths.append(cmd.now)
-            record.deaths = [t for t in record.deaths if t >= horizon]
-            if not record.quarantined and len(record.deaths) >= config.quarantine_threshold:
-                self._quarantine(record)
-                quarantined.append(record.partition_id)
             if may_hold and not record.quarantined and key not in self._pending:
                 self._holds[key] = Hold(worker_id=worker.worker_id,
-                                        until=cmd.now + config.restart_delay)
+                                        until=cmd.now + config.restart_delay,
+                                        taken_at=taken_at)
                 worker.held.add(key)
                 held.append(ref)
             else:
                 freed.append(ref)
-        return c.WorkerRemoved(worker_id=cmd.worker_id, freed=freed, held=held,
-                               quarantined=quarantined)
+        return c.WorkerRemoved(worker_id=cmd.worker_id, freed=freed, held=held)
+
+    def _suspects(self, worker: WorkerRecord, last_heard: Optional[float]) -> list[str]:
+        """The partitions a worker last heard from at ``last_heard`` may have been
+        killed by (rule 6b): those it took last before then, if within the suspect
+        window."""
+        if last_heard is None:
+            return []
+        partitions = self._partitions
+        taken = [(partitions[pid].assigned_at[slot], pid) for pid, slot in worker.owned]
+        taken = [(t, pid) for t, pid in taken if t is not None and t < last_heard]
+        latest = max((t for t, _ in taken), default=None)
+        if latest is None or latest < last_heard - self._config.quarantine_suspect_window:
+            return []
+        return sorted({pid for t, pid in taken if t == latest})
+
+    def _charge_crash(self, worker: WorkerRecord, suspects: Any, died_at: float,
+                      now: float) -> list[str]:
+        """Charge a crash of ``worker`` at ``died_at`` to its suspects (rules 6c and
+        6d); returns the partitions it quarantined."""
+        window = self._config.quarantine_window
+        threshold = self._config.quarantine_threshold
+        records = [self._partitions[pid] for pid in suspects if pid in self._partitions]
+        if died_at < now - window or any(record.quarantined for record in records):
+            return []  # too old to count, or explained by a quarantined suspect
+        incident = (died_at, worker.worker_id)
+        quarantined = []
+        for record in records:
+            deaths = [d for d in record.deaths if d[0] >= now - window]
+            bisect.insort(deaths, incident)
+            record.deaths = deaths
+            if len({t for t, _ in deaths}) >= threshold \
+                    and len({w for _, w in deaths}) >= min(2, threshold):
+                quarantined.append(record)
+        for record in quarantined:
+            self._quarantine(record)
+        for record in quarantined:
+            # Its crashes are explained: its fellow suspects are cleared of them.
+            explained = set(record.deaths)
+            for other in self._partitions.values():
+                if other.deaths and not other.quarantined:
+                    other.deaths = [d for d in other.deaths if d not in explained]
+        return [record.partition_id for record in quarantined]
 
     def _drain(self, cmd: c.DrainWorker) -> c.Result:
         return self._set_worker_state(cmd.worker_id, WorkerState.DRAINING)
@@ -480,6 +586,10 @@ class CoordinatorState:
             del self._weights[group.weight]
         del self._groups[cmd.name]
         self._retired[cmd.name] = (floor, cmd.now)
+        gone = set(group.partition_ids())
+        for worker in self._workers.values():
+            if worker.suspects and gone.intersection(worker.suspects):
+                worker.suspects = tuple(p for p in worker.suspects if p not in gone)
         return c.GroupChanged(name=cmd.name, count=group.count, created=False)
 
     # -- assignments
@@ -781,6 +891,10 @@ class CoordinatorState:
         A version 1 snapshot has no ``log_time``; it is taken as the latest timestamp
         the snapshot stores (a lower bound of the true one: cluster time then
         continues from there, which only makes windows in flight a little longer).
+        Version 1 to 3 snapshots charged every death, whatever its cause, to every
+        partition taken recently: those charges are dropped, and their workers have
+        no process id or suspects yet (rule 6 then charges nothing until they
+        register again).
 
         Raises:
             SnapshotError: the bytes are not a snapshot of a supported format.
@@ -799,6 +913,8 @@ class CoordinatorState:
 
     @classmethod
     def _from_wire(cls, wire: dict[str, Any]) -> "CoordinatorState":
+        if wire["format"] < 4:
+            _upgrade_to_format_4(wire)
         state = cls(_CONFIG_ROWS.decode(wire["config"]))
         for row in wire["workers"]:
             worker = _WORKER_ROWS.decode(row)
@@ -808,6 +924,7 @@ class CoordinatorState:
             state._groups[group.name] = group
         for row in wire["partitions"]:
             record = _PARTITION_ROWS.decode(row)
+            record.deaths = [(t, w) for t, w in record.deaths]
             record.ordinal = state._groups[record.group].first_ordinal + record.index
             pid, weight = record.partition_id, record.weight
             state._partitions[pid] = record
@@ -860,7 +977,7 @@ class CoordinatorState:
         times.extend(group.created_at for group in self._groups.values())
         for record in self._partitions.values():
             times.extend(t for t in record.assigned_at if t is not None)
-            times.extend(record.deaths)
+            times.extend(t for t, _ in record.deaths)
         times.extend(move.deadline - config.revoke_timeout for move in self._pending.values())
         times.extend(hold.until - config.restart_delay for hold in self._holds.values())
         times.extend(at for _, at in self._retired.values())
@@ -876,3 +993,16 @@ class CoordinatorState:
     def __repr__(self) -> str:
         return (f"<CoordinatorState workers={len(self._workers)} "
                 f"partitions={len(self._partitions)} pending={len(self._pending)}>")
+
+
+def _upgrade_to_format_4(wire: dict[str, Any]) -> None:
+    """Give a format 1-3 snapshot the rows of format 4 (in place): the default
+    suspect window, no process ids or suspects, no crash charges (the old charges
+    blamed every death on every recent partition), holds without take times."""
+    wire["config"] = [*wire["config"], CoordinatorConfig().quarantine_suspect_window]
+    wire["workers"] = [[*row, "", []] for row in wire["workers"]]
+    deaths = attrs.fields(PartitionRecord).deaths
+    column = [field.name for field in _PARTITION_ROWS.fields].index(deaths.name)
+    for row in wire["partitions"]:
+        row[column] = []
+    wire["holds"] = [[*row, None] for row in wire["holds"]]

@@ -126,13 +126,16 @@ class WorkerSession:
             addresses in production); the list may be changed in place.
         rng: picks a node to try.
         address: where the worker's own clients reach it ("" if nobody does).
+        process: the id of this process, new at every start (sent with heartbeats;
+            see `Heartbeat.process`).
         auto_release: give up revoked slots at the next round without asking the
             application (rule 4).
         redirect_target: the node to try after a `Redirect` (falsy: a random one).
     """
 
     def __init__(self, worker_id: str, zone: str, timing: LeaseTiming, nodes: Sequence[Any],
-                 rng: random.Random, *, address: str = "", auto_release: bool = True,
+                 rng: random.Random, *, address: str = "", process: str = "",
+                 auto_release: bool = True,
                  redirect_target: Callable[[Redirect], Any] = _leader_id) -> None:
         self.worker_id = worker_id
         self.zone = zone
@@ -140,6 +143,7 @@ class WorkerSession:
         self.nodes = nodes
         self.rng = rng
         self.address = address
+        self.process = process
         self.auto_release = auto_release
         self._redirect_target = redirect_target
         self.lease = WorkerLease(timing)
@@ -211,7 +215,8 @@ class WorkerSession:
             self.unanswered = 0
         self.unanswered += 1
         seq = self.lease.heartbeat_sent(now)
-        return self.target, Heartbeat(self.worker_id, seq, self.zone, self.address)
+        return self.target, Heartbeat(self.worker_id, seq, self.zone, self.address,
+                                      self.process)
 
     def releases(self, now: float) -> list[Release]:
         """Give up revoked slots locally, then the `Release` messages to send (rule 4)."""

@@ -7,12 +7,18 @@ Each checker returns a violation message (or None); the world turns it into a
   processes believe they may act for the same replica slot (slot 0 is the primary).
   Beliefs are what the workers themselves act on (`SimWorker.acting`, i.e.
   `WorkerLease.active_partitions` on each worker's own drifting clock), evaluated at
-  the true simulated time after every event. It also times failovers.
+  the true simulated time after every event. It also times **failovers**: from the
+  moment an owner stops serving a slot (it crashes, pauses or is cut off from the
+  coordinator) until a serving worker (up, not paused, not cut off) acts for it,
+  against the bound of `failover_bound`, moved by what the coordinator went
+  through meanwhile (see `CoordWorld.failover_deadline`).
 * `CommandChecker` — sees every committed command once, in log order, with its
   result, and keeps its own model of epochs and owners (it does not trust the state
   machine): **epochs only grow** (every assignment carries a larger epoch than any
-  before it for that partition) and **fencing** (an accepted `FencedPut` carries the
-  partition's current epoch and, with one replica, comes from its current owner).
+  before it for that partition), **fencing** (an accepted `FencedPut` carries the
+  partition's current epoch and, with one replica, comes from its current owner) and
+  **no false quarantine** (no partition is quarantined but the one the scenario
+  poisoned: a quarantined partition stays unowned until an operator acts).
 * `layout_problems` — **balance and zone spread** after quiescence: max − min slots
   per ACTIVE worker ≤ 1 (equal weights and capacities) except for workers stuck above
   their share on quarantined slots (see `balance_problem`), replicas in distinct zones
@@ -26,10 +32,30 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+import attrs
+
 from coordinator import commands as c
 from coordinator.commands import WorkerState
 from coordinator.placement import moves_lower_bound
 from coordinator.state import CoordinatorState
+
+
+@attrs.define
+class Failover:
+    """A slot whose owner stopped serving it (crashed, paused, cut off), waiting
+    for a serving owner.
+
+    Attributes:
+        worker: the owner that stopped.
+        since: when it stopped (true time).
+        cause: "crash", "pause" or "cut-off".
+        unchecked: why the failover bound does not apply to it (None: checked).
+    """
+
+    worker: str
+    since: float
+    cause: str
+    unchecked: Optional[str] = None
 
 
 class OwnershipChecker:
@@ -37,13 +63,21 @@ class OwnershipChecker:
 
     def __init__(self) -> None:
         self.double_ownership = 0
-        # (partition, slot) -> (worker id, death time, deadline or None when unchecked)
-        self.waiting: dict[tuple[str, int], tuple[str, float, Optional[float]]] = {}
+        self.waiting: dict[tuple[str, int], Failover] = {}
         self.failovers: list[float] = []  # every completed failover, seconds
         self.checked_failovers: list[float] = []  # those the bound applied to
+        self.checked_by_cause: dict[str, int] = {}
+        self.unchecked: dict[str, int] = {}  # completed without the bound: reason -> count
+        self.margins: list[float] = []  # deadline - end of each checked failover
 
-    def check(self, now: float, workers) -> Optional[str]:
+    def check(self, now: float, workers, serving=None, deadline=None,
+              exempt=None) -> Optional[str]:
+        """At most one owner believes it may act for each slot. A failover in
+        ``waiting`` ends when a worker for which ``serving(worker)`` holds (default:
+        any) acts for the slot; a checked one that ends after ``deadline`` (see
+        `overdue`) is a violation too."""
         seen: dict[tuple[str, int], tuple[str, int]] = {}
+        waiting = self.waiting
         for worker in workers:
             if not worker.up:
                 continue
@@ -55,42 +89,93 @@ class OwnershipChecker:
                     return (f"workers {other[0]} (epoch {other[1]}) and {worker.id} (epoch {epoch}) "
                             f"both believe they may act for slot {slot} of {pid} at t={now:.4f}")
                 seen[key] = (worker.id, epoch)
-                if self.waiting and key in self.waiting:
-                    dead, since, deadline = self.waiting.pop(key)
-                    self.failovers.append(now - since)
-                    if deadline is not None:
-                        self.checked_failovers.append(now - since)
+                if waiting and key in waiting and (serving is None or serving(worker)):
+                    failover = waiting.pop(key)
+                    if failover.unchecked is None and deadline is not None:
+                        due = deadline(key, failover)
+                        if now > due:
+                            failover.unchecked = exempt(key, failover) if exempt else None
+                            if failover.unchecked is None:
+                                return self._late(key, failover, due)
+                        else:
+                            self.margins.append(due - now)
+                    self._complete(failover, now)
         return None
 
-    def worker_died(self, worker_id: str, slots: list[tuple[str, int]], now: float,
-                    deadline: Optional[float]) -> None:
-        """Start timing the failover of the dead worker's slots; ``deadline`` None
-        means the bound does not apply (coordinator faults around)."""
+    @staticmethod
+    def _late(key: tuple[str, int], failover: Failover, due: float) -> str:
+        return (f"slot {key[1]} of {key[0]} (owned by {failover.worker}, which stopped "
+                f"by {failover.cause} at t={failover.since:.3f}) had no serving owner "
+                f"by t={due:.3f}")
+
+    def _complete(self, failover: Failover, now: float) -> None:
+        elapsed = now - failover.since
+        self.failovers.append(elapsed)
+        if failover.unchecked is None:
+            self.checked_failovers.append(elapsed)
+            self.checked_by_cause[failover.cause] = self.checked_by_cause.get(failover.cause, 0) + 1
+        else:
+            self.unchecked[failover.unchecked] = self.unchecked.get(failover.unchecked, 0) + 1
+
+    def stopped(self, worker_id: str, slots, now: float, cause: str,
+                unchecked: Optional[str] = None) -> None:
+        """Start timing the failover of the slots ``worker_id`` served; ``unchecked``
+        says why the bound does not apply (None: it does)."""
         for key in slots:
-            self.waiting[key] = (worker_id, now, deadline)
+            old = self.waiting.get(key)
+            if old is not None:
+                self.unchecked["superseded by a later fault"] = \
+                    self.unchecked.get("superseded by a later fault", 0) + 1
+            self.waiting[key] = Failover(worker_id, now, cause, unchecked)
 
-    def overdue(self, now: float, exempt) -> Optional[str]:
-        """A slot whose failover deadline passed (``exempt(key)``: quarantined or
-        gone, or the bound's preconditions broke meanwhile)."""
-        for key, (dead, since, deadline) in sorted(self.waiting.items()):
-            if deadline is not None and now > deadline:
-                if exempt(key):
-                    self.waiting[key] = (dead, since, None)
+    def overdue(self, now: float, deadline, exempt) -> Optional[str]:
+        """A slot whose failover deadline (``deadline(key, failover)``) passed.
+        ``exempt(key, failover)`` names a reason the bound's preconditions broke
+        (the slot is then no longer checked), or None."""
+        for key, failover in sorted(self.waiting.items()):
+            if failover.unchecked is not None:
+                continue
+            due = deadline(key, failover)
+            if now > due:
+                reason = exempt(key, failover)
+                if reason is not None:
+                    failover.unchecked = reason
                     continue
-                return (f"slot {key[1]} of {key[0]} (owned by {dead}, which died at "
-                        f"t={since:.3f}) had no new owner by t={deadline:.3f}")
+                return self._late(key, failover, due)
         return None
 
-    def forget_unchecked(self) -> None:
-        for key, (dead, since, deadline) in list(self.waiting.items()):
-            self.waiting[key] = (dead, since, None)
+    def stop_checking(self, reason: str) -> None:
+        """No failover in flight is checked any more (e.g. the faults healed)."""
+        for failover in self.waiting.values():
+            if failover.unchecked is None:
+                failover.unchecked = reason
+
+    def report(self) -> dict[str, Any]:
+        """How many failovers were checked (per cause) and why the rest were not
+        (per reason; "not over at the end" counts those still waiting)."""
+        unchecked = dict(self.unchecked)
+        if self.waiting:
+            unchecked["not over at the end"] = len(self.waiting)
+        return {"checked": len(self.checked_failovers),
+                "checked_by_cause": dict(sorted(self.checked_by_cause.items())),
+                "margin_seconds_min": round(min(self.margins), 4) if self.margins else None,
+                "unchecked": dict(sorted(unchecked.items()))}
 
 
 class CommandChecker:
-    """Epochs only grow; accepted fenced writes are current. Fed each committed
-    command once (the first replica to apply a log index)."""
+    """Epochs only grow; accepted fenced writes are current; only the poisoned
+    partition is quarantined. Fed each committed command once (the first replica to
+    apply a log index).
 
-    def __init__(self) -> None:
+    Args:
+        poison: the partition the scenario poisoned (it crashes every owner), if any.
+        strict_quarantine: whether quarantining another partition is a violation.
+    """
+
+    def __init__(self, poison: Optional[str] = None, strict_quarantine: bool = True) -> None:
+        self.poison = poison
+        self.strict_quarantine = strict_quarantine
+        self.quarantined: list[str] = []  # every quarantine, in log order
         self.checked_index = 0
         self.epoch: dict[str, int] = {}
         self.owners: dict[str, dict[int, str]] = {}
@@ -98,11 +183,19 @@ class CommandChecker:
         self.fenced_accepted = 0
         self.fenced_refused = 0
 
-    def on_apply(self, index: int, command: Any, result: Any) -> Optional[str]:
+    def on_apply(self, index: int, command: Any, result: Any) -> Optional[tuple[str, str]]:
+        """Check one committed command; returns (invariant, message) on a violation."""
         if index <= self.checked_index:
             return None
         self.checked_index = index
-        return self._check(command, result)
+        problem = self._check(command, result)
+        if problem is None:
+            return None
+        if problem.startswith("quarantined"):
+            return "false quarantine", problem
+        if "fenced" in problem:
+            return "fenced writes", problem
+        return "epochs only grow", problem
 
     def _assigned(self, pid: str, slot: int, worker: str, epoch: int, what: str) -> Optional[str]:
         before = self.epoch.get(pid, -1)
@@ -130,6 +223,13 @@ class CommandChecker:
         if isinstance(command, c.Assign):
             return self._assigned(result.partition_id, result.slot, result.worker_id,
                                   result.epoch, f"Assign to {result.worker_id}")
+        if isinstance(result, (c.WorkerRegistered, c.WorkerRemoved)):
+            for pid in result.quarantined:
+                self.quarantined.append(pid)
+                if pid != self.poison and self.strict_quarantine:
+                    return (f"quarantined {pid}, which the scenario did not poison, on "
+                            f"{type(command).__name__} of {command.worker_id}: it stays "
+                            "unowned until an operator releases it")
         if isinstance(command, c.RegisterWorker):
             for ref in result.restored:
                 problem = self._assigned(ref.partition_id, ref.slot, command.worker_id,
@@ -327,6 +427,24 @@ def failover_bound(timing, restart_delay: float, heartbeat_interval: float) -> t
     slow = 1 - timing.max_drift
     bound = timing.leader_lease / slow + restart_delay + 2 * heartbeat_interval / slow + slack
     return bound, slack
+
+
+def poison_quarantine_bound(failover: float, threshold: int, timing,
+                            heartbeat_interval: float, crash_after: float = 0.5,
+                            restart_after: float = 3.0) -> float:
+    """Seconds from the poison partition's first assignment to its quarantine.
+
+    Each owner crashes ``crash_after`` seconds after taking it and the next owner
+    has it within the failover bound of the crash. A crash is charged when its
+    worker registers again (``restart_after`` + a heartbeat + a commit). One
+    round in addition to ``threshold`` is allowed: a crash charges nothing when
+    the leader that expires the worker never heard from it after the assignment
+    (rule 6b of `coordinator.state`), or when the partition goes back to a worker
+    already charged (two distinct workers are needed, not more).
+    """
+    slow = 1 - timing.max_drift
+    return ((threshold + 1) * (crash_after + failover) + restart_after
+            + 2 * heartbeat_interval / slow + 1.0)
 
 
 __all__ = ["OwnershipChecker", "CommandChecker", "MovesTracker", "layout", "layout_problems",

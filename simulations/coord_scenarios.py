@@ -5,7 +5,9 @@ script of actions spread over the fault phase (`SimConfig.duration`); random cho
 come from the run's seed. Coordinator-node faults from the run's fault plan apply
 only where a scenario says so (leader-crash scripts its own, network-partition keeps
 the partition kinds, mixed keeps everything); the others keep the coordinator calm
-so that failover times and move counts are measured cleanly.
+so that move counts are measured cleanly. Failovers are checked in every scenario,
+their deadline moved by what the coordinator went through (see
+`CoordWorld.failover_deadline`).
 
 Lease timing in every scenario: lease 2 s, drift bound = the run's drift (5 %),
 safety margin 0.1 s, heartbeats every 0.4 s: a worker acts 1.8 s after sending an

@@ -55,7 +55,8 @@ class SimWorker:
 
     def _reset(self) -> None:
         previous = getattr(self, "session", None)
-        self.session = self.session_class(self.id, self.zone, self.timing, self.nodes, self.rng)
+        self.session = self.session_class(self.id, self.zone, self.timing, self.nodes, self.rng,
+                                          process=f"{self.id}.{self.incarnation}")
         if previous is not None:
             # A restarted process first tries the node it last used.
             self.session.target = previous.target

@@ -29,9 +29,11 @@ Raft driving of `World` it adds:
    checked as a value register.
 4. **Operator actions** (create groups, drain) are proposed through whichever node
    leads and retried until applied.
-5. **Checks** (`coord_checkers`): ownership after *every* event, every committed
-   command once, failover deadlines and minimal moves on a periodic check, balance
-   and zone spread at convergence. Convergence additionally needs the coordinator to
+5. **Checks** (`coord_checkers`): ownership (and the end of failovers) after
+   *every* event; every committed command once (epochs, fencing, no false
+   quarantine); failover deadlines (`failover_deadline`), the poison partition's
+   quarantine bound and minimal moves on a periodic check; balance and zone spread
+   at convergence. Convergence additionally needs the coordinator to
    be quiescent: every live worker ACTIVE, every slot owned (or quarantined), nothing
    left to plan, and each worker believing exactly what the state says it owns.
 
@@ -65,7 +67,7 @@ from .coord_checkers import (
     MovesTracker,
     OwnershipChecker,
     failover_bound,
-    layout,
+    poison_quarantine_bound,
     layout_problems,
     zone_spread_problem,
 )
@@ -81,6 +83,8 @@ _NAMES = {W_TIMER: "worker timer", TO_NODE: "worker->node", TO_WORKER: "node->wo
           W_WRITE: "worker write", ACTION: "scenario", COORD_CHECK: "coord check",
           W_UNDO: "worker undo"}
 WORKER_BASE = 1000  # worker network addresses start here (node ids are small)
+POISON_CRASH_AFTER = 0.5  # an owner of the poison partition crashes this long after taking it
+POISON_RESTART_AFTER = 3.0  # ... and restarts this long after crashing
 
 
 class CoordStateMachine:
@@ -145,7 +149,9 @@ class CoordSpec:
         groups: partition groups created at the start: (name, count, replication).
         lease / safety_margin / heartbeat_interval: lease timing (drift bound is the
             run's `SimConfig.drift`).
-        restart_delay / quarantine_threshold: replicated coordinator settings.
+        restart_delay / quarantine_threshold / quarantine_suspect_window: replicated
+            coordinator settings; the suspect window is twice the lease, the ratio
+            of the production defaults (10 s lease, 20 s window).
         node_faults: keep the run's generated coordinator fault plan (else none).
         script: builds the scenario's actions for a world.
         session_class / driver_class / state_class: the worker session, node driver
@@ -153,6 +159,9 @@ class CoordSpec:
         poison: a partition whose owner crashes shortly after taking it.
         strict_zone_spread: a replica zone clash at quiescence is a violation (else
             only counted in the summary: the planner lets balance win over spread).
+        strict_quarantine: quarantining a partition other than ``poison`` is a
+            violation ("false quarantine"); tests that force quarantines with a
+            threshold of 1 switch it off.
     """
 
     workers: int = 6
@@ -163,6 +172,7 @@ class CoordSpec:
     heartbeat_interval: float = 0.4
     restart_delay: float = 0.0
     quarantine_threshold: int = 3
+    quarantine_suspect_window: float = 4.0
     node_faults: bool = False
     script: Callable[["CoordWorld"], list] = attrs.field(default=lambda world: [], eq=False)
     session_class: type = attrs.field(default=WorkerSession, eq=False)
@@ -170,6 +180,7 @@ class CoordSpec:
     state_class: type = attrs.field(default=CoordinatorState, eq=False)
     poison: Optional[str] = None
     strict_zone_spread: bool = True
+    strict_quarantine: bool = True
 
 
 @attrs.define
@@ -193,7 +204,8 @@ class CoordWorld(World):
                                   safety_margin=spec.safety_margin)
         self.coord_config = CoordinatorConfig(
             revoke_timeout=self.timing.leader_lease + 0.1, restart_delay=spec.restart_delay,
-            quarantine_threshold=spec.quarantine_threshold)
+            quarantine_threshold=spec.quarantine_threshold,
+            quarantine_suspect_window=spec.quarantine_suspect_window)
         self.policy = PlacementPolicy()
         self.state_machine = _StateMachineFactory(spec.state_class, self.coord_config)
         rng = self.rngs.stream("coord-clocks")
@@ -206,23 +218,40 @@ class CoordWorld(World):
         # Workers cut from every node by the scenario, and the side of the current
         # node partition each worker is on (None: it reaches both sides).
         self._isolated: set[int] = set()
+        self._stuck: set[int] = set()  # workers cut off with a stale leader (`stale_leader`)
         self.coord_timeline = CoordTimeline()  # for the HTML report only
         self._worker_side: dict[int, Optional[int]] = {}
         self.workers: dict[str, SimWorker] = {}
         self._by_number: dict[int, SimWorker] = {}
         self.drivers: dict[int, NodeDriver] = {}  # per node process
         self.ownership = OwnershipChecker()
-        self.commands = CommandChecker()
+        self.commands = CommandChecker(spec.poison, spec.strict_quarantine)
         self.moves = MovesTracker()
         self.bound, _ = failover_bound(self.timing, spec.restart_delay, spec.heartbeat_interval)
+        self.poison_bound = poison_quarantine_bound(
+            self.bound, spec.quarantine_threshold, self.timing, spec.heartbeat_interval,
+            POISON_CRASH_AFTER, POISON_RESTART_AFTER)
         # request id -> (command not yet applied, when last proposed)
         self._operator: dict[int, tuple[c.Command, float]] = {}
         self._next_operator_id = -1000
         self._client_versions: dict[int, dict[str, int]] = {}
         self._op_versions: dict[int, int] = {}
         self._last_disturbance = -math.inf  # coordinator-side faults and leader changes
+        # Failover deadlines (`failover_deadline`): the ready leader last seen by the
+        # periodic check, since when the coordinator has been settled (a ready
+        # leader, no node partition), and each worker's heartbeat rounds that got
+        # no acknowledgement (lost messages, a leader it could not reach).
+        self._ready_driver: Optional[_LeaderDriver] = None
+        self._settled_since = 0.0
+        self._last_heartbeat_seq: dict[int, int] = {}
+        self._failed_rounds: dict[int, list[float]] = {}
+        self._restarted: dict[tuple[str, int], float] = {}
         self._final_checked = False
         self.zone_spread_clash: Optional[str] = None
+        # The poison partition: when it was first given out and when quarantined.
+        self._poison_first: Optional[float] = None
+        self.poison_quarantined_at: Optional[float] = None
+        self.poison_owners = 0
         for index in range(spec.workers):
             self.add_worker(f"w{index}", f"z{index % spec.zones}")
         self.actions = sorted(spec.script(self), key=lambda a: a.time)
@@ -287,7 +316,8 @@ class CoordWorld(World):
                 self._on_worker_undo(a, b)
         else:
             super().step()
-        problem = self.ownership.check(self.now, self.workers.values())
+        problem = self.ownership.check(self.now, self.workers.values(), self._serving,
+                                       self._failover_due, self._failover_exempt)
         if problem:
             self._fail("at most one owner", problem, self.now)
 
@@ -318,9 +348,11 @@ class CoordWorld(World):
             first = index > self.commands.checked_index
             problem = self.commands.on_apply(index, command, result)
             if problem:
-                invariant = "epochs only grow" if "epoch" in problem and "fenced" not in problem \
-                    else "fenced writes"
-                self._fail(invariant, problem, self.now)
+                self._fail(*problem, self.now)
+            if self.poison_quarantined_at is None and self.spec.poison in self.commands.quarantined:
+                self.poison_quarantined_at = self.now
+            if first:
+                self._note_assignments(command, result)
             if driver is not None:
                 driver.on_applied(index, request_id, command, result)
             if request_id <= -1000:
@@ -331,6 +363,23 @@ class CoordWorld(World):
                 for inner, outcome in pairs:
                     if isinstance(outcome, c.Assigned) and outcome.partition_id == self.spec.poison:
                         self._poisoned(outcome.worker_id)
+
+    def _note_assignments(self, command: c.Command, result: c.Result) -> None:
+        """Note slots given to a worker process that is not serving: the coordinator
+        cannot know yet, so their failover starts over (`failover_deadline`)."""
+        pairs = zip(command.commands, result.results) if isinstance(command, c.Batch) \
+            else ((command, result),)
+        for _, outcome in pairs:
+            if isinstance(outcome, c.Assigned):
+                refs = [(outcome.worker_id, (outcome.partition_id, outcome.slot))]
+            elif isinstance(outcome, c.WorkerRegistered):
+                refs = [(outcome.worker_id, (r.partition_id, r.slot)) for r in outcome.restored]
+            else:
+                continue
+            for worker_id, key in refs:
+                worker = self.workers.get(worker_id)
+                if worker is not None and not self._serving(worker):
+                    self._restarted[key] = self.now
 
     def _on_soft_state(self, node: SimNode, raw: Any, soft: Any) -> None:
         was = node.role
@@ -406,6 +455,7 @@ class CoordWorld(World):
         self._disturbed()
         super().heal_network()
         self._worker_side = {}
+        self._stuck.clear()
         self._rewire_workers()
 
     def _rewire_workers(self) -> None:
@@ -495,6 +545,11 @@ class CoordWorld(World):
     # == worker <-> node ==============================================================
 
     def _send_to_node(self, worker: SimWorker, node_id: int, message: Any) -> None:
+        if isinstance(message, Heartbeat):
+            previous = self._last_heartbeat_seq.get(worker.number)
+            if previous is not None and worker.session.last_acked < previous:
+                self._failed_rounds.setdefault(worker.number, []).append(self.now)
+            self._last_heartbeat_seq[worker.number] = message.seq
         delays = self.network.delays(worker.number, node_id)
         if delays:
             self.push(delays[0], TO_NODE, node_id, (worker.number, message))
@@ -544,14 +599,29 @@ class CoordWorld(World):
         if not worker.up:
             return
         self._trace(W_TIMER, worker.number, 2, b"crash")
-        state = self.reference_state()
-        slots = [] if state is None else [k for k, o in layout(state).items() if o == worker.id]
+        self._stopped_serving(worker, "crash")
         worker.crash()
-        calm = self._last_disturbance < self.now - 2 * self.timing.leader_lease \
-            and self.heal_time is None and not self.network.faults.loss
-        self.ownership.worker_died(worker.id, slots, self.now,
-                                   self.now + self.bound if calm else None)
         self._observe()
+
+    def _stopped_serving(self, worker: SimWorker, cause: str) -> None:
+        """``worker`` stops serving the slots it acts for now: time their failover."""
+        if not self._serving(worker):
+            return  # already stopped: the failover in flight goes on
+        state = self.reference_state()
+        if state is not None:
+            # Slots given to it that it did not serve yet: their failover starts over.
+            for key in self.ownership.waiting:
+                if state.partitions.get(key[0]) is not None \
+                        and state.partitions[key[0]].owners[key[1]] == worker.id:
+                    self._restarted[key] = self.now
+        slots = [(pid, slot) for pid, slot, _ in worker.acting(self.now)]
+        self.ownership.stopped(worker.id, slots, self.now, cause,
+                               None if self.heal_time is None else "healed")
+
+    def _serving(self, worker: SimWorker) -> bool:
+        """Up, running and not cut off from the coordinator by the scenario."""
+        return worker.up and not worker.paused and worker.number not in self._isolated \
+            and worker.number not in self._stuck
 
     def _on_worker_timer(self, number: int, incarnation: int) -> None:
         worker = self._by_number[number]
@@ -591,6 +661,7 @@ class CoordWorld(World):
         if not worker.up or worker.paused:
             return
         self._trace(W_TIMER, worker.number, 4, b"pause")
+        self._stopped_serving(worker, "pause")
         worker.paused = True
         self.push(duration, W_UNDO, "resume", (worker.number, worker.incarnation))
         self._observe()
@@ -609,6 +680,7 @@ class CoordWorld(World):
                 self._send_to_node(worker, worker.target or self.voters[0], message)
 
     def isolate_worker(self, worker: SimWorker, duration: float) -> None:
+        self._stopped_serving(worker, "cut-off")
         self._isolated.add(worker.number)
         self._rewire_workers()
         self._trace(W_TIMER, worker.number, 6, b"isolate")
@@ -628,9 +700,13 @@ class CoordWorld(World):
 
     def _poisoned(self, worker_id: str) -> None:
         """The poison partition was just given to ``worker_id``: it dies soon."""
+        if self._poison_first is None:
+            self._poison_first = self.now
+        self.poison_owners += 1
         worker = self.workers.get(worker_id)
         if worker is not None and self.heal_time is None:
-            self._push_action(Action(self.now + 0.5, "crash_worker", (worker_id, 3.0)))
+            self._push_action(Action(self.now + POISON_CRASH_AFTER, "crash_worker",
+                                     (worker_id, POISON_RESTART_AFTER)))
 
     # == scenario actions =============================================================
 
@@ -710,6 +786,10 @@ class CoordWorld(World):
         live = sorted((w for w in self.workers.values() if w.up and not w.left),
                       key=lambda w: (w.target != leader, w.number))
         chosen = {w.number for w in live[:stuck]}
+        for worker in live[:stuck]:
+            # Cut off from every node that can lead: their slots must fail over.
+            self._stopped_serving(worker, "cut-off")
+        self._stuck |= chosen
         self._worker_side = {w.number: 0 if w.number in chosen else 1 for w in live}
         self._rewire_workers()
         self.timeline.partition_start(self.now, self.network.partition)
@@ -780,10 +860,19 @@ class CoordWorld(World):
     def _on_coord_check(self) -> None:
         self.push(0.25, COORD_CHECK)
         self._observe()
-        problem = self.ownership.overdue(self.now, self._failover_exempt)
-        if problem:
-            self._fail("failover bound", problem + f" (bound {self.bound:.2f}s)", self.now)
+        first = self._poison_first
+        if first is not None and self.poison_quarantined_at is None and self.heal_time is None \
+                and self.now > first + self.poison_bound:
+            self._fail("quarantine bound", f"{self.spec.poison}, first given out at t={first:.3f}, "
+                       f"crashed {self.poison_owners} owners and is not quarantined by "
+                       f"t={first + self.poison_bound:.3f}", self.now)
             return
+        if self._coordinator_settled():
+            problem = self.ownership.overdue(self.now, self.failover_deadline,
+                                             self._failover_exempt)
+            if problem:
+                self._fail("failover bound", problem, self.now)
+                return
         if self.moves.open is not None and self.quiescent():
             state = self.reference_state()
             problem = self.moves.quiescent(state) or layout_problems(
@@ -791,22 +880,67 @@ class CoordWorld(World):
             if problem:
                 self._fail("minimal moves" if "moved" in problem else "balance", problem, self.now)
 
-    def _failover_exempt(self, key: tuple[str, int]) -> bool:
-        """The bound's preconditions: a stable leader, a live worker, no quarantine."""
-        if self._last_disturbance >= self.now - self.bound - 2 * self.timing.leader_lease:
-            return True
+    def _coordinator_settled(self) -> bool:
+        """Whether failovers can proceed now: a ready leader and no partition of the
+        nodes (which also cuts workers). Notes since when (`_settled_since`): a new
+        ready leader grants every worker a full lease from its start, and workers cut
+        by a node partition come back when it heals, so a failover's clock restarts
+        then (checked every 0.25 s, which the slack of the bound covers)."""
+        driver = None
+        for node_id, candidate in sorted(self.drivers.items()):
+            node = self.nodes[node_id]
+            if candidate.ready and node.up and not node.paused and node.role is Role.LEADER:
+                driver = candidate
+                break
+        settled = driver is not None and not self.network.sides
+        if driver is not self._ready_driver or not settled:
+            self._ready_driver = driver if settled else None
+            self._settled_since = self.now
+        return settled
+
+    def failover_deadline(self, key: tuple[str, int], failover: Any) -> float:
+        """When ``key`` must have a serving owner again: `failover_bound` counted from
+        the owner's stop, or if later from the moment the coordinator settled (a new
+        ready leader, the end of a node partition) or the slot's new owner stopped
+        serving before it served the slot (or had stopped when it got it), plus one
+        heartbeat interval (on a
+        slow clock) for every heartbeat round of the slot's owner since the stop that
+        got no acknowledgement (lost messages, a node that did not lead)."""
+        start = max(failover.since, self._settled_since,
+                    self._restarted.get(key, -math.inf))
+        owner = self.workers.get(self._owner_in_state(key) or "")
+        failed = 0
+        if owner is not None:
+            failed = sum(1 for t in self._failed_rounds.get(owner.number, ()) if t >= failover.since)
+        slow = 1 - self.timing.max_drift
+        return start + self.bound + failed * self.spec.heartbeat_interval / slow
+
+    def _failover_due(self, key: tuple[str, int], failover: Any) -> float:
+        """`failover_deadline` as of now (for a failover that just ended)."""
+        self._coordinator_settled()
+        return self.failover_deadline(key, failover)
+
+    def _owner_in_state(self, key: tuple[str, int]) -> Optional[str]:
+        state = self.reference_state()
+        record = None if state is None else state.partitions.get(key[0])
+        return None if record is None else record.owners[key[1]]
+
+    def _failover_exempt(self, key: tuple[str, int], failover: Any) -> Optional[str]:
+        """Why the bound no longer applies to an overdue failover, or None."""
         state = self.reference_state()
         if state is None:
-            return True
+            return "no ready leader"
         record = state.partitions.get(key[0])
-        if record is None or record.quarantined:
-            return True
+        if record is None:
+            return "partition deleted"
+        if record.quarantined:
+            return "quarantined"
         owner = self.workers.get(record.owners[key[1]] or "")
         if owner is not None:
             # Owned in the state: overdue unless the new owner itself was hit meanwhile.
-            return not self._reachable(owner)
+            return None if self._reachable(owner) else "new owner down or cut off"
         live = [w for w in self.workers.values() if self._reachable(w) and w.id not in record.owners]
-        return not live
+        return None if live else "no live worker to take it"
 
     def _reachable(self, worker: SimWorker) -> bool:
         return worker.up and not worker.paused and not worker.left and not any(
@@ -858,7 +992,7 @@ class CoordWorld(World):
 
     def _heal(self) -> None:
         super()._heal()
-        self.ownership.forget_unchecked()
+        self.ownership.stop_checking("healed")
         self.moves.interrupt()
         self._disturbed()
         self._isolated.clear()
@@ -888,12 +1022,23 @@ class CoordWorld(World):
             "failover_seconds_max": round(max(failovers), 4) if failovers else None,
             "failover_bound_seconds": round(self.bound, 4),
             "failovers": len(self.ownership.failovers),
+            "failover_checks": self.ownership.report(),
             "double_ownership": self.ownership.double_ownership,
             "fenced_writes": {"accepted": self.commands.fenced_accepted,
                               "refused": self.commands.fenced_refused},
             "zone_spread_clash": self.zone_spread_clash,
             "quarantined": list(state.status().quarantined) if state is not None else [],
+            **self._poison_summary(),
         }
+
+    def _poison_summary(self) -> dict[str, Any]:
+        if not self.spec.poison:
+            return {}
+        first, at = self._poison_first, self.poison_quarantined_at
+        return {"poison_owners": self.poison_owners,
+                "poison_quarantine_bound_seconds": round(self.poison_bound, 4),
+                "poison_quarantined_after_seconds":
+                    None if first is None or at is None else round(at - first, 4)}
 
     def describe_recent(self, count: int = 25) -> list[str]:
         saved = self.recent

@@ -6,6 +6,8 @@ seed sweep (tests/test_sim_coord.py).
 
 from __future__ import annotations
 
+import attrs
+
 from coordinator import commands as c
 from coordinator.lease import LeaseTable
 from coordinator.node import NodeDriver
@@ -33,6 +35,19 @@ class NoEpochBumpState(CoordinatorState):
     def _set_owner(self, record, slot, worker, now) -> None:
         super()._set_owner(record, slot, worker, now)
         record.epoch -= 1
+
+
+class StickyHoldState(CoordinatorState):
+    """A dead worker's slots are held for it for 3 s although the restart delay is
+    0, so every failover takes 3 s longer than it may."""
+
+    def _expire(self, cmd: c.ExpireWorker) -> c.Result:
+        config = self._config
+        self._config = attrs.evolve(config, restart_delay=3.0)
+        try:
+            return super()._expire(cmd)
+        finally:
+            self._config = config
 
 
 class UnfencedState(CoordinatorState):

@@ -31,9 +31,10 @@ labels = st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3)
 
 simple_commands = st.one_of(
     st.builds(c.RegisterWorker, worker_id=ids, address=st.text(max_size=20), zone=ids,
-              capacity=st.integers(1, 100), labels=labels, now=times),
+              capacity=st.integers(1, 100), labels=labels, process=st.text(max_size=20),
+              now=times),
     st.builds(c.DeregisterWorker, worker_id=ids, now=times),
-    st.builds(c.ExpireWorker, worker_id=ids, now=times),
+    st.builds(c.ExpireWorker, worker_id=ids, now=times, last_heard=st.none() | times),
     st.builds(c.DrainWorker, worker_id=ids, now=times),
     st.builds(c.UndrainWorker, worker_id=ids, now=times),
     st.builds(c.CreatePartitionGroup, name=names, count=st.integers(1, 1000),
@@ -138,6 +139,8 @@ def test_both_formats_decode():
               "epoch": True, "now": 0.0}),
     envelope({"_t": "ExpireWorker", "worker_id": "w", "now": math.nan}),
     envelope({"_t": "ExpireWorker", "worker_id": "w", "now": "soon"}),
+    envelope({"_t": "ExpireWorker", "worker_id": "w", "now": 1.0, "last_heard": math.nan}),
+    envelope({"_t": "RegisterWorker", "worker_id": "w", "address": "", "process": 7, "now": 1.0}),
     envelope({"_t": "ExpireWorker", "worker_id": "", "now": 1.0}),
     envelope({"_t": "CreatePartitionGroup", "name": "a/b", "count": 1, "now": 1.0}),
     envelope({"_t": "Batch", "commands": [{"_t": "Batch", "commands": []}]}),

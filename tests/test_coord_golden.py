@@ -64,7 +64,7 @@ def test_the_golden_scenario_uses_every_command_and_result_kind():
     assert found == set(codec.WIRE_TAGS.values())
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_golden_log_entries_decode_to_the_commands_they_were_written_from(version):
     entries = golden_log(version)
     assert len(entries) == len(COMMANDS)
@@ -79,14 +79,26 @@ def test_golden_results_decode_to_the_results_they_were_written_from(version):
     assert decoded == RESULTS
 
 
-def test_the_current_encoder_writes_the_golden_format_2_bytes():
+def test_format_3_results_are_what_todays_rules_return():
+    # Format 3 was written after quarantine rule 6: the fragile partitions' owners
+    # expired without a crash being proven (no process ids), so nothing is charged.
+    state = CoordinatorState(CONFIG)
+    decoded = [codec.decode_result(result_bytes) for _, result_bytes in golden_log(3)]
+    assert decoded == [state.apply(command) for command in COMMANDS]
+    changed = [i for i, (old, new) in enumerate(zip(RESULTS, decoded)) if old != new]
+    # Only the quarantine of the fragile partitions and what follows from it.
+    assert [type(COMMANDS[i]).__name__ for i in changed] == \
+        ["ExpireWorker", "ReleaseQuarantine", "ExpireWorker"]
+
+
+def test_the_current_encoder_writes_the_golden_format_3_bytes():
     # Changing a tag, a field name or the envelope changes these bytes: that is a
     # new format (bump FORMAT_VERSION, keep decoding the old one, add golden files).
-    assert codec.FORMAT_VERSION == 2
-    for (command_bytes, result_bytes), command, result in zip(golden_log(2), COMMANDS,
-                                                              RESULTS):
+    assert codec.FORMAT_VERSION == 3
+    for command_bytes, result_bytes in golden_log(3):
+        command = codec.decode_command(command_bytes)
         assert codec.encode_command(command) == command_bytes
-        assert codec.encode_result(result) == result_bytes
+        assert codec.encode_result(codec.decode_result(result_bytes)) == result_bytes
 
 
 def test_reencoding_a_golden_log_writes_tags_and_keeps_the_values():
@@ -121,7 +133,7 @@ def check_golden_state(state: CoordinatorState) -> None:
     # The records compare by identity; compare their fields.
     assert {k: attrs.astuple(m) for k, m in state.pending_moves.items()} == {
         ("orders/1", 0): ("orders/1", 0, "w3", "w1", 2, MovePhase.REVOKING, 24.0)}
-    assert {k: attrs.astuple(h) for k, h in state.holds.items()} == {
+    assert {k: (h.worker_id, h.until) for k, h in state.holds.items()} == {
         ("orders/1", 1): ("w4", 56.5), ("orders/2", 1): ("w4", 56.5)}
     assert state.kv_get("config/a") is None
     assert (state.kv_get("config/b").value, state.kv_get("config/b").version) == (b"bee", 2)
@@ -152,18 +164,19 @@ def test_format_2_snapshot_restores_without_sessions():
     assert isinstance(state.apply(retry), c.Error)
 
 
-@pytest.mark.parametrize("name", ["snapshot_format2.cbor", "snapshot_format3.cbor"])
+@pytest.mark.parametrize("name", ["snapshot_format2.cbor", "snapshot_format3.cbor",
+                                  "snapshot_format4.cbor"])
 def test_a_restored_golden_snapshot_snapshots_to_the_current_format(name):
     state = CoordinatorState.restore((GOLDEN / name).read_bytes())
     assert CoordinatorState.restore(state.snapshot()) == state
 
 
 def test_the_snapshot_layout_is_unchanged():
-    # Re-snapshotting a restored format 3 snapshot writes the same rows; only the
-    # client sessions' stored results are re-encoded (now with wire tags).
-    golden = cbor2.loads((GOLDEN / "snapshot_format3.cbor").read_bytes())
+    # Re-snapshotting a restored format 4 snapshot writes the same rows; only the
+    # client sessions' stored results are re-encoded (with today's log format).
+    golden = cbor2.loads((GOLDEN / "snapshot_format4.cbor").read_bytes())
     again = cbor2.loads(CoordinatorState.restore(
-        (GOLDEN / "snapshot_format3.cbor").read_bytes()).snapshot())
+        (GOLDEN / "snapshot_format4.cbor").read_bytes()).snapshot())
     assert {k: v for k, v in again.items() if k != "sessions"} == \
         {k: v for k, v in golden.items() if k != "sessions"}
     for (client, floor, active, results), old in zip(again["sessions"], golden["sessions"]):
@@ -189,5 +202,6 @@ def test_the_golden_snapshot_is_the_state_the_golden_log_built():
     # (The state machine today; if its rules change on purpose, this one test may
     # change with them; the decoding tests above may not.)
     state = CoordinatorState(CONFIG)
-    assert [state.apply(command) for command in COMMANDS] == RESULTS
-    assert state == CoordinatorState.restore((GOLDEN / "snapshot_format3.cbor").read_bytes())
+    for command in COMMANDS:
+        state.apply(command)
+    assert state == CoordinatorState.restore((GOLDEN / "snapshot_format4.cbor").read_bytes())

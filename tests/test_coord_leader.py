@@ -180,13 +180,24 @@ def test_handoff_cut_short_by_quarantine_does_not_block_later_moves():
     state = CoordinatorState(CoordinatorConfig(revoke_timeout=TIMING.leader_lease,
                                                quarantine_threshold=2))
     for i in range(4):
-        state.apply(c.RegisterWorker(worker_id=f"w{i}", address="", zone=f"z{i}", now=0.0))
+        state.apply(c.RegisterWorker(worker_id=f"w{i}", address="", zone=f"z{i}",
+                                     process="1", now=0.0))
     state.apply(c.CreatePartitionGroup(name="r", count=1, replication_factor=2, now=0.0))
     state.apply(c.CreatePartitionGroup(name="g", count=7, now=0.0))
     leader = CoordinatorLeader(state, TIMING, PlacementPolicy(max_moves_in_flight=1),
                                term_start=0.0)
     run(leader, state, 0.0)
-    state.apply(c.ExpireWorker(worker_id=state.owner("r/0", 1), now=1.0))
+
+    def crash(now):
+        """The owner of r/0 slot 1 crashes, comes back as a new process and leaves."""
+        owner = state.owner("r/0", 1)
+        state.apply(c.ExpireWorker(worker_id=owner, now=now, last_heard=now))
+        result = state.apply(c.RegisterWorker(worker_id=owner, address="", zone="z",
+                                              process="2", now=now))
+        state.apply(c.DeregisterWorker(worker_id=owner, now=now))
+        return result
+
+    crash(1.0)
     run(leader, state, 1.0)  # r/0 slot 1 re-placed
     source = state.owner("r/0", 0)
     target = next(w for w in sorted(state.workers)
@@ -194,8 +205,7 @@ def test_handoff_cut_short_by_quarantine_does_not_block_later_moves():
                   and w not in state.partitions["r/0"].owners)
     state.apply(c.Revoke(partition_id="r/0", slot=0, worker_id=source,
                          epoch=state.partitions["r/0"].epoch, target=target, now=2.0))
-    result = state.apply(c.ExpireWorker(worker_id=state.owner("r/0", 1), now=3.0))
-    assert result.quarantined == ("r/0",)
+    assert crash(3.0).quarantined == ("r/0",)
     state.apply(c.Released(partition_id="r/0", slot=0, worker_id=source,
                            epoch=state.partitions["r/0"].epoch, now=4.0))
     assert not state.pending_moves

@@ -144,14 +144,19 @@ def test_quotas_keep_fixed_load_above_the_share_and_balance_the_rest():
 
 def with_quarantined_slots(worker, zone, count):
     """A state where ``worker`` (in ``zone``) holds ``count`` slots of quarantined
-    partitions "q/*": the owner of their other replica died (threshold 1)."""
+    partitions "q/*": the owner of their other replica crashed soon after taking them
+    (threshold 1), came back as a new process and left."""
     state = CoordinatorState(CoordinatorConfig(restart_delay=0.0, quarantine_threshold=1))
     for wid, worker_zone in ((worker, zone), ("wd", "zd")):
-        apply_ok(state, c.RegisterWorker(worker_id=wid, address="", zone=worker_zone, now=0.0))
+        apply_ok(state, c.RegisterWorker(worker_id=wid, address="", zone=worker_zone,
+                                         process="1", now=0.0))
     apply_ok(state, c.CreatePartitionGroup(name="q", count=count, replication_factor=2,
                                            now=0.0))
     converge(state)
-    apply_ok(state, c.ExpireWorker(worker_id="wd", now=2.0))
+    apply_ok(state, c.ExpireWorker(worker_id="wd", now=2.0, last_heard=2.0))
+    apply_ok(state, c.RegisterWorker(worker_id="wd", address="", zone="zd", process="2",
+                                     now=2.0))
+    apply_ok(state, c.DeregisterWorker(worker_id="wd", now=2.0))
     assert len(state.quarantined_partitions) == count and counts(state) == {worker: count}
     return state
 

@@ -231,12 +231,32 @@ def test_owner_death_during_handoff_keeps_target(state):
     assert state.pending_moves[("t/0", 0)].phase is MovePhase.RELEASED
 
 
-def test_quarantine_after_repeated_early_deaths_and_release(state):
-    register(state, "w3", "z3")
+def expire(state, worker, now, heard=None):
+    """The leader expires ``worker`` at ``now``, having last heard from it at
+    ``heard`` (default: ``now``, after whatever it took)."""
+    return state.apply(c.ExpireWorker(worker_id=worker, now=now,
+                                      last_heard=now if heard is None else heard))
+
+
+def crash(state, worker, died, back=None, zone="z1", process=None):
+    """``worker``'s lease is expired at ``died``; it registers again at ``back``
+    (default: at once) as a new process (``process``), or, with ``process`` equal to
+    its current one, as the same process (its lease was lost, not its process)."""
+    expire(state, worker, died)
+    if process is None:
+        process = state.workers[worker].process + "+"
+    return register(state, worker, zone, now=died if back is None else back, process=process)
+
+
+def test_quarantine_after_crashes_on_distinct_workers_and_release(state):
+    for worker, zone in (("w1", "z1"), ("w2", "z2"), ("w3", "z3")):
+        register(state, worker, zone, now=0.0, process="1")
     assign(state, "t/0", "w1", now=0.0)
-    state.apply(c.ExpireWorker(worker_id="w1", now=10.0))
+    # Back after its hold (restart delay 5 s) ran out: t/0 is not handed back.
+    assert crash(state, "w1", 10.0, back=16.0).quarantined == ()
+    assert state.partitions["t/0"].deaths == [(10.0, "w1")]
     assign(state, "t/0", "w2", now=16.0)
-    result = state.apply(c.ExpireWorker(worker_id="w2", now=20.0))
+    result = crash(state, "w2", 20.0, zone="z2")
     assert result.quarantined == ("t/0",)
     assert state.status().quarantined == ("t/0",)
     assert state.status().counters["quarantines"] == 1
@@ -245,6 +265,7 @@ def test_quarantine_after_repeated_early_deaths_and_release(state):
                                      now=21.0)) is ErrorCode.QUARANTINED
     assert state.apply(c.ReleaseQuarantine(partition_id="t/0", now=22.0)) == \
         c.QuarantineReleased(partition_id="t/0")
+    assert state.partitions["t/0"].deaths == []
     assert isinstance(assign(state, "t/0", "w3", now=23.0), c.Assigned)
     assert unchanged(state, c.ReleaseQuarantine(partition_id="t/0", now=24.0)) \
         is ErrorCode.NOT_QUARANTINED
@@ -252,19 +273,212 @@ def test_quarantine_after_repeated_early_deaths_and_release(state):
         is ErrorCode.UNKNOWN_PARTITION
 
 
+def test_crash_looping_partition_is_quarantined_across_distinct_workers():
+    # Three workers, each crashing right after taking p/0 and restarting (default
+    # settings: threshold 3, suspect window 30 s, window 60 s).
+    state = CoordinatorState()
+    workers = ["a", "b", "c", "d"]
+    for worker in workers:
+        register(state, worker, now=0.0, process="1")
+    state.apply(c.CreatePartitionGroup(name="p", count=1, now=0.0))
+    state.apply(c.CreatePartitionGroup(name="g", count=8, now=0.0))
+    for i in range(8):
+        assign(state, f"g/{i}", workers[i % 4], now=0.0)
+    quarantined = []
+    for i, worker in enumerate(["a", "b", "c"]):
+        t = 40.0 + 10.0 * i
+        assign(state, "p/0", worker, now=t)
+        quarantined.append(crash(state, worker, t + 3.0, back=t + 6.0).quarantined)
+    assert quarantined == [(), (), ("p/0",)]
+    # The partitions the dead workers ran for 40 s and more are not suspects.
+    assert state.status().quarantined == ("p/0",)
+    assert all(not state.partitions[f"g/{i}"].deaths for i in range(8))
+
+
+def test_partition_bouncing_between_two_crashing_workers_is_quarantined():
+    # A crashed worker comes back empty, so the planner may hand the partition
+    # straight back to it: two distinct workers are enough.
+    state = CoordinatorState()
+    for worker in ("a", "b"):
+        register(state, worker, now=0.0, process="1")
+    state.apply(c.CreatePartitionGroup(name="p", count=1, now=0.0))
+    results = []
+    for i, worker in enumerate(["a", "b", "a"]):
+        t = 10.0 + 5.0 * i
+        assign(state, "p/0", worker, now=t)
+        results.append(crash(state, worker, t + 2.5, back=t + 4.0).quarantined)
+    assert results == [(), (), ("p/0",)]
+
+
+def test_a_quarantined_partition_explains_the_crashes_it_shared():
+    # g/0 travelled with the bad p/0 for two crashes; once p/0 is quarantined those
+    # crashes are taken off g/0.
+    state = CoordinatorState()
+    for worker in ("a", "b", "c", "d"):
+        register(state, worker, now=0.0, process="1")
+    state.apply(c.CreatePartitionGroup(name="p", count=1, now=0.0))
+    state.apply(c.CreatePartitionGroup(name="g", count=1, now=0.0))
+    for i, worker in enumerate(["a", "b"]):
+        t = 10.0 + 5.0 * i
+        assign(state, "p/0", worker, now=t)
+        assign(state, "g/0", worker, now=t)
+        crash(state, worker, t + 2.5, back=t + 4.0)
+    assert len(state.partitions["g/0"].deaths) == 2
+    assign(state, "p/0", "c", now=20.0)
+    assign(state, "g/0", "d", now=20.0)
+    assert crash(state, "c", 22.5, back=24.0).quarantined == ("p/0",)
+    assert state.partitions["g/0"].deaths == []
+    assert crash(state, "d", 22.5, back=24.0).quarantined == ()  # g/0 alone on d
+    assert state.partitions["g/0"].deaths == [(22.5, "d")]
+
+
+def test_one_worker_crashing_with_many_partitions_quarantines_none_of_the_older():
+    # Threshold 1: any charge quarantines. The worker took g/0..g/3 at 0 and g/4 at
+    # 5, then crashed: only g/4, the one it took last, is a suspect.
+    state = CoordinatorState(CoordinatorConfig(quarantine_threshold=1))
+    register(state, "w", now=0.0, process="1")
+    state.apply(c.CreatePartitionGroup(name="g", count=5, now=0.0))
+    for i in range(4):
+        assign(state, f"g/{i}", "w", now=0.0)
+    assign(state, "g/4", "w", now=5.0)
+    assert crash(state, "w", 7.0, back=9.0).quarantined == ("g/4",)
+    assert state.status().quarantined == ("g/4",)
+
+
+def test_partitions_taken_together_share_a_crash_but_one_crash_quarantines_nothing(state):
+    # The fixture's threshold is 2: a crash charges every partition the worker took
+    # at its last instant, but once.
+    register(state, "w1", now=0.0, process="1")
+    for i in range(4):
+        assign(state, f"t/{i}", "w1", now=1.0)
+    assert crash(state, "w1", 3.0, back=4.0).quarantined == ()
+    assert [state.partitions[f"t/{i}"].deaths for i in range(4)] == [[(3.0, "w1")]] * 4
+    assert not state.status().quarantined
+
+
+@pytest.mark.parametrize("fault", ["pause", "cut-off", "node partition"])
+def test_leases_lost_while_the_process_lived_quarantine_nothing(fault):
+    # The same process comes back after each expiry: a pause, a worker cut off from
+    # the coordinator for a while, or the workers on the far side of a partition of
+    # the coordinator nodes (all expired in one leader tick). Threshold 1, so any
+    # charge at all would quarantine.
+    state = CoordinatorState(CoordinatorConfig(quarantine_threshold=1))
+    workers = ["a", "b", "c", "d"]
+    for worker in workers:
+        register(state, worker, now=0.0, process=f"{worker}-1")
+    state.apply(c.CreatePartitionGroup(name="g", count=8, now=0.0))
+    for i in range(8):
+        assign(state, f"g/{i}", workers[i % 4], now=1.0)
+    for round_ in range(3):
+        t = 2.0 + 10.0 * round_
+        victims = workers[:2] if fault == "node partition" else [workers[round_]]
+        for worker in victims:
+            expire(state, worker, t)
+        back = t + (1.0 if fault == "pause" else 6.0)
+        for worker in victims:
+            result = register(state, worker, now=back, process=f"{worker}-1")
+            assert result.quarantined == ()
+            assert state.workers[worker].suspects == ()
+        for i in range(8):  # everything is placed again, as just taken
+            if state.owner(f"g/{i}") is None:
+                assign(state, f"g/{i}", workers[(i + round_ + 1) % 4], now=back)
+    assert not state.status().quarantined
+    assert all(not record.deaths for record in state.partitions.values())
+
+
+def test_a_worker_that_never_comes_back_or_sends_no_process_id_charges_nothing():
+    state = CoordinatorState(CoordinatorConfig(quarantine_threshold=1))
+    register(state, "gone", now=0.0, process="1")
+    register(state, "old", now=0.0)  # an agent that sends no process id
+    state.apply(c.CreatePartitionGroup(name="g", count=2, now=0.0))
+    assign(state, "g/0", "gone", now=1.0)
+    assign(state, "g/1", "old", now=1.0)
+    expire(state, "gone", 3.0)
+    assert state.workers["gone"].suspects == ("g/0",)
+    assert crash(state, "old", 3.0, process="").quarantined == ()
+    assert not state.status().quarantined
+
+
+def test_a_worker_back_after_the_window_charges_nothing():
+    state = CoordinatorState(CoordinatorConfig(quarantine_threshold=1, quarantine_window=60.0))
+    register(state, "w", now=0.0, process="1")
+    state.apply(c.CreatePartitionGroup(name="g", count=1, now=0.0))
+    assign(state, "g/0", "w", now=1.0)
+    assert crash(state, "w", 3.0, back=70.0).quarantined == ()
+    assert not state.partitions["g/0"].deaths
+
+
+def test_one_worker_crash_looping_alone_counts_once():
+    # Its slots are held and handed back at every restart, so they are always its
+    # latest takes; but a single worker cannot tell a bad partition from a bad worker.
+    state = CoordinatorState(CoordinatorConfig(restart_delay=5.0))
+    register(state, "w", now=0.0, process="0")
+    register(state, "v", now=0.0, process="0")
+    state.apply(c.CreatePartitionGroup(name="g", count=2, now=0.0))
+    assign(state, "g/0", "w", now=0.0)
+    for i in range(5):
+        result = crash(state, "w", 3.0 + 4.0 * i, back=4.0 + 4.0 * i, process=str(i + 1))
+        assert result.restored and result.quarantined == ()
+    assert state.partitions["g/0"].deaths[-1][1] == "w"
+    assert not state.status().quarantined
+
+
+def test_slots_handed_back_after_a_restart_keep_their_take_time(state):
+    # w1 took t/0 at 0 and t/1 at 10, crashed and came back within its restart
+    # delay: both are handed back, but only t/1 is a new take.
+    register(state, "w1", now=0.0, process="1")
+    assign(state, "t/0", "w1", now=0.0)
+    assign(state, "t/1", "w1", now=10.0)
+    assert len(crash(state, "w1", 12.0, back=13.0).restored) == 2
+    assert state.partitions["t/0"].assigned_at[0] == 0.0
+    expire(state, "w1", 14.0)
+    assert state.workers["w1"].suspects == ("t/1",)
+
+
+def test_a_restart_within_the_lease_only_updates_the_process_id(state):
+    # The new process registers while the worker is still live: when the old one
+    # was last heard from is unknown, so nothing is charged; a later lease lost by
+    # the new process is no crash.
+    register(state, "w1", now=0.0, process="1")
+    assign(state, "t/0", "w1", now=1.0)
+    assert register(state, "w1", now=2.0, process="2") == \
+        c.WorkerRegistered(worker_id="w1", created=False)
+    assert state.workers["w1"].process == "2" and not state.partitions["t/0"].deaths
+    assert crash(state, "w1", 5.0, back=6.0, process="2").quarantined == ()
+    assert not state.partitions["t/0"].deaths
+
+
+def test_a_partition_given_after_the_worker_went_silent_is_no_suspect():
+    # w crashed at 4 (last heard at 4); the leader gave it g/1 at 5, before its
+    # lease ran out. g/1 never reached it; g/0, which it ran, is the suspect.
+    state = CoordinatorState(CoordinatorConfig(quarantine_threshold=1))
+    register(state, "w", now=0.0, process="1")
+    state.apply(c.CreatePartitionGroup(name="g", count=2, now=0.0))
+    assign(state, "g/0", "w", now=1.0)
+    assign(state, "g/1", "w", now=5.0)
+    expire(state, "w", 6.0, heard=4.0)
+    assert state.workers["w"].suspects == ("g/0",)
+    # An expiry by a leader that never heard from the worker names no suspect.
+    register(state, "w", now=7.0, process="1")
+    assign(state, "g/0", "w", now=7.0)
+    state.apply(c.ExpireWorker(worker_id="w", now=9.0))
+    assert state.workers["w"].suspects == ()
+
+
 def _revoke_then_quarantine(state):
     """The command sequence of `raftcoord simulate --scenario mixed --seed 24` for
     `events/0` (3 nodes, 30 s, all faults), reduced: slot 0 is being handed off when
     the death of slot 1's owner quarantines the partition."""
-    register(state, "w3", "z3")
-    register(state, "w4", "z4")
+    for worker, zone in (("w1", "z1"), ("w2", "z2"), ("w3", "z3"), ("w4", "z4")):
+        register(state, worker, zone, process="1")
     assign(state, "t/0", "w1", slot=0, now=0.0)
     assign(state, "t/0", "w2", slot=1, now=0.0)
-    state.apply(c.ExpireWorker(worker_id="w2", now=10.0))  # first death; slot 1 held
+    expire(state, "w2", 10.0)  # first crash; slot 1 held
     assign(state, "t/0", "w3", slot=1, now=16.0)  # after the hold ran out
+    register(state, "w2", "z2", now=16.0, process="2")  # back as a new process
     state.apply(c.Revoke(partition_id="t/0", slot=0, worker_id="w1",
                          epoch=state.partitions["t/0"].epoch, target="w4", now=17.0))
-    result = state.apply(c.ExpireWorker(worker_id="w3", now=18.0))
+    result = crash(state, "w3", 18.0, zone="z3")
     assert result.quarantined == ("t/0",)
     assert state.pending_moves[("t/0", 0)].phase is MovePhase.REVOKING
 
@@ -283,7 +497,7 @@ def test_handoff_finishing_during_quarantine_ends_its_move(state, finish):
         result = state.apply(c.ForceRevoke(**base, now=27.0))
         assert isinstance(result, c.SlotReleased) and result.forced, result
     else:
-        result = state.apply(c.ExpireWorker(worker_id="w1", now=19.0))
+        result = expire(state, "w1", 19.0)
         assert result.freed == (c.SlotRef(partition_id="t/0", slot=0, epoch=epoch),)
     assert state.owner("t/0", 0) is None and state.partitions["t/0"].quarantined
     assert not state.pending_moves and state.status().pending_moves == 0
@@ -300,21 +514,43 @@ def test_quarantine_drops_released_handoffs(state):
     state.apply(c.Released(partition_id="t/0", slot=0, worker_id="w1",
                            epoch=state.partitions["t/0"].epoch, now=20.0))
     assert state.pending_moves[("t/0", 0)].phase is MovePhase.RELEASED
-    register(state, "w3", "z3", now=21.0)
     assign(state, "t/0", "w3", slot=1, now=21.0)
-    state.apply(c.ExpireWorker(worker_id="w3", now=22.0))
-    assert register(state, "w3", "z3", now=23.0).restored  # slot 1 back from its hold
-    state.apply(c.ExpireWorker(worker_id="w3", now=24.0))  # quarantined again
+    expire(state, "w3", 22.0)
+    assign(state, "t/0", "w4", slot=1, now=27.5)  # after w3's hold ran out
+    register(state, "w3", "z3", now=27.5, process="3")  # w3 had crashed
+    crash(state, "w4", 28.0, zone="z4")  # quarantined again: w3, w4 within the window
     assert state.partitions["t/0"].quarantined
     assert not state.pending_moves
 
 
 def test_deaths_long_after_taking_a_partition_do_not_quarantine(state):
     for i, worker in enumerate(["w1", "w2", "w1", "w2"]):
-        register(state, worker, now=i * 100.0)
+        register(state, worker, now=i * 100.0, process=str(i))
         assign(state, "t/0", worker, now=i * 100.0)
-        state.apply(c.ExpireWorker(worker_id=worker, now=i * 100.0 + 50.0))
+        expire(state, worker, i * 100.0 + 50.0)
+        assert state.workers[worker].suspects == ()
     assert not state.partitions["t/0"].quarantined
+
+
+def test_quarantine_evidence_survives_snapshot_and_restore(state):
+    register(state, "w1", now=0.0, process="1")
+    assign(state, "t/0", "w1", now=1.0)
+    crash(state, "w1", 3.0, back=4.0)
+    assign(state, "t/1", "w2", now=5.0)
+    expire(state, "w2", 6.0)
+    restored = CoordinatorState.restore(state.snapshot())
+    assert restored == state
+    assert restored.partitions["t/0"].deaths == [(3.0, "w1")]
+    assert restored.workers["w1"].process == "1+" and restored.workers["w2"].suspects == ("t/1",)
+    assert restored.config.quarantine_suspect_window == state.config.quarantine_suspect_window
+
+
+def test_deleting_a_group_forgets_its_suspects(state):
+    assign(state, "t/0", "w1", now=1.0)
+    expire(state, "w1", 2.0)
+    assert state.workers["w1"].suspects == ("t/0",)
+    state.apply(c.DeletePartitionGroup(name="t", now=3.0))
+    assert state.workers["w1"].suspects == ()
 
 
 # --------------------------------------------------------------------- metadata KV
@@ -421,8 +657,8 @@ def test_restore_rejects_garbage():
         CoordinatorState.restore(b"\xff\x00garbage")
     with pytest.raises(SnapshotError, match="invalid snapshot"):
         CoordinatorState.restore(b"\xa1\x66format\x02")  # {"format": 2}, nothing else
-    with pytest.raises(SnapshotError, match="unsupported snapshot format 4"):
-        CoordinatorState.restore(cbor2.dumps({"format": 4}))
+    with pytest.raises(SnapshotError, match="unsupported snapshot format 5"):
+        CoordinatorState.restore(cbor2.dumps({"format": 5}))
 
 
 # ------------------------------------------------------------------- cluster time
@@ -458,17 +694,54 @@ def test_log_time_survives_snapshot_and_restore():
     assert restored == state
 
 
+def as_format_2(wire, version=2):
+    """A format 4 snapshot's wire form as format 2 (or 3) wrote it: no quarantine
+    evidence of rule 6 (no suspect window, process ids, suspects or holds' take
+    times; deaths as bare times), and before 3 no client sessions."""
+    wire = dict(wire, format=version, config=wire["config"][:4])
+    if version < 3:
+        wire.pop("sessions", None)
+        wire.pop("session_clock", None)
+    wire["workers"] = [row[:8] for row in wire["workers"]]
+    wire["holds"] = [row[:4] for row in wire["holds"]]
+    wire["partitions"] = [row[:9] + [[d[0] for d in row[9]]] + row[10:]
+                          for row in wire["partitions"]]
+    return wire
+
+
+def without_quarantine_evidence(state):
+    """``state`` as restored from a format 1 or 2 snapshot: rule 6's evidence gone."""
+    wire = as_format_2(cbor2.loads(state.snapshot()))
+    wire["partitions"] = [row[:9] + [[]] + row[10:] for row in wire["partitions"]]
+    return CoordinatorState.restore(cbor2.dumps(wire))
+
+
+def test_format_2_snapshot_is_read_without_the_old_death_charges(state):
+    register(state, "w1", now=0.0, process="1")
+    assign(state, "t/0", "w1", now=1.0)
+    crash(state, "w1", 3.0, back=4.0)
+    assert state.partitions["t/0"].deaths
+    restored = CoordinatorState.restore(cbor2.dumps(as_format_2(cbor2.loads(state.snapshot()))))
+    assert restored.partitions["t/0"].deaths == []
+    three = CoordinatorState.restore(cbor2.dumps(as_format_2(cbor2.loads(state.snapshot()), 3)))
+    assert three == restored
+    assert restored.workers["w1"].process == "" and restored.log_time == state.log_time
+    assert restored.config.quarantine_suspect_window == \
+        CoordinatorConfig().quarantine_suspect_window
+    assert restored == without_quarantine_evidence(state)
+
+
 def test_format_1_snapshot_takes_its_latest_timestamp_as_log_time():
     state = CoordinatorState(CoordinatorConfig(restart_delay=30.0))
     for command in busy_log():
         state.apply(command)
-    wire = cbor2.loads(state.snapshot())
+    wire = as_format_2(cbor2.loads(state.snapshot()))
     del wire["log_time"]
     wire["format"] = 1
     restored = CoordinatorState.restore(cbor2.dumps(wire, canonical=True))
     # The latest timestamp stored: the deletion of "aa" at 5.0 (its retirement).
     assert restored.log_time == 5.0
-    assert restored == state
+    assert restored == without_quarantine_evidence(state)
     wire["retired"] = []
     assert CoordinatorState.restore(cbor2.dumps(wire)).log_time == 4.0  # the expiry
 

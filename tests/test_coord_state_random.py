@@ -26,9 +26,10 @@ now = st.integers(0, 40).map(float)
 
 command = st.one_of(
     st.builds(c.RegisterWorker, worker_id=worker, address=st.just("a"),
-              zone=st.sampled_from(["z0", "z1"]), capacity=st.integers(1, 2), now=now),
+              zone=st.sampled_from(["z0", "z1"]), capacity=st.integers(1, 2),
+              process=st.sampled_from(["", "p1", "p2", "p3"]), now=now),
     st.builds(c.DeregisterWorker, worker_id=worker, now=now),
-    st.builds(c.ExpireWorker, worker_id=worker, now=now),
+    st.builds(c.ExpireWorker, worker_id=worker, now=now, last_heard=st.none() | now),
     st.builds(c.DrainWorker, worker_id=worker, now=now),
     st.builds(c.UndrainWorker, worker_id=worker, now=now),
     st.builds(c.CreatePartitionGroup, name=st.sampled_from(GROUPS), count=st.just(3),
