@@ -400,6 +400,9 @@ class RaftRuntime:
                 await self._handle(rd)
                 node.advance(rd)
                 changed = True
+                # Announced once persisted, batch by batch: a drain may go on for a
+                # while (the new leader's first entry), and watchers should not lag.
+                self._announce_leadership()
             if changed:
                 await self._maybe_compact()
         except Exception as exc:
@@ -418,11 +421,14 @@ class RaftRuntime:
         if changed:
             self._changed.set()
             self._changed = trio.Event()
-            leadership = Leadership(node.term, node.leader, node.role)
-            if leadership != self._leadership:
-                self._leadership = leadership
-                self._leadership_changed.set()
-                self._leadership_changed = trio.Event()
+
+    def _announce_leadership(self) -> None:
+        node = self.node
+        leadership = Leadership(node.term, node.leader, node.role)
+        if leadership != self._leadership:
+            self._leadership = leadership
+            self._leadership_changed.set()
+            self._leadership_changed = trio.Event()
 
     async def _handle(self, rd: Ready) -> None:
         send_first = rd.may_send_before_persist and self.replicate_while_writing

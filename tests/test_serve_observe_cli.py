@@ -39,9 +39,16 @@ def test_serve_with_http_and_json_logs(tmp_path):
         while get(f"{base}/readyz")[0] != 200:
             assert time.monotonic() < deadline, "never ready"
             time.sleep(0.05)
-        status, body = get(f"{base}/metrics")
-        names = {f.name for f in text_string_to_metric_families(body.decode())}
-        assert status == 200 and {"raftcoord_raft_role", "raftcoord_raft_term"} <= names
+        while True:  # /readyz reads the role at once; the change is logged once persisted
+            status, body = get(f"{base}/metrics")
+            families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+            assert status == 200
+            if sum(s.value for s in families["raftcoord_leader_changes"].samples
+                   if s.name.endswith("_total")) >= 1:
+                break
+            assert time.monotonic() < deadline, "the leader change was never counted"
+            time.sleep(0.05)
+        assert {"raftcoord_raft_role", "raftcoord_raft_term"} <= set(families)
         assert json.loads(get(f"{base}/status")[1])["role"] == "leader"
     finally:
         process.terminate()
